@@ -1,0 +1,62 @@
+// VgConfig: the YAML file `vgfs create` reads and `vgfs mount` uses to find
+// the PVs (SPEC §3).
+//
+// Invariant: a VgConfig returned by load_config() has only known keys,
+// well-formed names and sizes, absolute PV paths (relative ones resolved
+// against the config's folder) and remembers the line and column of each
+// entry so later checks (create, mount) can point at the line.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vgfs/extent_map.h"
+#include "vgfs/status.h"
+
+namespace vgfs {
+
+// "file:line:col" of a YAML node, for error messages.
+struct ConfigPlace {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string str() const;
+};
+
+struct PvConfig {
+  std::string name;
+  std::string path;               // absolute
+  std::optional<uint64_t> size;   // bytes; absent = whole existing file/device
+  ConfigPlace place;
+};
+
+struct ExplicitRun {
+  uint64_t le = 0;
+  uint64_t count = 0;
+  std::string pv;
+  uint64_t pe = 0;
+  ConfigPlace place;
+};
+
+struct LvConfig {
+  std::string name;
+  std::optional<uint64_t> size;   // bytes, for allocator placement
+  std::vector<ExplicitRun> extents;
+  uint32_t mode = 0600;
+  ConfigPlace place;
+};
+
+struct VgConfig {
+  std::string path;  // absolute path of the config file
+  std::string name;
+  uint64_t extent_size = 0;
+  uint64_t region_size = 0;
+  std::vector<PvConfig> pvs;
+  std::vector<LvConfig> lvs;
+};
+
+Result<VgConfig> load_config(const std::string& path);
+
+}  // namespace vgfs

@@ -1,0 +1,87 @@
+// VgMetadata: the whole committed state of a volume group.
+//
+// It holds the VG record, the PV management information (one PvInfo per PV)
+// and the LV management information (one LvInfo per LV, each with its
+// ExtentMap). The PE→LE maps are not stored: pv_map() derives them from the
+// LE→PE maps, and validate() proves they are a true inverse (no PE used
+// twice, none out of range). Any VgMetadata that is written to a PV, served
+// by a mount, or returned by decode_metadata() has passed validate().
+//
+// The text form (encode_metadata/decode_metadata) is YAML; it is what the
+// metadata slots on every PV hold and what `vgfs dump` prints.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vgfs/extent_map.h"
+#include "vgfs/status.h"
+#include "vgfs/units.h"
+
+namespace vgfs {
+
+constexpr uint64_t kDefaultExtentSize = 4 * MiB;
+constexpr uint64_t kDefaultRegionSize = 256 * KiB;
+constexpr uint64_t kMinExtentSize = 64 * KiB;
+constexpr uint64_t kMaxExtentSize = 1 * GiB;
+
+struct PvInfo {
+  std::string name;
+  Uuid uuid{};
+  std::string path;       // absolute path the PV was created or last seen at
+  uint64_t pe_start = 0;  // byte offset of PE 0 in the image
+  uint64_t pe_count = 0;
+};
+
+struct LvInfo {
+  std::string name;
+  Uuid uuid{};
+  uint32_t mode = 0600;
+  ExtentMap map;
+};
+
+struct VgMetadata {
+  std::string name;
+  Uuid uuid{};
+  uint64_t extent_size = kDefaultExtentSize;
+  uint64_t region_size = kDefaultRegionSize;
+  uint64_t seqno = 0;
+  std::vector<PvInfo> pvs;
+  std::vector<LvInfo> lvs;
+
+  // Index of the PV / LV with this name, or -1.
+  int find_pv(std::string_view name) const;
+  int find_lv(std::string_view name) const;
+
+  // The PE→LE map of PV `pv` as runs covering PE 0 .. pe_count-1, free runs
+  // included. Assumes validate() passed.
+  std::vector<PvRun> pv_map(uint32_t pv) const;
+  uint64_t free_extents(uint32_t pv) const;
+  uint64_t total_free_extents() const;
+  // Names of the LVs with extents on PV `pv`, in LV order.
+  std::vector<std::string> lvs_on_pv(uint32_t pv) const;
+  // Names of the PVs holding extents of LV `lv`, in order of first use.
+  std::vector<std::string> pvs_of_lv(uint32_t lv) const;
+
+  // Checks names, sizes, extent/region sizes and that the maps are a
+  // consistent, in-range, non-overlapping assignment of PEs.
+  Status validate() const;
+};
+
+std::string encode_metadata(const VgMetadata& md);
+// `origin` names where the text came from for error messages.
+Result<VgMetadata> decode_metadata(std::string_view text, std::string_view origin);
+
+// Places `extents` extents on the PVs listed in `candidates` (all PVs when
+// empty): one contiguous run when any single free run fits (the smallest
+// such, lowest PV then PE on ties), otherwise the fewest runs, taking the
+// largest free runs first. Returned runs start at LE `first_le`. ENOSPC when
+// the candidates hold too few free extents.
+Result<std::vector<MapRun>> allocate_extents(const VgMetadata& md, uint64_t extents,
+                                             std::span<const uint32_t> candidates,
+                                             uint64_t first_le = 0);
+
+}  // namespace vgfs

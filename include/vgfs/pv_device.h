@@ -1,0 +1,52 @@
+// PvDevice: one open PV image file or block device.
+//
+// Invariant: a PvDevice owns its file descriptor (closed on destruction) and
+// knows the device size; every read_at/write_at is a full transfer or an
+// error naming the PV and offset. lock() takes an OFD lock on the whole
+// device, which belongs to the open file description: it survives fork (the
+// daemon keeps it) and conflicts with any other open of the same PV.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "vgfs/status.h"
+
+namespace vgfs {
+
+class PvDevice {
+ public:
+  PvDevice() = default;
+  PvDevice(PvDevice&& other) noexcept;
+  PvDevice& operator=(PvDevice&& other) noexcept;
+  PvDevice(const PvDevice&) = delete;
+  PvDevice& operator=(const PvDevice&) = delete;
+  ~PvDevice();
+
+  // `label` names the PV in errors, e.g. "PV pv0 (/srv/pv0.img)".
+  static Result<PvDevice> open(const std::string& path, bool writable, std::string label);
+
+  // exclusive: F_WRLCK (needs writable), otherwise F_RDLCK. Never waits.
+  Status lock(bool exclusive);
+
+  Status read_at(void* buf, uint64_t length, uint64_t offset) const;
+  Status write_at(const void* buf, uint64_t length, uint64_t offset) const;
+  Status sync() const;  // fdatasync
+
+  int fd() const { return fd_; }
+  uint64_t size() const { return size_; }
+  bool is_block_device() const { return block_device_; }
+  bool writable() const { return writable_; }
+  const std::string& path() const { return path_; }
+  const std::string& label() const { return label_; }
+
+ private:
+  int fd_ = -1;
+  uint64_t size_ = 0;
+  bool block_device_ = false;
+  bool writable_ = false;
+  std::string path_;
+  std::string label_;
+};
+
+}  // namespace vgfs

@@ -1,0 +1,73 @@
+// The on-PV format (docs/format.md): what every PV holds at which offset.
+//
+//   0       label copy A (4 KiB)        magic, version, UUIDs, layout, CRC32C
+//   4 KiB   label copy B (4 KiB)        identical to A
+//   1 MiB   metadata slot 0             header (seqno, length, CRC32C) + YAML text
+//   +S      metadata slot 1             same; seqno N is written to slot N % 2
+//   +S      migration area              job records (progress pointers, bitmaps)
+//   pe_start (1 MiB aligned)            PE n at pe_start + n * extent_size
+//
+// Invariant: every field read from disk is checked (magic, version, CRC32C,
+// offsets inside the device and non-overlapping) before anything trusts it;
+// a decoder returns an error instead of a half-valid record.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "vgfs/status.h"
+#include "vgfs/units.h"
+
+namespace vgfs {
+
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint64_t kLabelSize = 4 * KiB;
+constexpr uint64_t kLabelOffsets[2] = {0, 4 * KiB};
+constexpr uint64_t kSlotAreaOffset = 1 * MiB;
+constexpr uint64_t kDefaultSlotSize = 4 * MiB;
+constexpr uint64_t kDefaultMigrationAreaSize = 4 * MiB;
+constexpr uint64_t kSlotHeaderSize = 4 * KiB;
+
+struct PvLayout {
+  uint64_t slot_offset[2] = {0, 0};
+  uint64_t slot_size = 0;  // bytes per slot, header included
+  uint64_t migration_offset = 0;
+  uint64_t migration_size = 0;
+  uint64_t pe_start = 0;
+  uint64_t pe_count = 0;
+  uint64_t extent_size = 0;
+  uint64_t device_size = 0;  // bytes of the image or device at create time
+
+  // The standard layout for a device of `device_size` bytes; pe_count may be
+  // 0 when the device is too small (callers report that).
+  static PvLayout standard(uint64_t device_size, uint64_t extent_size);
+  uint64_t pe_offset(uint64_t pe) const { return pe_start + pe * extent_size; }
+};
+
+struct PvLabel {
+  Uuid pv_uuid{};
+  Uuid vg_uuid{};
+  PvLayout layout;
+};
+
+// Encodes into exactly kLabelSize bytes.
+std::string encode_label(const PvLabel& label);
+// Checks magic, version, CRC and that the layout is self-consistent and fits
+// in `device_size` bytes.
+Result<PvLabel> decode_label(std::string_view block, uint64_t device_size);
+// True when the block starts with the label magic (whatever its checksum).
+bool looks_like_label(std::string_view block);
+
+struct SlotHeader {
+  uint64_t seqno = 0;
+  uint64_t text_length = 0;
+  uint32_t text_crc = 0;
+};
+
+// Encodes into exactly kSlotHeaderSize bytes.
+std::string encode_slot_header(const SlotHeader& header);
+// Checks magic and header CRC, and that the text fits in `slot_size`.
+Result<SlotHeader> decode_slot_header(std::string_view block, uint64_t slot_size);
+
+}  // namespace vgfs

@@ -1,0 +1,63 @@
+// VgStore: the open, locked PVs of one VG and the metadata committed on them.
+//
+// Invariant: metadata() is always the highest-seqno valid metadata found on
+// (or last committed to) the PVs, and it has passed validate(). commit()
+// writes seqno+1 into slot (seqno+1) % 2 of every PV and fdatasyncs each PV
+// before it returns ok, so the previous metadata stays intact in the other
+// slot until the new one is durable everywhere. Opening for writing rewrites
+// every stale or damaged label and slot copy (each repair is reported).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vgfs/config.h"
+#include "vgfs/metadata.h"
+#include "vgfs/pv_device.h"
+#include "vgfs/pv_format.h"
+#include "vgfs/status.h"
+
+namespace vgfs {
+
+enum class OpenMode {
+  kReadWrite,  // exclusive OFD lock, repairs stale/damaged copies
+  kReadOnly,   // shared OFD lock, reports damage without repairing it
+};
+
+class VgStore {
+ public:
+  // Opens and locks every PV the config names, loads the metadata. Warnings
+  // (damaged copies, repairs) are appended to `warnings`.
+  static Result<std::unique_ptr<VgStore>> open(const VgConfig& config, OpenMode mode,
+                                               std::vector<std::string>* warnings);
+
+  // Writes labels and the first metadata (seqno 1) onto the PVs `config`
+  // names, creating missing images sparse. Refuses PVs that hold a vgfs label
+  // or other data unless `force`. On failure nothing is left behind: created
+  // files are removed and nothing was written to existing ones.
+  static Status create(const VgConfig& config, bool force, std::vector<std::string>* notes);
+
+  const VgMetadata& metadata() const { return metadata_; }
+  Status commit(VgMetadata next);
+
+  size_t pv_count() const { return pvs_.size(); }
+  const PvDevice& pv(uint32_t index) const { return pvs_[index]; }
+  const PvLabel& label(uint32_t index) const { return labels_[index]; }
+  bool read_only() const { return mode_ == OpenMode::kReadOnly; }
+
+ private:
+  VgStore() = default;
+  OpenMode mode_ = OpenMode::kReadOnly;
+  VgMetadata metadata_;
+  std::vector<PvDevice> pvs_;  // indexed like metadata_.pvs
+  std::vector<PvLabel> labels_;
+};
+
+// Builds the initial metadata a config describes (explicit runs checked,
+// size-only LVs placed by the allocator) for devices of the given sizes.
+Result<VgMetadata> metadata_from_config(const VgConfig& config,
+                                        const std::vector<uint64_t>& device_sizes,
+                                        std::vector<std::string>* notes);
+
+}  // namespace vgfs

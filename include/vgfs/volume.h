@@ -1,0 +1,78 @@
+// VolumeSet: the data path of every LV of a mounted VG.
+//
+// Invariant: map() turns an LV byte range into byte ranges on PV file
+// descriptors exactly as the LV's committed LE→PE map says, every range lies
+// inside the PE area of its PV, and nothing past the LV's end is returned.
+// The per-request path allocates nothing and takes no lock: each LV's map is
+// an immutable snapshot read through an atomic pointer.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "vgfs/metadata.h"
+#include "vgfs/status.h"
+#include "vgfs/vg_store.h"
+
+namespace vgfs {
+
+constexpr uint64_t kMaxIoSize = 1 * MiB;
+// A kMaxIoSize request over the smallest extents touches at most this many.
+constexpr size_t kMaxPieces = kMaxIoSize / kMinExtentSize + 1;
+
+struct PvPiece {
+  int fd = -1;
+  uint32_t pv = 0;
+  uint64_t offset = 0;  // byte offset in the PV
+  uint64_t length = 0;
+};
+
+class VolumeSet {
+ public:
+  explicit VolumeSet(VgStore& store);
+  ~VolumeSet();
+
+  size_t lv_count() const { return lvs_.size(); }
+  uint64_t lv_size(uint32_t lv) const;
+
+  // Splits [offset, offset+length) of LV `lv` into at most kMaxPieces PV
+  // pieces, clipped at the LV's end (length <= kMaxIoSize). Returns the count.
+  size_t map(uint32_t lv, uint64_t offset, uint64_t length, PvPiece* out) const;
+
+  // Whole transfers through map(); they return the bytes done (short only at
+  // the LV's end) or EIO naming the PV.
+  Result<size_t> read(uint32_t lv, uint64_t offset, void* buf, size_t length) const;
+  Result<size_t> write(uint32_t lv, uint64_t offset, const void* buf, size_t length);
+  // Punches (zero == false) or zeroes the PV ranges behind an LV range.
+  Status discard(uint32_t lv, uint64_t offset, uint64_t length, bool zero);
+  // Makes every acknowledged write durable: fdatasync of each PV written
+  // since its last flush.
+  Status flush();
+  // Records a completed write to PV `pv` (call after the write, before
+  // acknowledging it; write() and discard() do this themselves).
+  void note_written(uint32_t pv) { sync_state_[pv].written.fetch_add(1, std::memory_order_acq_rel); }
+
+ private:
+  struct LvLayout {
+    uint64_t size = 0;
+    std::vector<MapRun> runs;
+  };
+  const LvLayout* layout(uint32_t lv) const { return lvs_[lv]->load(std::memory_order_acquire); }
+
+  VgStore& store_;
+  uint64_t extent_size_;
+  uint32_t extent_shift_;
+  std::vector<uint64_t> pe_start_;
+  std::vector<std::unique_ptr<std::atomic<const LvLayout*>>> lvs_;
+  std::vector<std::unique_ptr<LvLayout>> layouts_;  // owns every snapshot
+  struct PvSyncState {
+    std::atomic<uint64_t> written{0};  // writes completed
+    std::atomic<uint64_t> synced{0};   // `written` as of the start of the last finished fdatasync
+  };
+  std::unique_ptr<PvSyncState[]> sync_state_;
+};
+
+}  // namespace vgfs

@@ -1,0 +1,146 @@
+// VgMetadata queries and validation (see include/vgfs/metadata.h).
+#include <algorithm>
+#include <fmt/format.h>
+#include <set>
+
+#include "vgfs/metadata.h"
+
+namespace vgfs {
+
+int VgMetadata::find_pv(std::string_view name) const {
+  for (size_t i = 0; i < pvs.size(); ++i)
+    if (pvs[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+int VgMetadata::find_lv(std::string_view name) const {
+  for (size_t i = 0; i < lvs.size(); ++i)
+    if (lvs[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+namespace {
+
+// Every used run of PV `pv`, sorted by PE (free runs not included).
+std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
+  std::vector<PvRun> used;
+  for (size_t lv = 0; lv < md.lvs.size(); ++lv)
+    for (const MapRun& r : md.lvs[lv].map.runs())
+      if (r.pv == pv) used.push_back(PvRun{r.pe, r.count, static_cast<int64_t>(lv), r.le});
+  std::sort(used.begin(), used.end(), [](const PvRun& a, const PvRun& b) { return a.pe < b.pe; });
+  return used;
+}
+
+}  // namespace
+
+std::vector<PvRun> VgMetadata::pv_map(uint32_t pv) const {
+  std::vector<PvRun> out;
+  uint64_t next = 0;
+  for (const PvRun& r : used_runs(*this, pv)) {
+    if (r.pe > next) out.push_back(PvRun{next, r.pe - next, PvRun::kFree, 0});
+    // Merge with the previous run when it continues the same LV's LEs.
+    if (!out.empty() && !out.back().free() && out.back().lv == r.lv && out.back().pe_end() == r.pe &&
+        out.back().le + out.back().count == r.le)
+      out.back().count += r.count;
+    else
+      out.push_back(r);
+    next = r.pe_end();
+  }
+  if (next < pvs[pv].pe_count) out.push_back(PvRun{next, pvs[pv].pe_count - next, PvRun::kFree, 0});
+  return out;
+}
+
+uint64_t VgMetadata::free_extents(uint32_t pv) const {
+  uint64_t used = 0;
+  for (const LvInfo& lv : lvs)
+    for (const MapRun& r : lv.map.runs())
+      if (r.pv == pv) used += r.count;
+  return pvs[pv].pe_count - used;
+}
+
+uint64_t VgMetadata::total_free_extents() const {
+  uint64_t total = 0;
+  for (const PvInfo& pv : pvs) total += pv.pe_count;
+  for (const LvInfo& lv : lvs) total -= lv.map.extent_count();
+  return total;
+}
+
+std::vector<std::string> VgMetadata::lvs_on_pv(uint32_t pv) const {
+  std::vector<std::string> out;
+  for (const LvInfo& lv : lvs)
+    for (const MapRun& r : lv.map.runs())
+      if (r.pv == pv) {
+        out.push_back(lv.name);
+        break;
+      }
+  return out;
+}
+
+std::vector<std::string> VgMetadata::pvs_of_lv(uint32_t lv) const {
+  std::vector<std::string> out;
+  std::vector<bool> seen(pvs.size(), false);
+  for (const MapRun& r : lvs[lv].map.runs())
+    if (r.pv < pvs.size() && !seen[r.pv]) {
+      seen[r.pv] = true;
+      out.push_back(pvs[r.pv].name);
+    }
+  return out;
+}
+
+Status VgMetadata::validate() const {
+  VGFS_RETURN_IF_ERROR(check_name("VG", name));
+  if (!is_power_of_two(extent_size) || extent_size < kMinExtentSize || extent_size > kMaxExtentSize)
+    return Status::Error(EINVAL, fmt::format("extent size {} is not a power of two between 64KiB and 1GiB",
+                                             format_size(extent_size)));
+  if (!is_power_of_two(region_size) || region_size < 4 * KiB || extent_size % region_size != 0)
+    return Status::Error(EINVAL, fmt::format("region size {} is not a power of two of at least 4KiB that "
+                                             "divides the extent size {}",
+                                             format_size(region_size), format_size(extent_size)));
+  if (pvs.empty()) return Status::Error(EINVAL, fmt::format("VG {} has no PV", name));
+
+  std::set<std::string_view> names;
+  for (const PvInfo& pv : pvs) {
+    VGFS_RETURN_IF_ERROR(check_name("PV", pv.name));
+    if (!names.insert(pv.name).second)
+      return Status::Error(EINVAL, fmt::format("PV name {} is used twice", pv.name));
+    if (pv.pe_start % MiB != 0)
+      return Status::Error(EINVAL, fmt::format("PV {}: pe_start {} is not aligned to 1MiB", pv.name, pv.pe_start));
+    if (pv.pe_count > (UINT64_MAX - pv.pe_start) / extent_size)
+      return Status::Error(EINVAL, fmt::format("PV {}: PE count {} is too large", pv.name, pv.pe_count));
+  }
+  names.clear();
+  for (const LvInfo& lv : lvs) {
+    VGFS_RETURN_IF_ERROR(check_name("LV", lv.name));
+    if (!names.insert(lv.name).second)
+      return Status::Error(EINVAL, fmt::format("LV name {} is used twice", lv.name));
+    if (lv.map.empty()) return Status::Error(EINVAL, fmt::format("LV {} has no extents", lv.name));
+    if (lv.mode > 0777) return Status::Error(EINVAL, fmt::format("LV {}: mode {:o} is not a permission mode", lv.name, lv.mode));
+    for (const MapRun& r : lv.map.runs()) {
+      if (r.pv >= pvs.size())
+        return Status::Error(EINVAL, fmt::format("LV {}: LE {} names PV #{} which does not exist", lv.name,
+                                                 format_range(r.le, r.count), r.pv));
+      const PvInfo& pv = pvs[r.pv];
+      if (r.pe >= pv.pe_count || r.count > pv.pe_count - r.pe)
+        return Status::Error(EINVAL, fmt::format("LV {}: LE {} maps to PE {} of PV {}, which has only PEs 0-{}",
+                                                 lv.name, format_range(r.le, r.count), format_range(r.pe, r.count),
+                                                 pv.name, pv.pe_count == 0 ? 0 : pv.pe_count - 1));
+    }
+  }
+  for (uint32_t pv = 0; pv < pvs.size(); ++pv) {
+    std::vector<PvRun> used = used_runs(*this, pv);
+    for (size_t i = 1; i < used.size(); ++i) {
+      const PvRun& a = used[i - 1];
+      const PvRun& b = used[i];
+      if (b.pe < a.pe_end()) {
+        uint64_t first = b.pe, last = std::min(a.pe_end(), b.pe_end()) - 1;
+        return Status::Error(EINVAL, fmt::format("PE {} of PV {} is mapped twice: by LV {} LE {} and by LV {} LE {}",
+                                                 format_range(first, last - first + 1), pvs[pv].name,
+                                                 lvs[a.lv].name, format_range(a.le + (first - a.pe), last - first + 1),
+                                                 lvs[b.lv].name, format_range(b.le + (first - b.pe), last - first + 1)));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace vgfs

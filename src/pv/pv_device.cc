@@ -1,0 +1,100 @@
+// Open, lock and transfer on one PV (include/vgfs/pv_device.h).
+#include "vgfs/pv_device.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace vgfs {
+
+PvDevice::PvDevice(PvDevice&& o) noexcept { *this = std::move(o); }
+
+PvDevice& PvDevice::operator=(PvDevice&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(o.fd_, -1);
+    size_ = o.size_;
+    block_device_ = o.block_device_;
+    writable_ = o.writable_;
+    path_ = std::move(o.path_);
+    label_ = std::move(o.label_);
+  }
+  return *this;
+}
+
+PvDevice::~PvDevice() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Result<PvDevice> PvDevice::open(const std::string& path, bool writable, std::string label) {
+  PvDevice d;
+  d.path_ = path;
+  d.label_ = std::move(label);
+  d.writable_ = writable;
+  d.fd_ = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (d.fd_ < 0)
+    return Status::Error(errno, fmt::format("{}: cannot open: {}", d.label_, std::strerror(errno)));
+  struct stat st {};
+  if (fstat(d.fd_, &st) != 0)
+    return Status::Error(errno, fmt::format("{}: cannot stat: {}", d.label_, std::strerror(errno)));
+  if (S_ISBLK(st.st_mode)) {
+    d.block_device_ = true;
+    if (ioctl(d.fd_, BLKGETSIZE64, &d.size_) != 0)
+      return Status::Error(errno, fmt::format("{}: cannot read the device size: {}", d.label_, std::strerror(errno)));
+  } else if (S_ISREG(st.st_mode)) {
+    d.size_ = static_cast<uint64_t>(st.st_size);
+  } else {
+    return Status::Error(EINVAL, fmt::format("{}: not a regular file or block device", d.label_));
+  }
+  return d;
+}
+
+Status PvDevice::lock(bool exclusive) {
+  struct flock fl {};
+  fl.l_type = exclusive ? F_WRLCK : F_RDLCK;
+  fl.l_whence = SEEK_SET;
+  if (fcntl(fd_, F_OFD_SETLK, &fl) == 0) return Status::Ok();
+  if (errno == EAGAIN || errno == EACCES)
+    return Status::Error(EBUSY, fmt::format("{}: locked by another process (is the VG mounted already?)", label_));
+  return Status::Error(errno, fmt::format("{}: cannot lock: {}", label_, std::strerror(errno)));
+}
+
+Status PvDevice::read_at(void* buf, uint64_t length, uint64_t offset) const {
+  auto* p = static_cast<char*>(buf);
+  while (length > 0) {
+    ssize_t n = ::pread(fd_, p, length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Error(EIO, fmt::format("{}: read at byte {} failed: {}", label_, offset, std::strerror(errno)));
+    if (n == 0) return Status::Error(EIO, fmt::format("{}: read at byte {} is past the end", label_, offset));
+    p += n;
+    length -= static_cast<uint64_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status PvDevice::write_at(const void* buf, uint64_t length, uint64_t offset) const {
+  auto* p = static_cast<const char*>(buf);
+  while (length > 0) {
+    ssize_t n = ::pwrite(fd_, p, length, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Error(EIO, fmt::format("{}: write at byte {} failed: {}", label_, offset, std::strerror(errno)));
+    p += n;
+    length -= static_cast<uint64_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status PvDevice::sync() const {
+  if (::fdatasync(fd_) != 0)
+    return Status::Error(EIO, fmt::format("{}: fdatasync failed: {}", label_, std::strerror(errno)));
+  return Status::Ok();
+}
+
+}  // namespace vgfs

@@ -1,0 +1,142 @@
+// Renderings of the VG records (src/views/views.h).
+#include "views/views.h"
+
+#include <fmt/format.h>
+
+namespace vgfs::views {
+
+namespace {
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const std::string& n : names) out += (out.empty() ? "" : " ") + n;
+  return out;
+}
+
+uint64_t vg_size(const VgMetadata& md) {
+  uint64_t extents = 0;
+  for (const PvInfo& pv : md.pvs) extents += pv.pe_count;
+  return extents * md.extent_size;
+}
+
+}  // namespace
+
+std::string vg_summary(const VgMetadata& md) {
+  return fmt::format(
+      "name: {}\nuuid: {}\nextent_size: {}\nregion_size: {}\nseqno: {}\npv_count: {}\nlv_count: {}\nsize: {}\n"
+      "allocated: {}\nfree: {}\n",
+      md.name, format_uuid(md.uuid), md.extent_size, md.region_size, md.seqno, md.pvs.size(), md.lvs.size(),
+      vg_size(md), vg_size(md) - md.total_free_extents() * md.extent_size, md.total_free_extents() * md.extent_size);
+}
+
+std::string lv_info(const VgMetadata& md, uint32_t lv) {
+  const LvInfo& l = md.lvs[lv];
+  return fmt::format("name: {}\nuuid: {}\nsize: {}\nle_count: {}\nle_size: {}\npvs: {}\nmode: {:04o}\n", l.name,
+                     format_uuid(l.uuid), l.map.extent_count() * md.extent_size, l.map.extent_count(), md.extent_size,
+                     joined(md.pvs_of_lv(lv)), l.mode);
+}
+
+std::string lv_map(const VgMetadata& md, uint32_t lv) {
+  std::string out;
+  for (const MapRun& r : md.lvs[lv].map.runs())
+    out += fmt::format("{} {} {}\n", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
+  return out;
+}
+
+std::string pv_info(const VgMetadata& md, uint32_t pv) {
+  const PvInfo& p = md.pvs[pv];
+  return fmt::format("name: {}\nuuid: {}\npath: {}\npe_count: {}\npe_size: {}\npe_start: {}\nfree_pe: {}\nlvs: {}\n",
+                     p.name, format_uuid(p.uuid), p.path, p.pe_count, md.extent_size, p.pe_start, md.free_extents(pv),
+                     joined(md.lvs_on_pv(pv)));
+}
+
+std::string pv_map(const VgMetadata& md, uint32_t pv) {
+  std::string out;
+  for (const PvRun& r : md.pv_map(pv)) {
+    if (r.free())
+      out += fmt::format("{} free\n", format_range(r.pe, r.count));
+    else
+      out += fmt::format("{} {} {}\n", format_range(r.pe, r.count), md.lvs[static_cast<size_t>(r.lv)].name,
+                         format_range(r.le, r.count));
+  }
+  return out;
+}
+
+nlohmann::json vg_json(const VgMetadata& md) {
+  using nlohmann::json;
+  json pvs = json::array(), lvs = json::array();
+  for (uint32_t i = 0; i < md.pvs.size(); ++i) {
+    const PvInfo& p = md.pvs[i];
+    json map = json::array();
+    for (const PvRun& r : md.pv_map(i)) {
+      if (r.free())
+        map.push_back({{"pe", format_range(r.pe, r.count)}, {"free", true}});
+      else
+        map.push_back({{"pe", format_range(r.pe, r.count)},
+                       {"lv", md.lvs[static_cast<size_t>(r.lv)].name},
+                       {"le", format_range(r.le, r.count)}});
+    }
+    pvs.push_back({{"name", p.name}, {"uuid", format_uuid(p.uuid)}, {"path", p.path}, {"pe_start", p.pe_start},
+                   {"pe_count", p.pe_count}, {"pe_size", md.extent_size}, {"free_pe", md.free_extents(i)},
+                   {"lvs", md.lvs_on_pv(i)}, {"map", std::move(map)}});
+  }
+  for (uint32_t i = 0; i < md.lvs.size(); ++i) {
+    const LvInfo& l = md.lvs[i];
+    json map = json::array();
+    for (const MapRun& r : l.map.runs())
+      map.push_back({{"le", format_range(r.le, r.count)}, {"pv", md.pvs[r.pv].name}, {"pe", format_range(r.pe, r.count)}});
+    lvs.push_back({{"name", l.name}, {"uuid", format_uuid(l.uuid)}, {"mode", fmt::format("{:04o}", l.mode)},
+                   {"size", l.map.extent_count() * md.extent_size}, {"le_count", l.map.extent_count()},
+                   {"le_size", md.extent_size}, {"pvs", md.pvs_of_lv(i)}, {"map", std::move(map)}});
+  }
+  return {{"name", md.name},
+          {"uuid", format_uuid(md.uuid)},
+          {"extent_size", md.extent_size},
+          {"region_size", md.region_size},
+          {"seqno", md.seqno},
+          {"pv_count", md.pvs.size()},
+          {"lv_count", md.lvs.size()},
+          {"size", vg_size(md)},
+          {"free", md.total_free_extents() * md.extent_size},
+          {"pvs", std::move(pvs)},
+          {"lvs", std::move(lvs)},
+          {"jobs", json::array()}};
+}
+
+std::string lvs_table(const nlohmann::json& vg, bool maps) {
+  std::string out = fmt::format("{:<16} {:<8} {:>10} {:>8}  {}\n", "LV", "VG", "Size", "LEs", "PVs");
+  for (const auto& lv : vg["lvs"]) {
+    std::string pvs;
+    for (const auto& p : lv["pvs"]) pvs += (pvs.empty() ? "" : ",") + p.get<std::string>();
+    out += fmt::format("{:<16} {:<8} {:>10} {:>8}  {}\n", lv["name"].get<std::string>(), vg["name"].get<std::string>(),
+                       human_size(lv["size"].get<uint64_t>()), lv["le_count"].get<uint64_t>(), pvs);
+    if (maps)
+      for (const auto& r : lv["map"])
+        out += fmt::format("  LE {:<16} {:<10} PE {}\n", r["le"].get<std::string>(), r["pv"].get<std::string>(),
+                           r["pe"].get<std::string>());
+  }
+  return out;
+}
+
+std::string pvs_table(const nlohmann::json& vg, bool maps) {
+  std::string out = fmt::format("{:<12} {:<8} {:>10} {:>10} {:>8} {:>8}  {}\n", "PV", "VG", "Size", "Free", "PEs",
+                                "Free PE", "Path");
+  for (const auto& pv : vg["pvs"]) {
+    uint64_t pe_size = pv["pe_size"].get<uint64_t>();
+    out += fmt::format("{:<12} {:<8} {:>10} {:>10} {:>8} {:>8}  {}\n", pv["name"].get<std::string>(),
+                       vg["name"].get<std::string>(), human_size(pv["pe_count"].get<uint64_t>() * pe_size),
+                       human_size(pv["free_pe"].get<uint64_t>() * pe_size), pv["pe_count"].get<uint64_t>(),
+                       pv["free_pe"].get<uint64_t>(), pv["path"].get<std::string>());
+    if (maps)
+      for (const auto& r : pv["map"]) {
+        if (r.contains("free"))
+          out += fmt::format("  PE {:<16} free\n", r["pe"].get<std::string>());
+        else
+          out += fmt::format("  PE {:<16} {:<10} LE {}\n", r["pe"].get<std::string>(), r["lv"].get<std::string>(),
+                             r["le"].get<std::string>());
+      }
+  }
+  return out;
+}
+
+}  // namespace vgfs::views

@@ -1,0 +1,128 @@
+// The LV data path (include/vgfs/volume.h).
+#include "vgfs/volume.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace vgfs {
+
+VolumeSet::VolumeSet(VgStore& store)
+    : store_(store),
+      extent_size_(store.metadata().extent_size),
+      extent_shift_(static_cast<uint32_t>(std::countr_zero(store.metadata().extent_size))),
+      sync_state_(new PvSyncState[store.pv_count()]) {
+  const VgMetadata& md = store.metadata();
+  for (const PvInfo& pv : md.pvs) pe_start_.push_back(pv.pe_start);
+  for (const LvInfo& lv : md.lvs) {
+    auto layout = std::make_unique<LvLayout>();
+    layout->size = lv.map.extent_count() * extent_size_;
+    layout->runs = lv.map.runs();
+    lvs_.push_back(std::make_unique<std::atomic<const LvLayout*>>(layout.get()));
+    layouts_.push_back(std::move(layout));
+  }
+}
+
+VolumeSet::~VolumeSet() = default;
+
+uint64_t VolumeSet::lv_size(uint32_t lv) const { return layout(lv)->size; }
+
+size_t VolumeSet::map(uint32_t lv, uint64_t offset, uint64_t length, PvPiece* out) const {
+  const LvLayout* l = layout(lv);
+  if (offset >= l->size) return 0;
+  length = std::min({length, l->size - offset, kMaxIoSize});
+  uint64_t le = offset >> extent_shift_;
+  auto run = std::upper_bound(l->runs.begin(), l->runs.end(), le,
+                              [](uint64_t v, const MapRun& r) { return v < r.le; }) - 1;
+  size_t n = 0;
+  while (length > 0) {
+    uint64_t run_end = run->le_end() << extent_shift_;  // byte end of this run in the LV
+    uint64_t take = std::min(length, run_end - offset);
+    uint64_t within = offset - (run->le << extent_shift_);
+    out[n].pv = run->pv;
+    out[n].fd = store_.pv(run->pv).fd();
+    out[n].offset = pe_start_[run->pv] + (run->pe << extent_shift_) + within;
+    out[n].length = take;
+    ++n;
+    offset += take;
+    length -= take;
+    ++run;
+  }
+  return n;
+}
+
+Result<size_t> VolumeSet::read(uint32_t lv, uint64_t offset, void* buf, size_t length) const {
+  size_t done = 0;
+  auto* p = static_cast<char*>(buf);
+  while (done < length) {
+    PvPiece pieces[kMaxPieces];
+    size_t n = map(lv, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; ++i) {
+      VGFS_RETURN_IF_ERROR(store_.pv(pieces[i].pv).read_at(p + done, pieces[i].length, pieces[i].offset));
+      done += pieces[i].length;
+    }
+  }
+  return done;
+}
+
+Result<size_t> VolumeSet::write(uint32_t lv, uint64_t offset, const void* buf, size_t length) {
+  size_t done = 0;
+  auto* p = static_cast<const char*>(buf);
+  while (done < length) {
+    PvPiece pieces[kMaxPieces];
+    size_t n = map(lv, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; ++i) {
+      VGFS_RETURN_IF_ERROR(store_.pv(pieces[i].pv).write_at(p + done, pieces[i].length, pieces[i].offset));
+      note_written(pieces[i].pv);
+      done += pieces[i].length;
+    }
+  }
+  return done;
+}
+
+Status VolumeSet::discard(uint32_t lv, uint64_t offset, uint64_t length, bool zero) {
+  const int mode = zero ? (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE) : (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+  uint64_t end = std::min(offset + length, lv_size(lv));
+  while (offset < end) {
+    PvPiece pieces[kMaxPieces];
+    size_t n = map(lv, offset, std::min<uint64_t>(end - offset, kMaxIoSize), pieces);
+    for (size_t i = 0; i < n; ++i) {
+      if (fallocate(pieces[i].fd, mode, static_cast<off_t>(pieces[i].offset), static_cast<off_t>(pieces[i].length)) != 0) {
+        int err = errno;
+        // Devices without discard support still get the zeroes a reader expects.
+        if (err == EOPNOTSUPP && !zero) return discard(lv, offset, end - offset, true);
+        return Status::Error(err == EOPNOTSUPP ? EOPNOTSUPP : EIO,
+                             fmt::format("{}: {} at byte {} failed: {}", store_.pv(pieces[i].pv).label(),
+                                         zero ? "zeroing" : "discard", pieces[i].offset, std::strerror(err)));
+      }
+      note_written(pieces[i].pv);
+      offset += pieces[i].length;
+    }
+  }
+  return Status::Ok();
+}
+
+// A flush must cover every write completed before it began, including one
+// whose fdatasync another thread has started but not finished: so each PV
+// counts completed writes, and a flush skips the sync only when a finished
+// sync already covered the count it saw at its start.
+Status VolumeSet::flush() {
+  for (size_t i = 0; i < store_.pv_count(); ++i) {
+    PvSyncState& s = sync_state_[i];
+    uint64_t seen = s.written.load(std::memory_order_acquire);
+    if (s.synced.load(std::memory_order_acquire) >= seen) continue;
+    VGFS_RETURN_IF_ERROR(store_.pv(static_cast<uint32_t>(i)).sync());
+    uint64_t prev = s.synced.load(std::memory_order_relaxed);
+    while (prev < seen && !s.synced.compare_exchange_weak(prev, seen, std::memory_order_acq_rel)) {
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace vgfs

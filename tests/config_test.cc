@@ -1,0 +1,331 @@
+// Unit tests of load_config (include/vgfs/config.h): the SPEC §3 YAML, its
+// defaults, path resolution, and errors that point at file:line:col.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "test_util.h"
+#include "vgfs/config.h"
+#include "vgfs/metadata.h"
+
+using namespace vgfs;
+using vgfs_test::TempDir;
+
+namespace {
+
+const char* kSpecExample = R"(vg:
+  name: vg0
+  extent_size: 4MiB        # optional, default 4MiB
+  region_size: 256KiB      # optional: migration bitmap granularity (§6)
+pvs:
+  - {name: pv0, path: pvs/pv0.img, size: 4GiB}   # created sparse if missing
+  - {name: pv1, path: pvs/pv1.img, size: 4GiB}
+lvs:
+  - {name: lv0, size: 2GiB, mode: "0640"}       # placed by the allocator
+  - name: lv_other
+    extents:                                     # explicit LE→PE runs (FIG.3 form)
+      - {le: 0-499, pv: pv0, pe: 500-999}
+      - {le: 500-502, pv: pv1, pe: 100-102}
+)";
+
+// 1-based number of the first line of `text` containing `marker`.
+int line_of(const std::string& text, const std::string& marker) {
+  size_t at = text.find(marker);
+  REQUIRE_MESSAGE(at != std::string::npos, marker);
+  int line = 1;
+  for (size_t i = 0; i < at; ++i)
+    if (text[i] == '\n') ++line;
+  return line;
+}
+
+struct Written {
+  std::string path;
+  std::string text;
+};
+
+Written write_config(const TempDir& dir, const std::string& text, const std::string& name = "vg.yaml") {
+  std::string path = dir / name;
+  vgfs_test::write_file(path, text);
+  return {path, text};
+}
+
+// Loads `text` and expects failure whose message names the file, the line of
+// the first line containing `marker` (when given) and each of `words`.
+std::string expect_error(const std::string& text, const std::string& marker,
+                         const std::vector<std::string>& words = {}) {
+  TempDir dir;
+  Written w = write_config(dir, text);
+  Result<VgConfig> r = load_config(w.path);
+  CAPTURE(text);
+  REQUIRE_FALSE(r.ok());
+  const std::string& msg = r.status().message();
+  CAPTURE(msg);
+  CHECK(r.status().code() != 0);
+  CHECK(msg.find(w.path) != std::string::npos);
+  if (!marker.empty()) {
+    std::string where = w.path + ":" + std::to_string(line_of(text, marker)) + ":";
+    CHECK_MESSAGE(msg.find(where) != std::string::npos, "expected location " << where);
+  }
+  for (const std::string& word : words) CHECK_MESSAGE(msg.find(word) != std::string::npos, word);
+  return msg;
+}
+
+const char* kHead = R"(vg:
+  name: vg0
+pvs:
+  - {name: pv0, path: pv0.img, size: 64MiB}
+  - {name: pv1, path: pv1.img, size: 64MiB}
+)";
+
+}  // namespace
+
+TEST_CASE("ConfigPlace::str is FILE:LINE:COL") {
+  ConfigPlace p{"/etc/vgfs/vg.yaml", 12, 5};
+  CHECK(p.str() == "/etc/vgfs/vg.yaml:12:5");
+}
+
+TEST_CASE("the SPEC §3 example parses") {
+  TempDir dir;
+  Written w = write_config(dir, kSpecExample);
+  Result<VgConfig> r = load_config(w.path);
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  const VgConfig& c = *r;
+  CHECK(c.path == w.path);
+  CHECK(c.name == "vg0");
+  CHECK(c.extent_size == 4 * MiB);
+  CHECK(c.region_size == 256 * KiB);
+
+  REQUIRE(c.pvs.size() == 2);
+  CHECK(c.pvs[0].name == "pv0");
+  CHECK(c.pvs[0].path == (dir.path() / "pvs/pv0.img").lexically_normal().string());
+  CHECK(std::filesystem::path(c.pvs[0].path).is_absolute());
+  REQUIRE(c.pvs[0].size.has_value());
+  CHECK(*c.pvs[0].size == 4 * GiB);
+  CHECK(c.pvs[1].name == "pv1");
+  CHECK(c.pvs[1].path == (dir.path() / "pvs/pv1.img").lexically_normal().string());
+  CHECK(c.pvs[0].place.file == w.path);
+  CHECK(c.pvs[0].place.line == line_of(w.text, "{name: pv0"));
+  CHECK(c.pvs[1].place.line == line_of(w.text, "{name: pv1"));
+  CHECK(c.pvs[1].place.column >= 1);
+
+  REQUIRE(c.lvs.size() == 2);
+  const LvConfig& lv0 = c.lvs[0];
+  CHECK(lv0.name == "lv0");
+  REQUIRE(lv0.size.has_value());
+  CHECK(*lv0.size == 2 * GiB);
+  CHECK(lv0.mode == 0640u);
+  CHECK(lv0.extents.empty());
+  CHECK(lv0.place.line == line_of(w.text, "{name: lv0"));
+
+  const LvConfig& other = c.lvs[1];
+  CHECK(other.name == "lv_other");
+  CHECK_FALSE(other.size.has_value());
+  CHECK(other.mode == 0600u);
+  CHECK(other.place.line == line_of(w.text, "name: lv_other"));
+  REQUIRE(other.extents.size() == 2);
+  CHECK(other.extents[0].le == 0);
+  CHECK(other.extents[0].count == 500);
+  CHECK(other.extents[0].pv == "pv0");
+  CHECK(other.extents[0].pe == 500);
+  CHECK(other.extents[0].place.line == line_of(w.text, "{le: 0-499"));
+  CHECK(other.extents[1].le == 500);
+  CHECK(other.extents[1].count == 3);
+  CHECK(other.extents[1].pv == "pv1");
+  CHECK(other.extents[1].pe == 100);
+  CHECK(other.extents[1].place.line == line_of(w.text, "{le: 500-502"));
+  CHECK(other.extents[1].place.str() ==
+        w.path + ":" + std::to_string(other.extents[1].place.line) + ":" +
+            std::to_string(other.extents[1].place.column));
+}
+
+TEST_CASE("defaults, absolute paths, optional sizes, single-number runs") {
+  TempDir dir;
+  std::string abs = dir / "abs.img";
+  std::string text = "vg:\n  name: vgd\npvs:\n  - {name: a, path: " + abs +
+                     "}\n  - name: b\n    path: sub/dir/b.img\n    size: 1TiB\n"
+                     "lvs:\n  - {name: x, size: 12MiB, mode: 0755}\n"
+                     "  - name: y\n    extents:\n      - {le: 7, pv: b, pe: 9}\n      - {le: 0-6, pv: a, pe: 0-6}\n";
+  Written w = write_config(dir, text);
+  Result<VgConfig> r = load_config(w.path);
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  CHECK(r->name == "vgd");
+  CHECK(r->extent_size == kDefaultExtentSize);
+  CHECK(r->extent_size == 4 * MiB);
+  CHECK(r->region_size == kDefaultRegionSize);
+  CHECK(r->region_size == 256 * KiB);
+  REQUIRE(r->pvs.size() == 2);
+  CHECK(r->pvs[0].path == abs);
+  CHECK_FALSE(r->pvs[0].size.has_value());
+  CHECK(r->pvs[1].path == (dir.path() / "sub/dir/b.img").string());
+  REQUIRE(r->pvs[1].size.has_value());
+  CHECK(*r->pvs[1].size == TiB);
+  CHECK(r->pvs[1].place.line == line_of(text, "name: b"));
+  REQUIRE(r->lvs.size() == 2);
+  CHECK(r->lvs[0].mode == 0755u);
+  CHECK(*r->lvs[0].size == 12 * MiB);
+  REQUIRE(r->lvs[1].extents.size() == 2);
+  CHECK(r->lvs[1].extents[0].le == 7);
+  CHECK(r->lvs[1].extents[0].count == 1);
+  CHECK(r->lvs[1].extents[0].pv == "b");
+  CHECK(r->lvs[1].extents[0].pe == 9);
+  CHECK(r->lvs[1].extents[1].count == 7);
+}
+
+TEST_CASE("explicit extent and region sizes") {
+  TempDir dir;
+  std::string text = std::string("vg:\n  name: vg0\n  extent_size: 1MiB\n  region_size: 64KiB\n") +
+                     "pvs:\n  - {name: pv0, path: pv0.img, size: 64MiB}\n";
+  Result<VgConfig> r = load_config(write_config(dir, text).path);
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  CHECK(r->extent_size == MiB);
+  CHECK(r->region_size == 64 * KiB);
+  CHECK(r->lvs.empty());
+}
+
+TEST_CASE("missing config file") {
+  TempDir dir;
+  std::string path = dir / "nope.yaml";
+  Result<VgConfig> r = load_config(path);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().message().find(path) != std::string::npos);
+}
+
+TEST_CASE("malformed YAML names the file and a line") {
+  const char* texts[] = {
+      "vg:\n  name: vg0\npvs:\n  - {name: pv0, path: a.img, size: 1GiB\nlvs: []\n",
+      "vg:\n  name: vg0\n pvs: [\n",
+      "vg: {name: vg0]\n",
+      "vg:\n  name: vg0\n\tbad: tab\n",
+  };
+  for (const char* text : texts) {
+    std::string msg = expect_error(text, "");
+    CHECK(std::regex_search(msg, std::regex(":[0-9]+:")));
+  }
+}
+
+TEST_CASE("unknown keys are errors that name the key and its line") {
+  SUBCASE("top level") {
+    expect_error(std::string(kHead) + "colour: blue\n", "colour: blue", {"colour"});
+  }
+  SUBCASE("vg level") {
+    expect_error("vg:\n  name: vg0\n  colour: blue\npvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n",
+                 "colour: blue", {"colour"});
+  }
+  SUBCASE("pv level") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n"
+                 "  - {name: pv1, path: b.img, size: 64MiB, colour: red}\n",
+                 "colour: red", {"colour"});
+  }
+  SUBCASE("lv level") {
+    expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB}\n  - {name: lv1, size: 8MiB, sise: 1}\n",
+                 "sise: 1", {"sise"});
+  }
+  SUBCASE("extent run level") {
+    expect_error(std::string(kHead) +
+                     "lvs:\n  - name: lv0\n    extents:\n      - {le: 0-1, pv: pv0, pe: 0-1, stripe: 2}\n",
+                 "stripe: 2", {"stripe"});
+  }
+}
+
+TEST_CASE("bad sizes") {
+  SUBCASE("pv size") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {name: pv0, path: a.img, size: 4XB}\n", "size: 4XB");
+  }
+  SUBCASE("lv size") {
+    expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 1.5GiB}\n", "size: 1.5GiB");
+  }
+  SUBCASE("extent size") {
+    expect_error("vg:\n  name: vg0\n  extent_size: lots\npvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n",
+                 "extent_size: lots");
+  }
+  SUBCASE("negative size") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {name: pv0, path: a.img, size: -1}\n", "size: -1");
+  }
+}
+
+TEST_CASE("bad names") {
+  SUBCASE("lv") {
+    expect_error(std::string(kHead) + "lvs:\n  - {name: a/b, size: 8MiB}\n", "name: a/b");
+  }
+  SUBCASE("pv") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {name: -pv, path: a.img, size: 64MiB}\n", "name: -pv");
+  }
+  SUBCASE("vg") {
+    expect_error("vg:\n  name: .vg\npvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n", "name: .vg");
+  }
+  SUBCASE("lv name too long") {
+    std::string name(128, 'n');
+    expect_error(std::string(kHead) + "lvs:\n  - {name: " + name + ", size: 8MiB}\n", name);
+  }
+}
+
+TEST_CASE("missing required entries") {
+  SUBCASE("vg name") {
+    expect_error("vg:\n  extent_size: 4MiB\npvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n", "");
+  }
+  SUBCASE("vg section") {
+    expect_error("pvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n", "");
+  }
+  SUBCASE("pv path") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {name: pv0, size: 64MiB}\n", "{name: pv0");
+  }
+  SUBCASE("pv name") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {path: a.img, size: 64MiB}\n", "{path: a.img");
+  }
+  SUBCASE("lv name") {
+    expect_error(std::string(kHead) + "lvs:\n  - {size: 8MiB}\n", "{size: 8MiB}");
+  }
+  SUBCASE("document is not a map") {
+    expect_error("- vg\n- pvs\n", "");
+  }
+}
+
+TEST_CASE("LV placement: exactly one of size and extents") {
+  SUBCASE("both") {
+    expect_error(std::string(kHead) +
+                     "lvs:\n  - {name: lv0, size: 8MiB, extents: [{le: 0-1, pv: pv0, pe: 0-1}]}\n",
+                 "{name: lv0");
+  }
+  SUBCASE("neither") {
+    expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB}\n  - {name: lv1, mode: \"0600\"}\n",
+                 "{name: lv1");
+  }
+}
+
+TEST_CASE("bad explicit runs") {
+  SUBCASE("reversed range") {
+    expect_error(std::string(kHead) + "lvs:\n  - name: lv0\n    extents:\n      - {le: 5-3, pv: pv0, pe: 0-2}\n",
+                 "{le: 5-3");
+  }
+  SUBCASE("LE and PE counts differ") {
+    expect_error(std::string(kHead) + "lvs:\n  - name: lv0\n    extents:\n      - {le: 0-9, pv: pv0, pe: 0-4}\n",
+                 "{le: 0-9");
+  }
+  SUBCASE("malformed PE range") {
+    expect_error(std::string(kHead) + "lvs:\n  - name: lv0\n    extents:\n      - {le: 0-1, pv: pv0, pe: x-y}\n",
+                 "{le: 0-1");
+  }
+}
+
+TEST_CASE("bad modes") {
+  for (const char* mode : {"\"0999\"", "rwx", "\"07777777\""}) {
+    CAPTURE(mode);
+    expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB, mode: " + mode + "}\n", "{name: lv0");
+  }
+}
+
+TEST_CASE("duplicate names") {
+  SUBCASE("PVs") {
+    expect_error("vg:\n  name: vg0\npvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n"
+                 "  - {name: pv0, path: b.img, size: 64MiB}\n",
+                 "path: b.img", {"pv0"});
+  }
+  SUBCASE("LVs") {
+    expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB}\n  - {name: lv0, size: 16MiB}\n",
+                 "size: 16MiB", {"lv0"});
+  }
+}

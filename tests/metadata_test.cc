@@ -1,0 +1,541 @@
+// Unit tests of VgMetadata (include/vgfs/metadata.h): validate(), the derived
+// PE→LE maps (FIG.4), the LV/PV cross lists and the YAML text codec.
+#include <doctest/doctest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "vgfs/metadata.h"
+
+using namespace vgfs;
+
+namespace {
+
+PvInfo make_pv(std::string name, std::string path, uint64_t pe_count) {
+  PvInfo pv;
+  pv.name = std::move(name);
+  pv.uuid = new_uuid();
+  pv.path = std::move(path);
+  pv.pe_start = 10 * MiB;
+  pv.pe_count = pe_count;
+  return pv;
+}
+
+LvInfo make_lv(std::string name, uint32_t mode = 0600) {
+  LvInfo lv;
+  lv.name = std::move(name);
+  lv.uuid = new_uuid();
+  lv.mode = mode;
+  return lv;
+}
+
+// Two PVs of 1000 PEs; lv_other is FIG.3 (LE 0-499 -> pvalpha PE 500-999,
+// LE 500-502 -> pvbeta PE 100-102).
+VgMetadata fixture() {
+  VgMetadata md;
+  md.name = "vgtest";
+  md.uuid = new_uuid();
+  md.extent_size = 2 * MiB;
+  md.region_size = 256 * KiB;
+  md.seqno = 7;
+  md.pvs.push_back(make_pv("pvalpha", "/srv/disk-a.img", 1000));
+  md.pvs.push_back(make_pv("pvbeta", "/srv/disk-b.img", 1000));
+
+  LvInfo lv0 = make_lv("lv0");
+  lv0.map.append(0, 0, 10);    // LE 0-9   -> pvalpha PE 0-9
+  lv0.map.append(1, 200, 10);  // LE 10-19 -> pvbeta PE 200-209
+  md.lvs.push_back(lv0);
+
+  LvInfo other = make_lv("lv_other", 0640);
+  other.map.append(0, 500, 500);  // LE 0-499   -> pvalpha PE 500-999
+  other.map.append(1, 100, 3);    // LE 500-502 -> pvbeta PE 100-102
+  md.lvs.push_back(other);
+
+  LvInfo lv2 = make_lv("lv2");
+  lv2.map.append(1, 300, 5);  // LE 0-4 -> pvbeta PE 300-304
+  md.lvs.push_back(lv2);
+
+  LvInfo lv3 = make_lv("lv3");
+  lv3.map.append(1, 400, 2);  // LE 0-1 -> pvbeta PE 400-401
+  lv3.map.append(0, 20, 2);   // LE 2-3 -> pvalpha PE 20-21
+  lv3.map.append(1, 402, 1);  // LE 4   -> pvbeta PE 402
+  md.lvs.push_back(lv3);
+  return md;
+}
+
+void check_same(const VgMetadata& a, const VgMetadata& b) {
+  CHECK(a.name == b.name);
+  CHECK(a.uuid == b.uuid);
+  CHECK(a.extent_size == b.extent_size);
+  CHECK(a.region_size == b.region_size);
+  CHECK(a.seqno == b.seqno);
+  REQUIRE(a.pvs.size() == b.pvs.size());
+  for (size_t i = 0; i < a.pvs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a.pvs[i].name == b.pvs[i].name);
+    CHECK(a.pvs[i].uuid == b.pvs[i].uuid);
+    CHECK(a.pvs[i].path == b.pvs[i].path);
+    CHECK(a.pvs[i].pe_start == b.pvs[i].pe_start);
+    CHECK(a.pvs[i].pe_count == b.pvs[i].pe_count);
+  }
+  REQUIRE(a.lvs.size() == b.lvs.size());
+  for (size_t i = 0; i < a.lvs.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a.lvs[i].name == b.lvs[i].name);
+    CHECK(a.lvs[i].uuid == b.lvs[i].uuid);
+    CHECK(a.lvs[i].mode == b.lvs[i].mode);
+    CHECK(a.lvs[i].map.runs().size() == b.lvs[i].map.runs().size());
+    CHECK(a.lvs[i].map == b.lvs[i].map);
+  }
+}
+
+// Checks pv_map(pv) against the inverse of every LV map, PE by PE.
+void check_pv_map_is_inverse(const VgMetadata& md, uint32_t pv) {
+  CAPTURE(pv);
+  struct Owner {
+    int64_t lv = PvRun::kFree;
+    uint64_t le = 0;
+  };
+  std::vector<Owner> owner(md.pvs[pv].pe_count);
+  for (size_t l = 0; l < md.lvs.size(); ++l)
+    for (const MapRun& r : md.lvs[l].map.runs())
+      if (r.pv == pv)
+        for (uint64_t k = 0; k < r.count; ++k) owner[r.pe + k] = {static_cast<int64_t>(l), r.le + k};
+
+  std::vector<PvRun> runs = md.pv_map(pv);
+  uint64_t next = 0;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    CAPTURE(i);
+    const PvRun& r = runs[i];
+    REQUIRE(r.pe == next);
+    REQUIRE(r.count >= 1);
+    for (uint64_t k = 0; k < r.count; ++k) {
+      const Owner& o = owner[r.pe + k];
+      REQUIRE(o.lv == r.lv);
+      if (!r.free()) REQUIRE(o.le == r.le + k);
+    }
+    if (i > 0) CHECK_FALSE((runs[i - 1].free() && r.free()));  // free runs are merged
+    next = r.pe_end();
+  }
+  CHECK(next == md.pvs[pv].pe_count);
+}
+
+// A path to a node inside a YAML document: map keys and sequence indices.
+using PathStep = std::variant<std::string, size_t>;
+using Path = std::vector<PathStep>;
+
+YAML::Node walk(YAML::Node node, const Path& path) {
+  for (const PathStep& step : path) {
+    if (std::holds_alternative<std::string>(step))
+      node.reset(node[std::get<std::string>(step)]);
+    else
+      node.reset(node[std::get<size_t>(step)]);
+  }
+  return node;
+}
+
+// Collects (path of the containing map, key) of every map entry with a
+// scalar key and scalar value for which `pick` is true.
+void find_entries(const YAML::Node& node, Path& here,
+                  const std::function<bool(const std::string&, const std::string&)>& pick,
+                  std::vector<std::pair<Path, std::string>>& out) {
+  if (node.IsMap()) {
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) continue;
+      std::string key = it->first.Scalar();
+      if (it->second.IsScalar() && pick(key, it->second.Scalar())) out.push_back({here, key});
+      here.push_back(key);
+      find_entries(it->second, here, pick, out);
+      here.pop_back();
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      here.push_back(i);
+      find_entries(node[i], here, pick, out);
+      here.pop_back();
+    }
+  }
+}
+
+// Decodes `text` with every entry `pick` selects removed, one at a time, and
+// checks each decode fails. Returns how many entries were tried.
+size_t check_removal_fails(const std::string& text,
+                           const std::function<bool(const std::string&, const std::string&)>& pick) {
+  YAML::Node doc = YAML::Load(text);
+  std::vector<std::pair<Path, std::string>> entries;
+  Path here;
+  find_entries(doc, here, pick, entries);
+  for (const auto& [path, key] : entries) {
+    CAPTURE(key);
+    YAML::Node copy = YAML::Load(text);
+    YAML::Node parent = walk(copy, path);
+    REQUIRE(parent.IsMap());
+    REQUIRE(parent.remove(key));
+    std::string changed = YAML::Dump(copy);
+    CAPTURE(changed);
+    Result<VgMetadata> r = decode_metadata(changed, "missing-key-test");
+    CHECK_FALSE(r.ok());
+    if (!r.ok()) CHECK_FALSE(r.status().message().empty());
+  }
+  return entries.size();
+}
+
+}  // namespace
+
+TEST_CASE("hand-built metadata validates") {
+  VgMetadata md = fixture();
+  Status s = md.validate();
+  CHECK_MESSAGE(s.ok(), s.message());
+  CHECK(md.find_pv("pvalpha") == 0);
+  CHECK(md.find_pv("pvbeta") == 1);
+  CHECK(md.find_pv("pvgamma") == -1);
+  CHECK(md.find_lv("lv_other") == 1);
+  CHECK(md.find_lv("lv3") == 3);
+  CHECK(md.find_lv("lv") == -1);
+  CHECK(md.find_lv("") == -1);
+}
+
+TEST_CASE("validate accepts boundary values") {
+  SUBCASE("last PE of a PV") {
+    VgMetadata md = fixture();
+    LvInfo lv = make_lv("edge");
+    lv.map.append(1, 999, 1);
+    md.lvs.push_back(lv);
+    CHECK(md.validate().ok());
+  }
+  SUBCASE("smallest and largest extent sizes") {
+    VgMetadata md = fixture();
+    md.extent_size = 64 * KiB;
+    md.region_size = 64 * KiB;
+    CHECK(md.validate().ok());
+    md.extent_size = 1 * GiB;
+    md.region_size = 256 * KiB;
+    CHECK(md.validate().ok());
+  }
+  SUBCASE("region size equal to the extent size") {
+    VgMetadata md = fixture();
+    md.region_size = md.extent_size;
+    CHECK(md.validate().ok());
+  }
+  SUBCASE("a PV with no extents in use and an empty VG") {
+    VgMetadata md = fixture();
+    md.pvs.push_back(make_pv("pvgamma", "/srv/disk-c.img", 50));
+    CHECK(md.validate().ok());
+    md.lvs.clear();
+    CHECK(md.validate().ok());
+  }
+}
+
+TEST_CASE("validate rejects inconsistent metadata") {
+  auto expect_invalid = [](const VgMetadata& md) {
+    Status s = md.validate();
+    CHECK_FALSE(s.ok());
+    CHECK(s.code() != 0);
+    CHECK_FALSE(s.message().empty());
+  };
+  SUBCASE("PE used by two LVs") {
+    VgMetadata md = fixture();
+    md.lvs[2].map.append(0, 505, 1);  // pvalpha PE 505 belongs to lv_other
+    expect_invalid(md);
+  }
+  SUBCASE("PE used twice by one LV") {
+    VgMetadata md = fixture();
+    LvInfo lv = make_lv("twice");
+    lv.map.append(1, 600, 2);
+    lv.map.append(0, 30, 1);
+    lv.map.append(1, 601, 1);
+    md.lvs.push_back(lv);
+    expect_invalid(md);
+  }
+  SUBCASE("run partly overlapping the end of another LV's run") {
+    VgMetadata md = fixture();
+    LvInfo lv = make_lv("partial");
+    lv.map.append(1, 95, 6);  // 95-100, 100 belongs to lv_other
+    md.lvs.push_back(lv);
+    expect_invalid(md);
+  }
+  SUBCASE("PE range past the end of the PV") {
+    VgMetadata md = fixture();
+    md.lvs[2].map.append(1, 998, 5);
+    expect_invalid(md);
+  }
+  SUBCASE("PE equal to pe_count") {
+    VgMetadata md = fixture();
+    md.lvs[2].map.append(1, 1000, 1);
+    expect_invalid(md);
+  }
+  SUBCASE("PE range that wraps around 2^64") {
+    VgMetadata md = fixture();
+    md.lvs[2].map.append(1, UINT64_MAX, 1);
+    expect_invalid(md);
+  }
+  SUBCASE("run on a PV index that does not exist") {
+    VgMetadata md = fixture();
+    md.lvs[2].map.append(5, 0, 1);
+    expect_invalid(md);
+  }
+  SUBCASE("bad LV name") {
+    VgMetadata md = fixture();
+    md.lvs[0].name = "a/b";
+    expect_invalid(md);
+  }
+  SUBCASE("empty LV name") {
+    VgMetadata md = fixture();
+    md.lvs[0].name = "";
+    expect_invalid(md);
+  }
+  SUBCASE("bad PV name") {
+    VgMetadata md = fixture();
+    md.pvs[1].name = "-pv";
+    expect_invalid(md);
+  }
+  SUBCASE("bad VG name") {
+    VgMetadata md = fixture();
+    md.name = ".vg";
+    expect_invalid(md);
+    md.name = "";
+    expect_invalid(md);
+  }
+  SUBCASE("duplicate LV names") {
+    VgMetadata md = fixture();
+    md.lvs[3].name = "lv0";
+    expect_invalid(md);
+  }
+  SUBCASE("duplicate PV names") {
+    VgMetadata md = fixture();
+    md.pvs[1].name = "pvalpha";
+    expect_invalid(md);
+  }
+  SUBCASE("extent size not a power of two") {
+    VgMetadata md = fixture();
+    md.extent_size = 3 * MiB;
+    expect_invalid(md);
+  }
+  SUBCASE("extent size below 64KiB") {
+    VgMetadata md = fixture();
+    md.extent_size = 32 * KiB;
+    md.region_size = 32 * KiB;
+    expect_invalid(md);
+  }
+  SUBCASE("extent size above 1GiB") {
+    VgMetadata md = fixture();
+    md.extent_size = 2 * GiB;
+    expect_invalid(md);
+  }
+  SUBCASE("extent size zero") {
+    VgMetadata md = fixture();
+    md.extent_size = 0;
+    expect_invalid(md);
+  }
+  SUBCASE("region size larger than the extent size") {
+    VgMetadata md = fixture();
+    md.region_size = 4 * MiB;
+    expect_invalid(md);
+  }
+  SUBCASE("region size not a power of two") {
+    VgMetadata md = fixture();
+    md.region_size = 96 * KiB;
+    expect_invalid(md);
+  }
+  SUBCASE("region size zero") {
+    VgMetadata md = fixture();
+    md.region_size = 0;
+    expect_invalid(md);
+  }
+}
+
+TEST_CASE("pv_map is the FIG.4 inverse with free runs") {
+  VgMetadata md = fixture();
+  REQUIRE(md.validate().ok());
+
+  std::vector<PvRun> a = md.pv_map(0);
+  std::vector<PvRun> expect_a = {
+      {0, 10, 0, 0},           // lv0 LE 0-9
+      {10, 10, PvRun::kFree, 0},
+      {20, 2, 3, 2},           // lv3 LE 2-3
+      {22, 478, PvRun::kFree, 0},
+      {500, 500, 1, 0},        // lv_other LE 0-499
+  };
+  REQUIRE(a.size() == expect_a.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CAPTURE(i);
+    CHECK(a[i].pe == expect_a[i].pe);
+    CHECK(a[i].count == expect_a[i].count);
+    CHECK(a[i].lv == expect_a[i].lv);
+    if (!expect_a[i].free()) CHECK(a[i].le == expect_a[i].le);
+  }
+
+  std::vector<PvRun> b = md.pv_map(1);
+  std::vector<PvRun> expect_b = {
+      {0, 100, PvRun::kFree, 0},
+      {100, 3, 1, 500},  // lv_other LE 500-502
+      {103, 97, PvRun::kFree, 0},
+      {200, 10, 0, 10},  // lv0 LE 10-19
+      {210, 90, PvRun::kFree, 0},
+      {300, 5, 2, 0},    // lv2 LE 0-4
+      {305, 95, PvRun::kFree, 0},
+      {400, 2, 3, 0},    // lv3 LE 0-1
+      {402, 1, 3, 4},    // lv3 LE 4: same LV, PE-adjacent, not LE-contiguous
+      {403, 597, PvRun::kFree, 0},
+  };
+  REQUIRE(b.size() == expect_b.size());
+  for (size_t i = 0; i < b.size(); ++i) {
+    CAPTURE(i);
+    CHECK(b[i].pe == expect_b[i].pe);
+    CHECK(b[i].count == expect_b[i].count);
+    CHECK(b[i].lv == expect_b[i].lv);
+    if (!expect_b[i].free()) CHECK(b[i].le == expect_b[i].le);
+  }
+  check_pv_map_is_inverse(md, 0);
+  check_pv_map_is_inverse(md, 1);
+}
+
+TEST_CASE("pv_map of an empty PV and a full PV") {
+  VgMetadata md = fixture();
+  md.pvs.push_back(make_pv("pvgamma", "/srv/disk-c.img", 50));
+  md.pvs.push_back(make_pv("pvdelta", "/srv/disk-d.img", 4));
+  LvInfo full = make_lv("full");
+  full.map.append(3, 2, 2);
+  full.map.append(3, 0, 2);
+  md.lvs.push_back(full);
+  REQUIRE(md.validate().ok());
+
+  std::vector<PvRun> empty = md.pv_map(2);
+  REQUIRE(empty.size() == 1);
+  CHECK(empty[0].pe == 0);
+  CHECK(empty[0].count == 50);
+  CHECK(empty[0].free());
+  CHECK(md.free_extents(2) == 50);
+  CHECK(md.lvs_on_pv(2).empty());
+
+  std::vector<PvRun> f = md.pv_map(3);
+  REQUIRE(f.size() == 2);
+  CHECK(f[0] == PvRun{0, 2, 4, 2});
+  CHECK(f[1] == PvRun{2, 2, 4, 0});
+  CHECK(md.free_extents(3) == 0);
+}
+
+TEST_CASE("free extents and LV/PV cross lists") {
+  VgMetadata md = fixture();
+  CHECK(md.free_extents(0) == 1000 - 10 - 2 - 500);
+  CHECK(md.free_extents(1) == 1000 - 3 - 10 - 5 - 3);
+  CHECK(md.total_free_extents() == 488 + 979);
+
+  CHECK(md.lvs_on_pv(0) == std::vector<std::string>{"lv0", "lv_other", "lv3"});
+  CHECK(md.lvs_on_pv(1) == std::vector<std::string>{"lv0", "lv_other", "lv2", "lv3"});
+  CHECK(md.pvs_of_lv(0) == std::vector<std::string>{"pvalpha", "pvbeta"});
+  CHECK(md.pvs_of_lv(1) == std::vector<std::string>{"pvalpha", "pvbeta"});
+  CHECK(md.pvs_of_lv(2) == std::vector<std::string>{"pvbeta"});
+  CHECK(md.pvs_of_lv(3) == std::vector<std::string>{"pvbeta", "pvalpha"});
+}
+
+TEST_CASE("encode/decode round trip") {
+  VgMetadata md = fixture();
+  REQUIRE(md.validate().ok());
+  std::string text = encode_metadata(md);
+  CHECK_FALSE(text.empty());
+  Result<VgMetadata> back = decode_metadata(text, "round-trip");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  check_same(*back, md);
+  CHECK(back->validate().ok());
+  CHECK(encode_metadata(*back) == text);  // deterministic text
+}
+
+TEST_CASE("encode/decode round trip with thousands of runs") {
+  VgMetadata md;
+  md.name = "bigvg";
+  md.uuid = new_uuid();
+  md.extent_size = 64 * KiB;
+  md.region_size = 64 * KiB;
+  md.seqno = 123456789;
+  md.pvs.push_back(make_pv("p0", "/dev/fake0", 100000));
+  md.pvs.push_back(make_pv("p1", "/dev/fake1", 100000));
+  LvInfo big = make_lv("big", 0644);
+  for (uint64_t i = 0; i < 5000; ++i) big.map.append(static_cast<uint32_t>(i % 2), 2 * i, 1 + i % 2);
+  REQUIRE(big.map.runs().size() == 5000);
+  md.lvs.push_back(big);
+  LvInfo small = make_lv("small");
+  small.map.append(0, 50000, 7);
+  md.lvs.push_back(small);
+  Status valid = md.validate();
+  REQUIRE_MESSAGE(valid.ok(), valid.message());
+
+  Result<VgMetadata> back = decode_metadata(encode_metadata(md), "big");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  check_same(*back, md);
+}
+
+TEST_CASE("decode rejects garbage with a message naming the origin") {
+  const char* garbage[] = {
+      "",
+      "this is not metadata",
+      "{[}",
+      "- 1\n- 2\n",
+      "vg: [unclosed\n",
+      "\x01\x02\x03\xff\xfe",
+      "name: x\n",
+  };
+  for (const char* text : garbage) {
+    CAPTURE(text);
+    Result<VgMetadata> r = decode_metadata(text, "slot-origin-xyz");
+    CHECK_FALSE(r.ok());
+    CHECK(r.status().code() != 0);
+    CHECK_FALSE(r.status().message().empty());
+    CHECK(r.status().message().find("slot-origin-xyz") != std::string::npos);
+  }
+}
+
+TEST_CASE("decode rejects missing keys") {
+  VgMetadata md = fixture();
+  std::string text = encode_metadata(md);
+  REQUIRE(decode_metadata(text, "ok").ok());
+
+  size_t vg_name = check_removal_fails(text, [](const std::string&, const std::string& v) { return v == "vgtest"; });
+  CHECK(vg_name >= 1);
+  // The LV name may be a map key instead of a value; when it is a value,
+  // removing it must fail too.
+  check_removal_fails(text, [](const std::string&, const std::string& v) { return v == "lv_other"; });
+  std::string pv_uuid = format_uuid(md.pvs[1].uuid);
+  size_t uuid = check_removal_fails(text, [&](const std::string&, const std::string& v) { return v == pv_uuid; });
+  CHECK(uuid >= 1);
+  size_t extent = check_removal_fails(text, [](const std::string& k, const std::string& v) {
+    return k.find("extent") != std::string::npos && (v == "2097152" || v == "2MiB");
+  });
+  CHECK(extent >= 1);
+}
+
+TEST_CASE("decode rejects a run naming an unknown PV") {
+  std::string text = encode_metadata(fixture());
+  const std::string name = "pvbeta";
+  std::vector<size_t> at;
+  for (size_t p = text.find(name); p != std::string::npos; p = text.find(name, p + 1)) at.push_back(p);
+  // Named once as a PV and at least once by the runs that use it.
+  REQUIRE(at.size() >= 2);
+  for (size_t p : at) {
+    std::string changed = text;
+    changed.replace(p, name.size(), "pvzeta");
+    CAPTURE(changed);
+    Result<VgMetadata> r = decode_metadata(changed, "rename-test");
+    CHECK_FALSE(r.ok());
+    CHECK_FALSE(r.status().message().empty());
+  }
+}
+
+TEST_CASE("decode rejects well-formed text describing invalid metadata") {
+  VgMetadata md = fixture();
+  md.lvs[2].map.append(0, 505, 1);  // overlaps lv_other
+  REQUIRE_FALSE(md.validate().ok());
+  Result<VgMetadata> r = decode_metadata(encode_metadata(md), "overlap");
+  CHECK_FALSE(r.ok());
+  CHECK_FALSE(r.status().message().empty());
+
+  VgMetadata md2 = fixture();
+  md2.extent_size = 3 * MiB;
+  Result<VgMetadata> r2 = decode_metadata(encode_metadata(md2), "extent");
+  CHECK_FALSE(r2.ok());
+}
