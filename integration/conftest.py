@@ -17,13 +17,11 @@ Binary:    $VGFS_BIN, else <repo>/build/vgfs
 from __future__ import annotations
 
 import ctypes
-import errno
 import faulthandler
 import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -484,6 +482,15 @@ class Env:
             return m
 
         if via_mount_t:
+            # via_mount_t selects how the mount.fuse3 path is reached:
+            #  "fuse.vgfs": mount -t fuse.vgfs CONFIG MP (needs vgfs on the
+            #               helper's PATH; util-linux mount drops PATH, so
+            #               this only works with vgfs installed system-wide)
+            #  "helper":    mount.fuse3 CONFIG MP -t vgfs -o OPTS, exactly
+            #               what mount -t fuse.vgfs runs, with a PATH that
+            #               holds a `vgfs` symlink to the binary
+            #  "hash":      mount -t fuse 'BIN#CONFIG' MP (mount.fuse3's
+            #               prog#source form; same `vgfs CONFIG MP -o` call)
             bindir = self.tmp / ".bin"
             bindir.mkdir(exist_ok=True)
             link = bindir / "vgfs"
@@ -491,10 +498,16 @@ class Env:
                 link.symlink_to(VGFS_BIN)
             env = dict(os.environ)
             env["PATH"] = f"{bindir}:{env.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
-            argv = ["mount", "-t", "fuse.vgfs"]
-            if opts:
-                argv += ["-o", opts]
-            argv += [str(config), str(mp)]
+            how = "fuse.vgfs" if via_mount_t is True else via_mount_t
+            if how == "helper":
+                argv = ["mount.fuse3", str(config), str(mp), "-t", "vgfs",
+                        "-o", opts or "rw"]
+            elif how == "hash":
+                argv = ["mount", "-t", "fuse"] + (["-o", opts] if opts else []) + [
+                    f"{link}#{config}", str(mp)]
+            else:
+                argv = ["mount", "-t", "fuse.vgfs"] + (["-o", opts] if opts else []) + [
+                    str(config), str(mp)]
             with open(m.stderr_path, "w") as err, open(out_path, "w") as out:
                 rc = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
                                     env=env, timeout=timeout, cwd=cwd).returncode

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include "vgfs/metadata.h"
@@ -126,15 +125,19 @@ void check_pv_map_is_inverse(const VgMetadata& md, uint32_t pv) {
 }
 
 // A path to a node inside a YAML document: map keys and sequence indices.
-using PathStep = std::variant<std::string, size_t>;
+struct PathStep {
+  std::string key;   // map key, when !is_index
+  size_t index = 0;  // sequence index, when is_index
+  bool is_index = false;
+};
 using Path = std::vector<PathStep>;
 
 YAML::Node walk(YAML::Node node, const Path& path) {
   for (const PathStep& step : path) {
-    if (std::holds_alternative<std::string>(step))
-      node.reset(node[std::get<std::string>(step)]);
+    if (step.is_index)
+      node.reset(node[step.index]);
     else
-      node.reset(node[std::get<size_t>(step)]);
+      node.reset(node[step.key]);
   }
   return node;
 }
@@ -149,13 +152,13 @@ void find_entries(const YAML::Node& node, Path& here,
       if (!it->first.IsScalar()) continue;
       std::string key = it->first.Scalar();
       if (it->second.IsScalar() && pick(key, it->second.Scalar())) out.push_back({here, key});
-      here.push_back(key);
+      here.push_back(PathStep{key, 0, false});
       find_entries(it->second, here, pick, out);
       here.pop_back();
     }
   } else if (node.IsSequence()) {
     for (size_t i = 0; i < node.size(); ++i) {
-      here.push_back(i);
+      here.push_back(PathStep{"", i, true});
       find_entries(node[i], here, pick, out);
       here.pop_back();
     }

@@ -52,6 +52,7 @@ class VgFs {
  public:
   VgFs(std::unique_ptr<VgStore> store, const MountOptions& options)
       : store_(std::move(store)), volume_(*store_), options_(options), uid_(getuid()), gid_(getgid()) {
+    clock_gettime(CLOCK_REALTIME, &mounted_at_);
     build_tree();
   }
 
@@ -69,6 +70,7 @@ class VgFs {
     st->st_uid = uid_;
     st->st_gid = gid_;
     st->st_nlink = 1;
+    st->st_atim = st->st_mtim = st->st_ctim = mounted_at_;
     switch (n.kind) {
       case Kind::kDir:
         st->st_mode = S_IFDIR | 0755;
@@ -155,6 +157,7 @@ class VgFs {
   MountOptions options_;
   uid_t uid_;
   gid_t gid_;
+  timespec mounted_at_{};
   std::vector<Node> nodes_;  // inode ino is nodes_[ino - 1]
   std::mutex metadata_mutex_;
 };
