@@ -208,6 +208,68 @@ def test_out_of_range_or_inconsistent_explicit_extents(env, case):
     expect_create_error(env, vg, text, places=places)
 
 
+@pytest.mark.parametrize("case", [
+    "vg_name_missing", "pv_path_missing", "pv_name_missing", "lv_name_missing",
+    "lv_size_and_extents_missing", "pvs_missing", "vg_missing", "pvs_empty",
+])
+def test_missing_required_entries(env, case):
+    vg = base_vg(env)
+    text = good_text(vg)
+    lines = text.splitlines()
+    if case == "vg_name_missing":
+        lines = [l for l in lines if l != "  name: vg0"]
+        place = [1, 2]  # the `vg:` key or its mapping's first line
+    elif case == "pv_path_missing":
+        i = line_of(text, "name: pv1") - 1
+        lines[i] = '  - {name: pv1, size: 64MiB}'
+        place = [i + 1]
+    elif case == "pv_name_missing":
+        i = line_of(text, "name: pv1") - 1
+        lines[i] = '  - {path: "pv1.img", size: 64MiB}'
+        place = [i + 1]
+    elif case == "lv_name_missing":
+        i = line_of(text, "- name: lv0") - 1
+        lines[i] = "  - size: 8MiB"
+        del lines[i + 1]
+        place = [i + 1]
+    elif case == "lv_size_and_extents_missing":
+        i = line_of(text, "- name: lv0") - 1
+        del lines[i + 1]
+        place = [i + 1]
+    elif case == "pvs_missing":
+        i = line_of(text, "pvs:") - 1
+        lines = lines[:i] + [l for l in lines[i + 1:] if not l.startswith("  - {name: pv")]
+        place = None
+    elif case == "vg_missing":
+        lines = lines[3:]
+        place = None
+    else:
+        i = line_of(text, "pvs:") - 1
+        lines = lines[:i] + ["pvs: []"] + [l for l in lines[i + 1:] if not l.startswith("  - {name: pv")]
+        place = None
+    expect_create_error(env, vg, "\n".join(lines) + "\n", places=place)
+
+
+@pytest.mark.parametrize("mode", ["0999", "abc", "07777", "-1"])
+def test_bad_lv_mode(env, mode):
+    vg = base_vg(env)
+    text = good_text(vg, lvs=[LvSpec("lv0", size="8MiB", mode=mode)])
+    expect_create_error(env, vg, text, places=[line_of(text, "mode:")])
+
+
+@pytest.mark.parametrize("content", ["", "just a string\n", "- a\n- b\n", "vg: 5\n"])
+def test_config_of_the_wrong_shape(env, content):
+    vg = base_vg(env)
+    expect_create_error(env, vg, content)
+
+
+def test_config_is_a_directory(env):
+    d = env.tmp / "cfgdir.yaml"
+    d.mkdir()
+    r = env.vgfs("create", d)
+    assert_one_line_error(r, "cfgdir.yaml")
+
+
 def test_lv_larger_than_free_space(env):
     vg = base_vg(env)
     text = good_text(vg, lvs=[LvSpec("lvbig", size="1GiB")])
@@ -507,3 +569,57 @@ def test_every_metadata_copy_damaged_is_refused(env):
     assert snapshot(vg.dir) == before
     r = env.vgfs("lvs", vg.config)
     assert_one_line_error(r, "no valid metadata")
+
+
+# --------------------------------------------------------------------------
+# Command line usage
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [
+    ["mount", "CONFIG"],            # MOUNTPOINT missing
+    ["frobnicate"],                 # unknown subcommand
+    ["lvs", "--frob", "CONFIG"],    # unknown option
+    ["create"],                     # CONFIG missing
+    ["create", "CONFIG", "extra"],  # too many arguments
+], ids=["mount-no-mountpoint", "unknown-subcommand", "unknown-option", "create-no-config",
+        "create-extra-arg"])
+def test_command_line_usage_errors_are_one_line(env, argv):
+    vg = created_vg(env)
+    before = snapshot(vg.dir)
+    r = env.vgfs(*[str(vg.config) if a == "CONFIG" else a for a in argv])
+    assert_one_line_error(r)
+    assert snapshot(vg.dir) == before
+
+
+def test_mount_on_missing_mountpoint(env):
+    vg = created_vg(env)
+    before = snapshot(vg.dir)
+    r = env.vgfs("mount", vg.config, env.tmp / "no" / "such" / "mp")
+    assert_one_line_error(r, "mp")
+    assert snapshot(vg.dir) == before
+    assert not (env.tmp / "no").exists()
+
+
+def test_read_only_mount_reports_but_does_not_repair(env):
+    vg = created_vg(env)
+    damage_metadata(vg.pv_path("pv0"))
+    before = snapshot(vg.dir)
+    m = env.mount(vg.config, opts="ro")
+    assert "pv0" in m.stderr(), f"ro mount must still warn about pv0: {m.stderr()!r}"
+    assert os.stat(m.lv("lv0")).st_size == 20 * MiB
+    m.unmount()
+    assert snapshot(vg.dir) == before, "a read-only mount repaired (wrote) the PVs"
+    assert env.vgfs("check", vg.config).returncode == 1
+
+
+def test_smallest_extent_size_works_with_default_region_size(env):
+    """extent_size 64KiB is legal (SPEC §1) and region_size is optional: the
+    default region size must fit the extent size instead of failing."""
+    vg = env.make_vg(name="vg64k",
+                     pvs=[PvSpec("pv0", "pv0.img", "32MiB")],
+                     lvs=[LvSpec("lv0", size="1MiB")], extent_size="64KiB")
+    vg.create()
+    m = vg.mount()
+    assert os.stat(m.lv("lv0")).st_size == MiB
+    rs = m.vg_json()["region_size"]
+    assert rs <= 64 * 1024 and 64 * 1024 % rs == 0

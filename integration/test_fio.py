@@ -37,8 +37,9 @@ def make_vg(env):
 
 def run_fio(env, lvfile, *opts, timeout=240):
     argv = ["fio", "--name=v", f"--filename={lvfile}", "--direct=1", "--output-format=json",
-            "--verify_fatal=1", "--exitall_on_error=1", *opts]
-    r = env.run(argv, timeout=timeout)
+            "--verify_fatal=1", "--exitall_on_error=1", "--verify_state_save=0", *opts]
+    # cwd: fio drops state files into its working directory.
+    r = env.run(argv, timeout=timeout, cwd=env.tmp)
     detail = f"{' '.join(argv)}\nrc={r.returncode}\nstderr={r.stderr[-3000:]}\nstdout={r.stdout[-3000:]}"
     assert r.returncode == 0, f"fio failed\n{detail}"
     text = r.stdout
@@ -95,3 +96,30 @@ def test_fio_data_survives_remount(env):
     m.unmount()
     m2 = vg.mount()
     run_fio(env, m2.lv("lvf"), *common, "--verify_only=1")
+
+
+def test_fio_two_lvs_concurrently(env):
+    """Two fio processes on two LVs whose extents interleave on the same PVs."""
+    vg = env.make_vg(
+        name="vgfio2",
+        pvs=[PvSpec("pv0", "pv0.img", "128MiB"), PvSpec("pv1", "pv1.img", "128MiB")],
+        lvs=[LvSpec("lva", extents=[("0-9", "pv0", "0-9"), ("10-19", "pv1", "10-19"),
+                                    ("20-29", "pv0", "20-29")]),
+             LvSpec("lvb", extents=[("0-9", "pv1", "0-9"), ("10-19", "pv0", "10-19"),
+                                    ("20-29", "pv1", "20-29")])],
+        extent_size="1MiB")
+    vg.create()
+    m = vg.mount()
+    procs = []
+    for lv, engine in (("lva", "psync"), ("lvb", "libaio" if "libaio" in fio_engines() else "psync")):
+        argv = ["fio", f"--name={lv}", f"--filename={m.lv(lv)}", "--direct=1", f"--ioengine={engine}",
+                "--iodepth=8", "--rw=randrw", "--bsrange=4k-512k", "--size=30M", "--verify=crc32c",
+                "--verify_fatal=1", "--verify_state_save=0", "--numjobs=2", "--offset_increment=15M",
+                "--size=15M", "--output-format=json"]
+        procs.append((argv, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                             text=True, cwd=env.tmp)))
+    for argv, p in procs:
+        out, err = p.communicate(timeout=240)
+        assert p.returncode == 0, f"{' '.join(argv)}\n{err[-2000:]}\n{out[-2000:]}"
+        res = json.loads(out[out.find("{"):])
+        assert all(j["error"] == 0 for j in res["jobs"]), out[-2000:]

@@ -7,15 +7,17 @@ import errno
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
+import time
 
 import pytest
 
 from conftest import (FIG3_LVX_RUNS, MiB, LvSpec, Mount, PvSpec, assert_one_line_error, daemon_pids,
                       fig3_vg,
                       format_range, is_mounted, json_lvs, json_pvs, lv_runs_from_json,
-                      parse_int_bytes, parse_range, parse_size, read_kv, split_list, VGFS_BIN)
+                      parse_int_bytes, parse_range, pid_alive, parse_size, read_kv, split_list, VGFS_BIN)
 
 try:
     import yaml  # python3-yaml
@@ -177,6 +179,9 @@ def test_second_mount_of_same_pvs_is_refused(env, fig3):
     # The first mount is unaffected.
     with open(m.lv("lvx"), "rb") as f:
         assert len(f.read(4096)) == 4096
+    m_ro = env.mount(fig3.config, opts="ro", expect_ok=False)
+    assert_one_line_error(m_ro.result, "locked")
+    assert not is_mounted(m_ro.mp)
     m3 = env.mount(fig3.config, foreground=True, expect_ok=False)
     assert m3.proc.wait(timeout=30) == 1
     assert_one_line_error(m3.result, "locked")
@@ -505,3 +510,189 @@ def test_config_only_finds_pvs_after_create(env, fig3):
                    "  - {name: pv1, path: pv1.img}\n")
     m2 = env.mount(cfg)
     assert m2.vg_json()["lvs"] == fig3_lvx
+
+
+def test_create_makes_sparse_pv_images(env, fig3):
+    for p in fig3.pv_paths:
+        st = os.stat(p)
+        assert st.st_size == 128 * MiB
+        assert st.st_blocks * 512 <= 16 * MiB, f"{p} is not sparse: {st.st_blocks * 512} bytes used"
+
+
+def test_block_device_pvs(env):
+    """PVs on block devices (loop devices), size taken from the device."""
+    d = env.tmp / "bd"
+    d.mkdir()
+    devs = []
+    for i in range(2):
+        f = d / f"back{i}.img"
+        with open(f, "wb") as fh:
+            fh.truncate(64 * MiB)
+        devs.append(env.losetup(f))
+    # A given size larger than the device is an error and changes nothing.
+    vg = env.make_vg(name="vgbd", subdir="bdvg",
+                     pvs=[PvSpec("pv0", devs[0], "128MiB"), PvSpec("pv1", devs[1], None)],
+                     lvs=[LvSpec("lv0", size="80MiB")])
+    vg.write_config()
+    r = env.vgfs("create", vg.config)
+    assert_one_line_error(r, "pv0")
+    for i in range(2):
+        assert (d / f"back{i}.img").stat().st_blocks == 0, "failed create wrote to the device"
+
+    vg.pvs = [PvSpec("pv0", devs[0], None), PvSpec("pv1", devs[1], None)]
+    vg.create()
+    m = vg.mount()
+    info = read_kv(m.meta / "pvs" / "pv0" / "info")
+    assert info["path"] == devs[0]
+    pe_start = parse_int_bytes(info["pe_start"])
+    assert int(info["pe_count"]) == (64 * MiB - pe_start) // MiB
+    data = os.urandom(80 * MiB)
+    with open(m.lv("lv0"), "r+b") as f:
+        f.write(data)
+    runs = lv_runs_from_json(m.vg_json()["lvs"][0])
+    starts = {p: m.pe_start(p) for p in ("pv0", "pv1")}
+    m.unmount()
+    for le, n, pv, pe in runs:
+        back = d / f"back{0 if pv == 'pv0' else 1}.img"
+        with open(back, "rb") as f:
+            f.seek(starts[pv] + pe * MiB)
+            assert f.read(n * MiB) == data[le * MiB:(le + n) * MiB], f"LE {le} on {pv}"
+    r = env.vgfs("check", vg.config)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m2 = vg.mount()
+    with open(m2.lv("lv0"), "rb") as f:
+        assert f.read() == data
+    m2.unmount()
+    for dev in devs:
+        env.loop_detach(dev)
+
+
+@pytest.mark.parametrize("how", ["sigterm", "umount"])
+def test_daemon_stops_cleanly(env, fig3, how):
+    """SIGTERM to the daemon, or a plain umount(8), ends the mount; the data
+    is on the PVs and the VG mounts again."""
+    m = fig3.mount()
+    data = os.urandom(MiB)
+    with open(m.lv("lvy"), "r+b") as f:
+        f.write(data)
+    assert m.pids
+    if how == "sigterm":
+        for pid in m.pids:
+            os.kill(pid, signal.SIGTERM)
+    else:
+        env.run(["umount", m.mp], check=True)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (any(pid_alive(p) for p in m.pids) or is_mounted(m.mp)):
+        time.sleep(0.05)
+    assert not any(pid_alive(p) for p in m.pids), "daemon still running"
+    assert not is_mounted(m.mp), "mount still present after the daemon stopped"
+    m.unmount()
+    r = env.vgfs("check", fig3.config)
+    assert r.returncode == 0, r.stdout + r.stderr
+    m2 = fig3.mount()
+    with open(m2.lv("lvy"), "rb") as f:
+        assert f.read(MiB) == data
+
+
+def test_two_vgs_mounted_at_once(env):
+    a = fig3_vg(env, name="vga", subdir="a")
+    b = fig3_vg(env, name="vgb", subdir="b")
+    a.create()
+    b.create()
+    ma, mb = a.mount(), b.mount()
+    assert ma.vg_json()["name"] == "vga" and mb.vg_json()["name"] == "vgb"
+    with open(ma.lv("lvx"), "r+b") as f:
+        f.write(b"A" * 4096)
+    with open(mb.lv("lvx"), "r+b") as f:
+        f.write(b"B" * 4096)
+    with open(ma.lv("lvx"), "rb") as f:
+        assert f.read(4096) == b"A" * 4096
+    with open(mb.lv("lvx"), "rb") as f:
+        assert f.read(4096) == b"B" * 4096
+
+
+def test_size_suffixes_and_name_characters(env):
+    vg = env.make_vg(name="vg.sizes+1",
+                     pvs=[PvSpec("pv_a-1", "a.img", "67108864"),      # plain bytes
+                          PvSpec("pv.b+2", "b.img", "65536KiB"),
+                          PvSpec("pvT", "t.img", "1TiB")],            # sparse
+                     lvs=[LvSpec("lv.data+1_x-y", size="8388608B"),
+                          LvSpec("lvg", size="1GiB"),
+                          LvSpec("lvk", size="2048KiB")],
+                     extent_size="1MiB")
+    vg.create()
+    m = vg.mount()
+    assert sorted(os.listdir(m.mp)) == sorted([".vgfs", "lv.data+1_x-y", "lvg", "lvk"])
+    assert os.stat(m.lv("lv.data+1_x-y")).st_size == 8 * MiB
+    assert os.stat(m.lv("lvg")).st_size == 1024 * MiB
+    assert os.stat(m.lv("lvk")).st_size == 2 * MiB
+    vgj = m.vg_json()
+    assert vgj["name"] == "vg.sizes+1"
+    pes = {p["name"]: p["pe_count"] for p in vgj["pvs"]}
+    start = {p["name"]: p["pe_start"] for p in vgj["pvs"]}
+    assert pes["pv_a-1"] == (64 * MiB - start["pv_a-1"]) // MiB
+    assert pes["pv.b+2"] == (64 * MiB - start["pv.b+2"]) // MiB
+    assert pes["pvT"] == (1024 * 1024 * MiB - start["pvT"]) // MiB
+    assert os.path.isdir(m.meta / "lvs" / "lv.data+1_x-y")
+    assert os.path.isdir(m.meta / "pvs" / "pv.b+2")
+
+
+def test_allocator_spans_pvs_with_fewest_runs(env):
+    vg = env.make_vg(name="vgspan",
+                     pvs=[PvSpec("pv0", "pv0.img", "64MiB"), PvSpec("pv1", "pv1.img", "64MiB")],
+                     lvs=[LvSpec("lvs", size="80MiB")])
+    vg.create()
+    m = vg.mount()
+    runs = lv_runs_from_json(m.vg_json()["lvs"][0])
+    pe_count = m.vg_json()["pvs"][0]["pe_count"]
+    assert len(runs) == 2, runs
+    assert sum(r[1] for r in runs) == 80
+    assert runs[0][0] == 0 and runs[0][1] == pe_count and runs[0][3] == 0, runs
+    assert {runs[0][2], runs[1][2]} == {"pv0", "pv1"}
+    assert runs[1] == (pe_count, 80 - pe_count, runs[1][2], 0)
+
+
+def test_many_lvs_and_large_views(env):
+    """150 LVs (some with 127-character names) and one LV of 1600 one-extent
+    runs: readdir pagination, and views larger than one FUSE read."""
+    runs = [(str(i), f"pv{i % 2}", str(799 - i // 2)) for i in range(1600)]
+    small = [f"lv{i:03d}" for i in range(146)] + [("L" * 120) + f"{i:07d}" for i in range(4)]
+    assert all(len(n) <= 127 for n in small)
+    vg = env.make_vg(name="vgmany",
+                     pvs=[PvSpec("pv0", "pv0.img", "80MiB"), PvSpec("pv1", "pv1.img", "80MiB")],
+                     lvs=[LvSpec("lvmany", extents=runs)] + [LvSpec(n, size="64KiB") for n in small],
+                     extent_size="64KiB", region_size="64KiB")
+    vg.create()
+    m = vg.mount()
+    names = os.listdir(m.mp)
+    assert len(names) == len(set(names)) == 1 + 1 + len(small)
+    assert set(names) == {".vgfs", "lvmany", *small}
+    assert set(os.listdir(m.meta / "lvs")) == {"lvmany", *small}
+    whole = (m.meta / "vg.json").read_bytes()
+    assert len(whole) > 128 * 1024, f"vg.json is only {len(whole)} bytes; test needs a large view"
+    fd = os.open(m.meta / "vg.json", os.O_RDONLY)
+    try:
+        chunks = []
+        while True:
+            b = os.read(fd, 4096)
+            if not b:
+                break
+            chunks.append(b)
+    finally:
+        os.close(fd)
+    assert b"".join(chunks) == whole
+    vgj = json.loads(whole)
+    assert vgj["lv_count"] == len(vgj["lvs"]) == 1 + len(small)
+    lv = [l for l in vgj["lvs"] if l["name"] == "lvmany"][0]
+    assert len(lv["map"]) == 1600
+    lines = map_lines(m.meta / "lvs" / "lvmany" / "map")
+    assert len(lines) == 1600 and lines[1599] == "1599 pv1 0"
+    pvmap = map_lines(m.meta / "pvs" / "pv0" / "map")
+    assert "799 lvmany 0" in pvmap and "0 lvmany 1598" in pvmap
+    r = env.vgfs("lvs", "--maps", "--json", m.mp)
+    assert r.returncode == 0, r.stderr
+    online = json.loads(r.stdout)
+    m.unmount()
+    r = env.vgfs("lvs", "--maps", "--json", vg.config)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == online

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "printers.h"
 #include "vgfs/metadata.h"
 
 using namespace vgfs;
@@ -293,4 +294,33 @@ TEST_CASE("first_le offsets the returned runs") {
   CHECK((*multi)[0].le == 7);
   CHECK((*multi)[1].le == 7 + (*multi)[0].count);
   CHECK((*multi)[1].le_end() == 35);
+}
+
+TEST_CASE("ties go to the lowest PV whatever the candidate order") {
+  // pv0: free 10-19; pv1: free 50-59 (equal sizes).
+  VgMetadata md = make_vg({{100, {{0, 10}, {20, 80}}}, {100, {{0, 50}, {60, 40}}}});
+  Result<std::vector<MapRun>> r = alloc(md, 10, {1, 0});
+  REQUIRE(r.ok());
+  REQUIRE(r->size() == 1);
+  CHECK((*r)[0] == MapRun{0, 10, 0, 10});
+}
+
+TEST_CASE("a PV listed twice among the candidates is not used twice") {
+  VgMetadata md = vg_a();
+  // pv1 has 8 free extents; listing it twice must not double them.
+  Result<std::vector<MapRun>> r = alloc(md, 12, {1, 1});
+  CHECK_FALSE(r.ok());
+  CHECK(r.status().code() == ENOSPC);
+  Result<std::vector<MapRun>> ok = alloc(md, 30, {0, 1, 0});
+  REQUIRE(ok.ok());  // 20 + 8 + 2: check_allocation proves no PE is used twice
+  CHECK(ok->size() == 3);
+}
+
+TEST_CASE("zero extents allocate no run") {
+  VgMetadata md = vg_a();
+  Result<std::vector<MapRun>> r = allocate_extents(md, 0, {}, 0);
+  if (r.ok()) {
+    for (const MapRun& run : *r) CHECK(run.count >= 1);
+    CHECK(r->empty());
+  }
 }

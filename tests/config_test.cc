@@ -279,6 +279,9 @@ TEST_CASE("missing required entries") {
   SUBCASE("lv name") {
     expect_error(std::string(kHead) + "lvs:\n  - {size: 8MiB}\n", "{size: 8MiB}");
   }
+  SUBCASE("empty file") {
+    expect_error("", "");
+  }
   SUBCASE("document is not a map") {
     expect_error("- vg\n- pvs\n", "");
   }
@@ -328,4 +331,45 @@ TEST_CASE("duplicate names") {
     expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB}\n  - {name: lv0, size: 16MiB}\n",
                  "size: 16MiB", {"lv0"});
   }
+}
+
+TEST_CASE("extent and region sizes outside the rules") {
+  auto vg = [](const std::string& lines) {
+    return "vg:\n  name: vg0\n" + lines + "pvs:\n  - {name: pv0, path: a.img, size: 64MiB}\n";
+  };
+  SUBCASE("extent size not a power of two") {
+    expect_error(vg("  extent_size: 3MiB\n"), "extent_size: 3MiB");
+  }
+  SUBCASE("extent size below 64KiB") {
+    expect_error(vg("  extent_size: 32KiB\n  region_size: 4KiB\n"), "extent_size: 32KiB");
+  }
+  SUBCASE("extent size above 1GiB") {
+    expect_error(vg("  extent_size: 2GiB\n"), "extent_size: 2GiB");
+  }
+  SUBCASE("region size larger than the extent size") {
+    expect_error(vg("  extent_size: 4MiB\n  region_size: 8MiB\n"), "region_size: 8MiB");
+  }
+  SUBCASE("region size not a power of two") {
+    expect_error(vg("  region_size: 96KiB\n"), "region_size: 96KiB");
+  }
+  SUBCASE("region size larger than the default extent size") {
+    expect_error(vg("  region_size: 8MiB\n"), "region_size: 8MiB");
+  }
+}
+
+TEST_CASE("relative PV paths with .. resolve against the config's folder") {
+  TempDir dir;
+  std::filesystem::create_directory(dir.path() / "conf");
+  std::string text = "vg:\n  name: vg0\npvs:\n  - {name: pv0, path: ../images/pv0.img, size: 64MiB}\n"
+                     "  - {name: pv1, path: ./pv1.img, size: 64MiB}\n";
+  Written w = write_config(dir, text, "conf/vg.yaml");
+  Result<VgConfig> r = load_config(w.path);
+  REQUIRE_MESSAGE(r.ok(), r.status().message());
+  REQUIRE(r->pvs.size() == 2);
+  std::filesystem::path p0(r->pvs[0].path);
+  CHECK(p0.is_absolute());
+  CHECK(p0.lexically_normal() == (dir.path() / "images/pv0.img").lexically_normal());
+  std::filesystem::path p1(r->pvs[1].path);
+  CHECK(p1.is_absolute());
+  CHECK(p1.lexically_normal() == (dir.path() / "conf/pv1.img").lexically_normal());
 }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "printers.h"
 #include "vgfs/extent_map.h"
 
 using namespace vgfs;

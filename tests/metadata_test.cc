@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "printers.h"
 #include "vgfs/metadata.h"
 
 using namespace vgfs;
@@ -90,6 +91,25 @@ void check_same(const VgMetadata& a, const VgMetadata& b) {
     CHECK(a.lvs[i].mode == b.lvs[i].mode);
     CHECK(a.lvs[i].map.runs().size() == b.lvs[i].map.runs().size());
     CHECK(a.lvs[i].map == b.lvs[i].map);
+  }
+  CHECK(a.next_job_id == b.next_job_id);
+  REQUIRE(a.jobs.size() == b.jobs.size());
+  for (size_t i = 0; i < a.jobs.size(); ++i) {
+    CAPTURE(i);
+    const JobInfo& x = a.jobs[i];
+    const JobInfo& y = b.jobs[i];
+    CHECK(x.id == y.id);
+    CHECK(x.lv == y.lv);
+    CHECK(x.le == y.le);
+    CHECK(x.count == y.count);
+    CHECK(x.src_pv == y.src_pv);
+    CHECK(x.src_pe == y.src_pe);
+    CHECK(x.dst_pv == y.dst_pv);
+    CHECK(x.dst_pe == y.dst_pe);
+    CHECK(x.state == y.state);
+    CHECK(x.reason == y.reason);
+    CHECK(x.record_offset == y.record_offset);
+    CHECK(x.record_size == y.record_size);
   }
 }
 
@@ -449,6 +469,18 @@ TEST_CASE("encode/decode round trip") {
   CHECK(encode_metadata(*back) == text);  // deterministic text
 }
 
+TEST_CASE("encode/decode keeps unusual PV paths and modes") {
+  VgMetadata md = fixture();
+  md.pvs[0].path = "/srv/my disk: \"a\"/x #1 {b} [c], 'd'.img";
+  md.pvs[1].path = "/srv/\xc3\xa9t\xc3\xa9/- yes/no: ~";
+  md.lvs[0].mode = 0;
+  md.lvs[2].mode = 0777;
+  REQUIRE(md.validate().ok());
+  Result<VgMetadata> back = decode_metadata(encode_metadata(md), "paths");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  check_same(*back, md);
+}
+
 TEST_CASE("encode/decode round trip with thousands of runs") {
   VgMetadata md;
   md.name = "bigvg";
@@ -541,4 +573,113 @@ TEST_CASE("decode rejects well-formed text describing invalid metadata") {
   md2.extent_size = 3 * MiB;
   Result<VgMetadata> r2 = decode_metadata(encode_metadata(md2), "extent");
   CHECK_FALSE(r2.ok());
+}
+
+namespace {
+
+// A running job moving lv_other LE 500-502 (pvbeta PE 100-102) to pvalpha
+// PE 30-32, and a finished one.
+VgMetadata fixture_with_jobs() {
+  VgMetadata md = fixture();
+  md.next_job_id = 5;
+  JobInfo run;
+  run.id = 4;
+  run.lv = "lv_other";
+  run.le = 500;
+  run.count = 3;
+  run.src_pv = 1;
+  run.src_pe = 100;
+  run.dst_pv = 0;
+  run.dst_pe = 30;
+  run.state = JobState::kRunning;
+  run.record_offset = 8192;
+  run.record_size = 4096;
+  JobInfo done;
+  done.id = 2;
+  done.lv = "lv0";
+  done.le = 0;
+  done.count = 1;
+  done.src_pv = 1;
+  done.src_pe = 600;
+  done.dst_pv = 0;
+  done.dst_pe = 0;
+  done.state = JobState::kFailed;
+  done.reason = "destination I/O error: EIO";
+  md.jobs = {done, run};
+  return md;
+}
+
+}  // namespace
+
+TEST_CASE("running jobs reserve their destination PEs") {
+  VgMetadata md = fixture_with_jobs();
+  Status s = md.validate();
+  REQUIRE_MESSAGE(s.ok(), s.message());
+  CHECK(md.find_job(4) != nullptr);
+  CHECK(md.find_job(3) == nullptr);
+  CHECK(md.free_extents(0) == 488 - 3);
+  CHECK(md.free_extents(1) == 979);  // the source stays mapped, nothing more
+  CHECK(md.total_free_extents() == 488 - 3 + 979);
+
+  std::vector<PvRun> a = md.pv_map(0);
+  bool seen = false;
+  for (const PvRun& r : a) {
+    if (r.pe <= 30 && 30 < r.pe_end()) {
+      CHECK(r.pe == 30);
+      CHECK(r.count == 3);
+      CHECK_FALSE(r.free());
+      CHECK(r.job == 4);
+      seen = true;
+    }
+    if (r.free()) CHECK(r.job == -1);
+  }
+  CHECK(seen);
+
+  // The allocator does not hand out reserved PEs.
+  Result<std::vector<MapRun>> all = allocate_extents(md, md.free_extents(0), std::vector<uint32_t>{0});
+  REQUIRE(all.ok());
+  for (const MapRun& r : *all) CHECK((r.pe + r.count <= 30 || r.pe >= 33));
+}
+
+TEST_CASE("validate rejects inconsistent jobs") {
+  SUBCASE("destination overlapping an LV") {
+    VgMetadata md = fixture_with_jobs();
+    md.find_job(4)->dst_pe = 505;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("source not where the LV maps") {
+    VgMetadata md = fixture_with_jobs();
+    md.find_job(4)->src_pe = 101;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("unknown LV") {
+    VgMetadata md = fixture_with_jobs();
+    md.find_job(4)->lv = "nope";
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("repeated id") {
+    VgMetadata md = fixture_with_jobs();
+    md.jobs[0].id = 4;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("id not below next_job_id") {
+    VgMetadata md = fixture_with_jobs();
+    md.next_job_id = 4;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("destination past the PV end") {
+    VgMetadata md = fixture_with_jobs();
+    md.find_job(4)->dst_pe = 998;
+    CHECK_FALSE(md.validate().ok());
+  }
+}
+
+TEST_CASE("encode/decode round trip with jobs") {
+  VgMetadata md = fixture_with_jobs();
+  REQUIRE(md.validate().ok());
+  std::string text = encode_metadata(md);
+  Result<VgMetadata> back = decode_metadata(text, "jobs");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  check_same(*back, md);
+  CHECK(encode_metadata(*back) == text);
 }

@@ -245,3 +245,19 @@ TEST_CASE("slot header decode rejects corruption and oversized text") {
   // The same header is fine in a slot large enough for it.
   CHECK(decode_slot_header(encode_slot_header(way_over), slot_size * 4).ok());
 }
+
+TEST_CASE("slot header decode rejects another format version") {
+  // docs/format.md: version le32 at byte 8, header CRC32C of [0, 4092) at 4092.
+  std::string block = encode_slot_header(SlotHeader{3, 100, 7});
+  REQUIRE(get_le32(block, 8) == kFormatVersion);
+  REQUIRE(get_le32(block, kSlotHeaderSize - 4) == crc32c(block.data(), kSlotHeaderSize - 4));
+  std::string other = block;
+  put_le32(other, 8, kFormatVersion + 1);
+  put_le32(other, kSlotHeaderSize - 4, crc32c(other.data(), kSlotHeaderSize - 4));
+  Result<SlotHeader> r = decode_slot_header(other, kDefaultSlotSize);
+  CHECK_FALSE(r.ok());
+  // The same edit with the original version decodes: only the version was wrong.
+  put_le32(other, 8, kFormatVersion);
+  put_le32(other, kSlotHeaderSize - 4, crc32c(other.data(), kSlotHeaderSize - 4));
+  CHECK(decode_slot_header(other, kDefaultSlotSize).ok());
+}

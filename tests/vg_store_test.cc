@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "test_util.h"
+#include "printers.h"
 #include "vgfs/config.h"
 #include "vgfs/metadata.h"
 #include "vgfs/pv_format.h"
@@ -364,6 +366,21 @@ TEST_CASE("a second writable open fails while the first store is alive") {
   CHECK(after->metadata().seqno == 1);
 }
 
+TEST_CASE("create --force refuses PVs locked by an open store") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  std::vector<std::string> warnings;
+  auto store = open_ok(cfg, OpenMode::kReadWrite, &warnings);
+  std::string before = vgfs_test::read_file(cfg.pvs[0].path);
+  std::vector<std::string> notes;
+  Status s = VgStore::create(cfg, true, &notes);
+  REQUIRE_FALSE(s.ok());
+  std::string msg = lower(s.message());
+  CAPTURE(msg);
+  CHECK((msg.find("lock") != std::string::npos || msg.find("in use") != std::string::npos));
+  CHECK(vgfs_test::read_file(cfg.pvs[0].path) == before);
+}
+
 TEST_CASE("create refuses PVs that already hold a label unless forced") {
   TempDir dir;
   VgConfig cfg = create_vg(dir);
@@ -469,6 +486,16 @@ TEST_CASE("a failed create leaves no new file behind") {
     CHECK(s.message().find(cfg.path + ":") != std::string::npos);
     CHECK_FALSE(fs::exists(dir / "pv0.img"));
   }
+  SUBCASE("missing PV file without a size") {
+    std::string text = "vg:\n  name: vgf\n  extent_size: 1MiB\npvs:\n  - {name: pv0, path: pv0.img, size: 64MiB}\n"
+                       "  - {name: pv1, path: pv1.img}\n";
+    VgConfig cfg = load(dir, text);
+    Status s = VgStore::create(cfg, false, &notes);
+    CHECK_FALSE(s.ok());
+    CHECK(s.message().find("pv1") != std::string::npos);
+    CHECK_FALSE(fs::exists(dir / "pv0.img"));
+    CHECK_FALSE(fs::exists(dir / "pv1.img"));
+  }
   SUBCASE("PV too small for one extent") {
     std::string text = "vg:\n  name: vgf\n  extent_size: 1MiB\npvs:\n  - {name: pv0, path: pv0.img, size: 64MiB}\n"
                        "  - {name: pv1, path: pv1.img, size: 2MiB}\n";
@@ -490,6 +517,24 @@ TEST_CASE("a failed create leaves no new file behind") {
     CHECK_FALSE(fs::exists(dir / "pv0.img"));
     CHECK(fs::file_size(dir / "pv1.img") == 32 * MiB);
   }
+}
+
+TEST_CASE("open orders the PVs like the metadata, whatever the config order") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  VgConfig swapped = cfg;
+  std::swap(swapped.pvs[0], swapped.pvs[1]);
+  std::vector<std::string> warnings;
+  auto store = open_ok(swapped, OpenMode::kReadOnly, &warnings);
+  const VgMetadata& md = store->metadata();
+  REQUIRE(md.pvs.size() == 2);
+  for (uint32_t i = 0; i < 2; ++i) {
+    CAPTURE(i);
+    CHECK(store->label(i).pv_uuid == md.pvs[i].uuid);
+    CHECK(fs::equivalent(store->pv(i).path(), md.pvs[i].path));
+  }
+  CHECK(md.pvs[0].name == "pv0");
+  CHECK(fs::equivalent(store->pv(0).path(), cfg.pvs[0].path));
 }
 
 TEST_CASE("open fails on a missing PV, a foreign file, or PVs of two VGs") {

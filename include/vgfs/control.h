@@ -3,26 +3,34 @@
 //
 // Invariant: parse_command() either returns a fully checked Command or an
 // EINVAL Status whose sentence says what is malformed; it never touches VG
-// state. A Reply's text is exactly what a reader of the control file sees:
-// "ok ..." on success, "error: <sentence>" on failure, newline-terminated.
+// state. execute() runs a parsed command against the jobs of a mount. A
+// Reply's text is exactly what a reader of the control file sees: "ok ..."
+// on success, "error: <sentence>" on failure, newline-terminated.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "vgfs/status.h"
+#include "vgfs/units.h"
 
 namespace vgfs {
 
+class Migrator;
+
 struct Command {
-  std::string verb;               // lower-case verb, e.g. "move"
-  std::vector<std::string> args;  // whitespace-separated arguments
+  std::string verb;  // move, pvmove, abort, pause, resume, limit
+  std::string lv;                   // move
+  std::optional<IndexRange> les;    // move LV:FIRST-LAST
+  std::string pv;                   // move (destination), pvmove (source)
+  std::optional<uint64_t> pe;       // move PV:PE
+  std::vector<std::string> dest_pvs;  // pvmove
+  uint64_t job = 0;                 // abort, pause, resume, limit
+  uint64_t rate = 0;                // limit, bytes/s (0 = none)
 };
 
-// Splits one line (trailing newline allowed) into a known verb and its
-// arguments, checking the argument count. Verbs known so far: none; every
-// line is answered "unknown command" until jobs and lifecycle land.
 Result<Command> parse_command(std::string_view line);
 
 struct Reply {
@@ -32,5 +40,7 @@ struct Reply {
   static Reply from(const Status& status);
   static Reply ok(std::string_view what);
 };
+
+Reply execute(Migrator& migrator, const Command& command);
 
 }  // namespace vgfs

@@ -56,6 +56,7 @@ struct PvRun {
   uint64_t count = 0;
   int64_t lv = kFree;  // index in VgMetadata::lvs, or kFree
   uint64_t le = 0;     // first LE of that LV (unused when free)
+  int64_t job = -1;    // id of the running job whose destination this is, or -1
 
   bool free() const { return lv == kFree; }
   uint64_t pe_end() const { return pe + count; }

@@ -43,6 +43,30 @@ struct LvInfo {
   ExtentMap map;
 };
 
+// A migration job as the metadata records it (SPEC §6). While `running`, its
+// destination PEs are reserved: they count as used, by nobody else. Finished
+// jobs stay listed (newest kMaxFinishedJobs) so their status survives a remount.
+enum class JobState { kRunning, kCompleted, kAborted, kFailed };
+std::string_view job_state_name(JobState state);
+
+struct JobInfo {
+  uint64_t id = 0;
+  std::string lv;        // LV name
+  uint64_t le = 0;       // first LE moved
+  uint64_t count = 0;    // extents moved
+  uint32_t src_pv = 0;   // source range: PV index and first PE
+  uint64_t src_pe = 0;
+  uint32_t dst_pv = 0;   // destination range
+  uint64_t dst_pe = 0;
+  JobState state = JobState::kRunning;
+  std::string reason;    // why it failed
+  uint64_t record_offset = 0;  // of its record in the source PV's migration area
+  uint64_t record_size = 0;    // bytes of the record area (both copies)
+
+  bool running() const { return state == JobState::kRunning; }
+};
+constexpr size_t kMaxFinishedJobs = 32;
+
 struct VgMetadata {
   std::string name;
   Uuid uuid{};
@@ -51,13 +75,19 @@ struct VgMetadata {
   uint64_t seqno = 0;
   std::vector<PvInfo> pvs;
   std::vector<LvInfo> lvs;
+  std::vector<JobInfo> jobs;
+  uint64_t next_job_id = 1;
 
   // Index of the PV / LV with this name, or -1.
   int find_pv(std::string_view name) const;
   int find_lv(std::string_view name) const;
+  // The job with this id, or nullptr.
+  const JobInfo* find_job(uint64_t id) const;
+  JobInfo* find_job(uint64_t id);
 
   // The PE→LE map of PV `pv` as runs covering PE 0 .. pe_count-1, free runs
-  // included. Assumes validate() passed.
+  // included; destinations reserved by running jobs carry the job id.
+  // Assumes validate() passed.
   std::vector<PvRun> pv_map(uint32_t pv) const;
   uint64_t free_extents(uint32_t pv) const;
   uint64_t total_free_extents() const;
@@ -66,8 +96,9 @@ struct VgMetadata {
   // Names of the PVs holding extents of LV `lv`, in order of first use.
   std::vector<std::string> pvs_of_lv(uint32_t lv) const;
 
-  // Checks names, sizes, extent/region sizes and that the maps are a
-  // consistent, in-range, non-overlapping assignment of PEs.
+  // Checks names, sizes, extent/region sizes and that the maps and running
+  // jobs' destinations are a consistent, in-range, non-overlapping assignment
+  // of PEs, and that every running job's source is what its LV maps there.
   Status validate() const;
 };
 

@@ -3,7 +3,7 @@
 // Invariant: metadata() is always the highest-seqno valid metadata found on
 // (or last committed to) the PVs, and it has passed validate(). commit()
 // writes seqno+1 into slot (seqno+1) % 2 of every PV and fdatasyncs each PV
-// before it returns ok, so the previous metadata stays intact in the other
+// before it returns ok (a PV whose write fails is reported), so the previous metadata stays intact in the other
 // slot until the new one is durable everywhere. Opening for writing rewrites
 // every stale or damaged label and slot copy (each repair is reported).
 #pragma once
@@ -39,7 +39,10 @@ class VgStore {
   static Status create(const VgConfig& config, bool force, std::vector<std::string>* notes);
 
   const VgMetadata& metadata() const { return metadata_; }
+  // Ok once at least one PV holds the new metadata durably; the PVs that
+  // failed are listed in commit_problems() until the next commit.
   Status commit(VgMetadata next);
+  const std::vector<std::string>& commit_problems() const { return commit_problems_; }
 
   size_t pv_count() const { return pvs_.size(); }
   const PvDevice& pv(uint32_t index) const { return pvs_[index]; }
@@ -52,6 +55,7 @@ class VgStore {
   VgMetadata metadata_;
   std::vector<PvDevice> pvs_;  // indexed like metadata_.pvs
   std::vector<PvLabel> labels_;
+  std::vector<std::string> commit_problems_;
 };
 
 // Builds the initial metadata a config describes (explicit runs checked,

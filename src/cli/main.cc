@@ -13,7 +13,16 @@
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
 #include "vgfs/vg_store.h"
+#include "vgfs/migrator.h"
 #include "views/views.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
 
 namespace vgfs {
 namespace {
@@ -111,7 +120,107 @@ Result<nlohmann::json> vg_json_of(const std::string& target) {
   auto store = open_offline(target, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
   if (!store.ok()) return store.status();
-  return views::vg_json((*store)->metadata());
+  const VgMetadata& md = (*store)->metadata();
+  std::vector<JobStatus> jobs;
+  for (const JobInfo& j : md.jobs) jobs.push_back(recorded_job_status(md, j));
+  return views::vg_json(md, jobs);
+}
+
+// Sends one command to a mount's control file and returns the reply text
+// ("ok ..." or the error sentence).
+Result<std::string> control(const std::string& mountpoint, const std::string& line) {
+  std::string path = mountpoint + "/.vgfs/ctl";
+  int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return Status::Error(errno, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  ssize_t wrote = ::write(fd, line.data(), line.size());
+  int err = errno;
+  char buf[4096];
+  ssize_t got = ::pread(fd, buf, sizeof buf, 0);
+  ::close(fd);
+  std::string reply = got > 0 ? std::string(buf, static_cast<size_t>(got)) : std::string();
+  while (!reply.empty() && reply.back() == '\n') reply.pop_back();
+  if (wrote < 0) {
+    if (reply.rfind("error: ", 0) == 0) reply = reply.substr(7);
+    return Status::Error(err, reply.empty() ? std::strerror(err) : reply);
+  }
+  return reply;
+}
+
+Result<std::map<std::string, std::string>> job_status(const std::string& mountpoint, uint64_t id) {
+  std::ifstream in(fmt::format("{}/.vgfs/jobs/{}/status", mountpoint, id));
+  if (!in) return Status::Error(ENOENT, fmt::format("no job {} under {}", id, mountpoint));
+  std::map<std::string, std::string> fields;
+  for (std::string line; std::getline(in, line);) {
+    size_t colon = line.find(": ");
+    if (colon != std::string::npos) fields[line.substr(0, colon)] = line.substr(colon + 2);
+    else if (!line.empty() && line.back() == ':') fields[line.substr(0, line.size() - 1)] = "";
+  }
+  return fields;
+}
+
+// Follows jobs until each has ended: a bar on a terminal, plain lines otherwise.
+int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
+  const bool tty = isatty(STDOUT_FILENO);
+  auto last_line = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+  int failed = 0;
+  for (;;) {
+    uint64_t size = 0, done = 0, rate = 0;
+    std::string states;
+    bool running = false;
+    failed = 0;
+    for (uint64_t id : ids) {
+      auto f = job_status(mountpoint, id);
+      if (!f.ok()) return fail(f.status().message());
+      std::map<std::string, std::string>& m = *f;
+      size += std::stoull(m["size"]);
+      done += std::stoull(m["progress_pointer"]);
+      rate += std::stoull(m["rate"]);
+      const std::string& st = m["sync_status"];
+      if (st != "completed" && st != "aborted" && st != "failed") running = true;
+      if (st == "aborted" || st == "failed") {
+        ++failed;
+        if (!running) fmt::print(stderr, "vgfs: job {} {}: {}\n", id, st, m["reason"]);
+      }
+      if (states.find(st) == std::string::npos) states += (states.empty() ? "" : ",") + st + (m["paused"] == "yes" ? "(paused)" : "");
+    }
+    double pct = size ? 100.0 * static_cast<double>(done) / static_cast<double>(size) : 100.0;
+    std::string eta = rate ? fmt::format("{}s", (size - done) / rate) : "-";
+    auto now = std::chrono::steady_clock::now();
+    if (tty) {
+      int filled = static_cast<int>(pct / 4);
+      fmt::print("\r[{:<25}] {:5.1f}% {:>10}/s ETA {:>6} {:<14}", std::string(static_cast<size_t>(filled), '#'), pct,
+                 human_size(rate), eta, states);
+      std::fflush(stdout);
+    } else if (!running || now - last_line >= std::chrono::seconds(1)) {
+      fmt::print("{:5.1f}% {}/s ETA {} {}\n", pct, human_size(rate), eta, states);
+      std::fflush(stdout);
+      last_line = now;
+    }
+    if (!running) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  if (tty) fmt::print("\n");
+  return failed ? 1 : 0;
+}
+
+int cmd_control(const std::string& mountpoint, const std::string& line, bool wait) {
+  Result<std::string> reply = control(mountpoint, line);
+  if (!reply.ok()) return fail(fmt::format("{}: {}", line, reply.status().message()));
+  fmt::print("{}\n", *reply);
+  if (!wait) return 0;
+  std::vector<uint64_t> ids;
+  std::string list = reply->substr(reply->find_last_of(' ') + 1);
+  std::stringstream in(list);
+  for (std::string id; std::getline(in, id, ',');) ids.push_back(std::stoull(id));
+  return wait_for(mountpoint, ids);
+}
+
+int cmd_jobs(const std::string& mountpoint, bool json) {
+  Result<nlohmann::json> vg = vg_json_of(mountpoint);
+  if (!vg.ok()) return fail(vg.status().message());
+  if (json) fmt::print("{}\n", (*vg)["jobs"].dump(2));
+  else fmt::print("{}", views::jobs_table(*vg));
+  return 0;
 }
 
 int cmd_list(const std::string& target, bool pvs, bool maps, bool json) {
@@ -147,9 +256,10 @@ int cmd_check(const std::string& config) {
 
 int run(int argc, char** argv) {
   // mount.fuse3 runs `vgfs CONFIG MOUNTPOINT -o OPTS`: treat that as `vgfs mount`.
-  static const std::set<std::string> commands = {"create", "mount", "lvs", "pvs", "dump", "check", "-h", "--help"};
   std::vector<std::string> args(argv + 1, argv + argc);
-  if (!args.empty() && !commands.count(args[0]) && args[0][0] != '-') args.insert(args.begin(), "mount");
+  std::error_code ec;
+  if (!args.empty() && args[0][0] != '-' && std::filesystem::is_regular_file(args[0], ec) && args.size() >= 2)
+    args.insert(args.begin(), "mount");
 
   CLI::App app{"vgfs: a logical volume manager in user space"};
   app.require_subcommand(1);
@@ -179,12 +289,43 @@ int run(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "verify labels, checksums and maps");
   check->add_option("CONFIG", config, "VG configuration (YAML)")->required();
 
+  std::string lv_arg, pv_arg, rate;
+  uint64_t job = 0;
+  bool wait = false;
+  auto* move = app.add_subcommand("move", "move an LV's extents (or an LE range) onto a PV, online");
+  move->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+  move->add_option("LV", lv_arg, "LV[:LE_FIRST-LE_LAST]")->required();
+  move->add_option("PV", pv_arg, "PV[:PE_FIRST]")->required();
+  move->add_flag("--wait", wait, "follow the job with a progress bar until it ends");
+  std::vector<std::string> pvmove_args;
+  auto* pvmove = app.add_subcommand("pvmove", "move every allocated extent off a PV, online");
+  pvmove->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+  pvmove->add_option("PV", pvmove_args, "PV [DEST_PV...]")->required();
+  pvmove->add_flag("--wait", wait, "follow the jobs with a progress bar until they end");
+  auto* jobs = app.add_subcommand("jobs", "list the migration jobs of a mount");
+  jobs->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+  jobs->add_flag("--json", json, "print JSON");
+  std::map<std::string, CLI::App*> job_verbs;
+  for (const char* verb : {"abort", "pause", "resume"}) {
+    auto* c = app.add_subcommand(verb, fmt::format("{} a migration job", verb));
+    c->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+    c->add_option("JOB", job, "job number")->required();
+    job_verbs[verb] = c;
+  }
+  auto* limit = app.add_subcommand("limit", "cap a job's copy rate (0 = none)");
+  limit->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+  limit->add_option("JOB", job, "job number")->required();
+  limit->add_option("RATE", rate, "bytes per second, e.g. 50MiB")->required();
+
   std::vector<const char*> cargv = {argv[0]};
   for (const std::string& a : args) cargv.push_back(a.c_str());
   try {
     app.parse(static_cast<int>(cargv.size()), cargv.data());
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error; --help has the details.
+    return fail(fmt::format("{} (see vgfs --help)", e.what()));
   }
   if (*create) return cmd_create(config, force);
   if (*mount) return cmd_mount(config, mountpoint, foreground, mount_opts);
@@ -192,6 +333,16 @@ int run(int argc, char** argv) {
   if (*lists[1]) return cmd_list(target, true, maps, json);
   if (*dump) return cmd_dump(config);
   if (*check) return cmd_check(config);
+  if (*move) return cmd_control(mountpoint, fmt::format("move {} {}", lv_arg, pv_arg), wait);
+  if (*pvmove) {
+    std::string line = "pvmove";
+    for (const std::string& a : pvmove_args) line += " " + a;
+    return cmd_control(mountpoint, line, wait);
+  }
+  if (*jobs) return cmd_jobs(mountpoint, json);
+  for (auto& [verb, c] : job_verbs)
+    if (*c) return cmd_control(mountpoint, fmt::format("{} {}", verb, job), false);
+  if (*limit) return cmd_control(mountpoint, fmt::format("limit {} {}", job, rate), false);
   return 2;
 }
 

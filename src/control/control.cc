@@ -1,24 +1,103 @@
 // The control-file protocol (include/vgfs/control.h).
 #include "vgfs/control.h"
 
+#include <charconv>
 #include <fmt/format.h>
+
+#include "vgfs/migrator.h"
 
 namespace vgfs {
 
-Result<Command> parse_command(std::string_view line) {
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-  Command cmd;
+namespace {
+
+constexpr std::string_view kUsage[] = {
+    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST]", "pvmove PV [DEST_PV ...]", "abort JOB", "pause JOB", "resume JOB",
+    "limit JOB RATE",
+};
+
+std::vector<std::string> split(std::string_view line) {
+  std::vector<std::string> words;
   size_t at = 0;
-  while (at < line.size()) {
-    size_t start = line.find_first_not_of(" \t", at);
-    if (start == std::string_view::npos) break;
-    size_t end = line.find_first_of(" \t", start);
+  while ((at = line.find_first_not_of(" \t", at)) != std::string_view::npos) {
+    size_t end = line.find_first_of(" \t", at);
     if (end == std::string_view::npos) end = line.size();
-    (cmd.verb.empty() ? cmd.verb : cmd.args.emplace_back()) = std::string(line.substr(start, end - start));
+    words.emplace_back(line.substr(at, end - at));
     at = end;
   }
-  if (cmd.verb.empty()) return Status::Error(EINVAL, "empty command");
-  return Status::Error(EINVAL, fmt::format("unknown command \"{}\"", cmd.verb));
+  return words;
+}
+
+Status usage(std::string_view verb, std::string_view what) {
+  for (std::string_view u : kUsage)
+    if (u.substr(0, u.find(' ')) == verb)
+      return Status::Error(EINVAL, fmt::format("{}; usage: {}", what, u));
+  return Status::Error(EINVAL, std::string(what));
+}
+
+Result<uint64_t> job_id(const std::string& verb, const std::string& text) {
+  uint64_t id = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
+  if (ec != std::errc() || p != text.data() + text.size() || id == 0)
+    return usage(verb, fmt::format("\"{}\" is not a job number", text));
+  return id;
+}
+
+}  // namespace
+
+Result<Command> parse_command(std::string_view line) {
+  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
+  if (line.find('\n') != std::string_view::npos) return Status::Error(EINVAL, "one command per write, please");
+  std::vector<std::string> w = split(line);
+  if (w.empty()) return Status::Error(EINVAL, "empty command");
+  Command c;
+  c.verb = w[0];
+  const size_t args = w.size() - 1;
+  if (c.verb == "move") {
+    if (args != 2) return usage(c.verb, fmt::format("move takes 2 arguments, not {}", args));
+    size_t colon = w[1].find(':');
+    c.lv = w[1].substr(0, colon);
+    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed("move"));
+    if (colon != std::string::npos) {
+      Result<IndexRange> r = parse_range(w[1].substr(colon + 1));
+      if (!r.ok()) return usage(c.verb, r.status().message());
+      c.les = *r;
+    }
+    colon = w[2].find(':');
+    c.pv = w[2].substr(0, colon);
+    VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed("move"));
+    if (colon != std::string::npos) {
+      Result<IndexRange> r = parse_range(w[2].substr(colon + 1));
+      if (!r.ok() || r->count != 1) return usage(c.verb, fmt::format("bad first PE \"{}\"", w[2].substr(colon + 1)));
+      c.pe = r->first;
+    }
+  } else if (c.verb == "pvmove") {
+    if (args < 1) return usage(c.verb, "pvmove needs the PV to empty");
+    c.pv = w[1];
+    VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed("pvmove"));
+    for (size_t i = 2; i < w.size(); ++i) {
+      VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed("pvmove"));
+      c.dest_pvs.push_back(w[i]);
+    }
+  } else if (c.verb == "abort" || c.verb == "pause" || c.verb == "resume") {
+    if (args != 1) return usage(c.verb, fmt::format("{} takes one job number", c.verb));
+    Result<uint64_t> id = job_id(c.verb, w[1]);
+    if (!id.ok()) return id.status();
+    c.job = *id;
+  } else if (c.verb == "limit") {
+    if (args != 2) return usage(c.verb, "limit takes a job number and a rate");
+    Result<uint64_t> id = job_id(c.verb, w[1]);
+    if (!id.ok()) return id.status();
+    c.job = *id;
+    std::string rate = w[2];
+    if (rate.size() > 2 && rate.substr(rate.size() - 2) == "/s") rate.resize(rate.size() - 2);
+    Result<uint64_t> r = parse_size(rate);
+    if (!r.ok()) return usage(c.verb, r.status().message());
+    c.rate = *r;
+  } else {
+    return Status::Error(EINVAL, fmt::format("unknown command \"{}\"; commands: move, pvmove, abort, pause, "
+                                             "resume, limit", c.verb));
+  }
+  return c;
 }
 
 Reply Reply::from(const Status& status) {
@@ -28,6 +107,21 @@ Reply Reply::from(const Status& status) {
 
 Reply Reply::ok(std::string_view what) {
   return Reply{0, what.empty() ? std::string("ok\n") : fmt::format("ok {}\n", what)};
+}
+
+Reply execute(Migrator& migrator, const Command& c) {
+  if (c.verb == "move" || c.verb == "pvmove") {
+    Result<std::vector<uint64_t>> ids =
+        c.verb == "move" ? migrator.move(c.lv, c.les, c.pv, c.pe) : migrator.pvmove(c.pv, c.dest_pvs);
+    if (!ids.ok()) return Reply::from(ids.status());
+    if (ids->size() == 1) return Reply::ok(fmt::format("job {}", (*ids)[0]));
+    return Reply::ok(fmt::format("jobs {}", fmt::join(*ids, ",")));
+  }
+  if (c.verb == "abort") return Reply::from(migrator.abort(c.job));
+  if (c.verb == "pause") return Reply::from(migrator.pause(c.job));
+  if (c.verb == "resume") return Reply::from(migrator.resume(c.job));
+  if (c.verb == "limit") return Reply::from(migrator.limit(c.job, c.rate));
+  return Reply::from(Status::Error(EINVAL, fmt::format("unknown command \"{}\"", c.verb)));
 }
 
 }  // namespace vgfs

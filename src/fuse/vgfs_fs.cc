@@ -20,7 +20,11 @@
 #include <memory>
 #include <mutex>
 
+#include <charconv>
+#include <optional>
+
 #include "vgfs/control.h"
+#include "vgfs/migrator.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 #include "views/views.h"
@@ -29,7 +33,7 @@ namespace vgfs {
 
 namespace {
 
-enum class Kind { kDir, kLv, kCtl, kVg, kVgJson, kLvInfo, kLvMap, kPvInfo, kPvMap };
+enum class Kind { kDir, kLv, kCtl, kVg, kVgJson, kLvInfo, kLvMap, kPvInfo, kPvMap, kJobsDir, kJobDir, kJobStatus, kJobBitmap };
 
 struct Node {
   std::string name;
@@ -37,6 +41,18 @@ struct Node {
   Kind kind = Kind::kDir;
   uint32_t index = 0;  // LV or PV index for kLv and the per-LV/PV views
   std::map<std::string, fuse_ino_t, std::less<>> children;
+};
+
+// Job entries come and go, so they are not in the table: job N owns the
+// three inodes from kJobInoBase + 3N (its folder, status, bitmap).
+constexpr fuse_ino_t kJobInoBase = fuse_ino_t{1} << 40;
+
+// What an inode is, for fixed and job entries alike.
+struct Entry {
+  Kind kind = Kind::kDir;
+  uint32_t index = 0;  // LV or PV index
+  uint64_t job = 0;
+  fuse_ino_t parent = 0;
 };
 
 // What an open `.vgfs` file serves: a snapshot made at open, or the reply of
@@ -51,34 +67,79 @@ constexpr double kTimeout = 1.0;
 class VgFs {
  public:
   VgFs(std::unique_ptr<VgStore> store, const MountOptions& options)
-      : store_(std::move(store)), volume_(*store_), options_(options), uid_(getuid()), gid_(getgid()) {
+      : store_(std::move(store)), volume_(*store_), migrator_(*store_, volume_), options_(options), uid_(getuid()),
+        gid_(getgid()) {
     clock_gettime(CLOCK_REALTIME, &mounted_at_);
     build_tree();
   }
 
   VolumeSet& volume() { return volume_; }
+  Migrator& migrator() { return migrator_; }
   static VgFs& of(fuse_req_t req) { return *static_cast<VgFs*>(fuse_req_userdata(req)); }
 
-  const Node* node(fuse_ino_t ino) const {
-    return ino >= 1 && ino <= nodes_.size() ? &nodes_[ino - 1] : nullptr;
+  std::optional<Entry> entry(fuse_ino_t ino) const {
+    if (ino >= kJobInoBase) {
+      uint64_t id = (ino - kJobInoBase) / 3;
+      if (!migrator_.job(id).ok()) return std::nullopt;
+      Kind kinds[] = {Kind::kJobDir, Kind::kJobStatus, Kind::kJobBitmap};
+      fuse_ino_t dir = kJobInoBase + 3 * id;
+      return Entry{kinds[(ino - kJobInoBase) % 3], 0, id, ino == dir ? jobs_dir_ : dir};
+    }
+    if (ino < 1 || ino > nodes_.size()) return std::nullopt;
+    const Node& n = nodes_[ino - 1];
+    return Entry{n.kind, n.index, 0, n.parent};
+  }
+  // The LV index behind an LV file inode (only valid for kLv inodes).
+  uint32_t lv_of(fuse_ino_t ino) const { return nodes_[ino - 1].index; }
+  Kind kind_of(fuse_ino_t ino) const { return ino >= kJobInoBase ? Kind::kJobStatus : nodes_[ino - 1].kind; }
+
+  std::optional<fuse_ino_t> child(fuse_ino_t parent, std::string_view name) const {
+    if (parent == jobs_dir_) {
+      uint64_t id = 0;
+      auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
+      if (ec != std::errc() || p != name.data() + name.size() || !migrator_.job(id).ok()) return std::nullopt;
+      return kJobInoBase + 3 * id;
+    }
+    if (parent >= kJobInoBase) {
+      if (name == "status") return parent + 1;
+      if (name == "bitmap") return parent + 2;
+      return std::nullopt;
+    }
+    const Node& dir = nodes_[parent - 1];
+    auto it = dir.children.find(name);
+    if (it == dir.children.end()) return std::nullopt;
+    return it->second;
   }
 
-  void fill_attr(fuse_ino_t ino, struct stat* st) const {
-    const Node& n = nodes_[ino - 1];
+  std::vector<std::pair<std::string, fuse_ino_t>> children(fuse_ino_t dir) const {
+    std::vector<std::pair<std::string, fuse_ino_t>> out;
+    if (dir == jobs_dir_) {
+      for (const JobStatus& j : migrator_.jobs()) out.emplace_back(std::to_string(j.id), kJobInoBase + 3 * j.id);
+    } else if (dir >= kJobInoBase) {
+      out = {{"status", dir + 1}, {"bitmap", dir + 2}};
+    } else {
+      for (const auto& [name, ino] : nodes_[dir - 1].children) out.emplace_back(name, ino);
+    }
+    return out;
+  }
+
+  void fill_attr(fuse_ino_t ino, const Entry& e, struct stat* st) const {
     std::memset(st, 0, sizeof(*st));
     st->st_ino = ino;
     st->st_uid = uid_;
     st->st_gid = gid_;
     st->st_nlink = 1;
     st->st_atim = st->st_mtim = st->st_ctim = mounted_at_;
-    switch (n.kind) {
+    switch (e.kind) {
       case Kind::kDir:
+      case Kind::kJobsDir:
+      case Kind::kJobDir:
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
         break;
       case Kind::kLv:
-        st->st_mode = S_IFREG | store_->metadata().lvs[n.index].mode;
-        st->st_size = static_cast<off_t>(volume_.lv_size(n.index));
+        st->st_mode = S_IFREG | lv_modes_[e.index];
+        st->st_size = static_cast<off_t>(volume_.lv_size(e.index));
         st->st_blksize = 4096;
         st->st_blocks = st->st_size / 512;
         break;
@@ -92,34 +153,38 @@ class VgFs {
     }
   }
 
-  // Renders a view file from the current metadata.
-  std::string render(const Node& n) {
-    std::lock_guard lock(metadata_mutex_);
-    const VgMetadata& md = store_->metadata();
-    switch (n.kind) {
+  // Renders a view file from the current metadata and jobs.
+  std::string render(const Entry& e) {
+    if (e.kind == Kind::kJobStatus) {
+      Result<JobStatus> j = migrator_.job(e.job);
+      return j.ok() ? views::job_status(*j) : std::string();
+    }
+    if (e.kind == Kind::kJobBitmap) {
+      Result<std::string> b = migrator_.bitmap(e.job);
+      return b.ok() ? *b : std::string();
+    }
+    const VgMetadata md = migrator_.metadata();
+    switch (e.kind) {
       case Kind::kVg: return views::vg_summary(md);
-      case Kind::kVgJson: return views::vg_json(md).dump(2) + "\n";
-      case Kind::kLvInfo: return views::lv_info(md, n.index);
-      case Kind::kLvMap: return views::lv_map(md, n.index);
-      case Kind::kPvInfo: return views::pv_info(md, n.index);
-      case Kind::kPvMap: return views::pv_map(md, n.index);
+      case Kind::kVgJson: return views::vg_json(md, migrator_.jobs()).dump(2) + "\n";
+      case Kind::kLvInfo: return views::lv_info(md, e.index);
+      case Kind::kLvMap: return views::lv_map(md, e.index);
+      case Kind::kPvInfo: return views::pv_info(md, e.index);
+      case Kind::kPvMap: return views::pv_map(md, e.index);
       default: return {};
     }
   }
 
   Reply control(std::string_view line) {
-    if (store_->read_only()) {
-      Result<Command> cmd = parse_command(line);
-      if (!cmd.ok()) return Reply::from(cmd.status());
-      return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
-    }
     Result<Command> cmd = parse_command(line);
-    return Reply::from(cmd.status());
+    if (!cmd.ok()) return Reply::from(cmd.status());
+    if (store_->read_only()) return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
+    return execute(migrator_, *cmd);
   }
 
   bool read_only() const { return store_->read_only(); }
   const MountOptions& options() const { return options_; }
-  const VgMetadata& metadata() const { return store_->metadata(); }
+  VgMetadata metadata() const { return migrator_.metadata(); }
 
  private:
   fuse_ino_t add(fuse_ino_t parent, std::string name, Kind kind, uint32_t index = 0) {
@@ -132,7 +197,10 @@ class VgFs {
   void build_tree() {
     const VgMetadata& md = store_->metadata();
     fuse_ino_t root = add(0, "", Kind::kDir);
-    for (uint32_t i = 0; i < md.lvs.size(); ++i) add(root, md.lvs[i].name, Kind::kLv, i);
+    for (uint32_t i = 0; i < md.lvs.size(); ++i) {
+      add(root, md.lvs[i].name, Kind::kLv, i);
+      lv_modes_.push_back(md.lvs[i].mode);
+    }
     fuse_ino_t dot = add(root, ".vgfs", Kind::kDir);
     add(dot, "ctl", Kind::kCtl);
     add(dot, "vg", Kind::kVg);
@@ -149,17 +217,19 @@ class VgFs {
       add(d, "info", Kind::kPvInfo, i);
       add(d, "map", Kind::kPvMap, i);
     }
-    add(dot, "jobs", Kind::kDir);
+    jobs_dir_ = add(dot, "jobs", Kind::kJobsDir);
   }
 
   std::unique_ptr<VgStore> store_;
   VolumeSet volume_;
+  Migrator migrator_;
   MountOptions options_;
   uid_t uid_;
   gid_t gid_;
   timespec mounted_at_{};
   std::vector<Node> nodes_;  // inode ino is nodes_[ino - 1]
-  std::mutex metadata_mutex_;
+  std::vector<uint32_t> lv_modes_;
+  fuse_ino_t jobs_dir_ = 0;
 };
 
 // ---- FUSE operations ------------------------------------------------------
@@ -175,43 +245,56 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
   else conn->want &= ~FUSE_CAP_SPLICE_READ;
 }
 
-void reply_entry(fuse_req_t req, VgFs& fs, fuse_ino_t ino) {
-  fuse_entry_param e{};
-  e.ino = ino;
-  e.attr_timeout = kTimeout;
-  e.entry_timeout = kTimeout;
-  fs.fill_attr(ino, &e.attr);
-  fuse_reply_entry(req, &e);
+void reply_entry(fuse_req_t req, VgFs& fs, fuse_ino_t ino, const Entry& e) {
+  fuse_entry_param param{};
+  param.ino = ino;
+  // Job entries come and go: the kernel must ask again each time.
+  bool dynamic = ino >= kJobInoBase;
+  param.attr_timeout = dynamic ? 0 : kTimeout;
+  param.entry_timeout = dynamic ? 0 : kTimeout;
+  fs.fill_attr(ino, e, &param.attr);
+  fuse_reply_entry(req, &param);
 }
+
+bool is_dir(Kind k) { return k == Kind::kDir || k == Kind::kJobsDir || k == Kind::kJobDir; }
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   VgFs& fs = VgFs::of(req);
-  const Node* dir = fs.node(parent);
-  if (!dir || dir->kind != Kind::kDir) return (void)fuse_reply_err(req, ENOTDIR);
-  auto it = dir->children.find(std::string_view(name));
-  if (it == dir->children.end()) return (void)fuse_reply_err(req, ENOENT);
-  reply_entry(req, fs, it->second);
+  std::optional<Entry> dir = fs.entry(parent);
+  if (!dir) return (void)fuse_reply_err(req, ENOENT);
+  if (!is_dir(dir->kind)) return (void)fuse_reply_err(req, ENOTDIR);
+  std::optional<fuse_ino_t> ino = fs.child(parent, name);
+  std::optional<Entry> e = ino ? fs.entry(*ino) : std::nullopt;
+  if (!e) {
+    // A negative entry for fixed folders may be cached; not for the jobs folder.
+    if (dir->kind == Kind::kJobsDir || dir->kind == Kind::kJobDir) return (void)fuse_reply_err(req, ENOENT);
+    fuse_entry_param none{};
+    none.entry_timeout = kTimeout;
+    return (void)fuse_reply_entry(req, &none);
+  }
+  reply_entry(req, fs, *ino, *e);
 }
 
 void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  if (!fs.node(ino)) return (void)fuse_reply_err(req, ENOENT);
+  std::optional<Entry> e = fs.entry(ino);
+  if (!e) return (void)fuse_reply_err(req, ENOENT);
   struct stat st;
-  fs.fill_attr(ino, &st);
-  fuse_reply_attr(req, &st, kTimeout);
+  fs.fill_attr(ino, *e, &st);
+  fuse_reply_attr(req, &st, ino >= kJobInoBase ? 0 : kTimeout);
 }
 
 // Block-device semantics: the size is fixed, owner and mode come from the
 // metadata; only no-op size changes and time updates are accepted.
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  const Node* n = fs.node(ino);
-  if (!n) return (void)fuse_reply_err(req, ENOENT);
+  std::optional<Entry> e = fs.entry(ino);
+  if (!e) return (void)fuse_reply_err(req, ENOENT);
   struct stat st;
-  fs.fill_attr(ino, &st);
+  fs.fill_attr(ino, *e, &st);
   if (to_set & FUSE_SET_ATTR_SIZE) {
-    if (n->kind == Kind::kCtl) {  // `echo cmd > ctl` truncates first
-    } else if (n->kind != Kind::kLv || attr->st_size != st.st_size) {
+    if (e->kind == Kind::kCtl) {  // `echo cmd > ctl` truncates first
+    } else if (e->kind != Kind::kLv || attr->st_size != st.st_size) {
       return (void)fuse_reply_err(req, EPERM);
     }
   }
@@ -220,23 +303,25 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
 }
 
 void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  const Node* n = VgFs::of(req).node(ino);
-  if (!n) return (void)fuse_reply_err(req, ENOENT);
-  if (n->kind != Kind::kDir) return (void)fuse_reply_err(req, ENOTDIR);
-  fi->cache_readdir = 1;
+  std::optional<Entry> e = VgFs::of(req).entry(ino);
+  if (!e) return (void)fuse_reply_err(req, ENOENT);
+  if (!is_dir(e->kind)) return (void)fuse_reply_err(req, ENOTDIR);
+  fi->cache_readdir = e->kind == Kind::kDir;
   fuse_reply_open(req, fi);
 }
 
 void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  const Node* n = fs.node(ino);
-  std::vector<std::pair<std::string, fuse_ino_t>> entries{{".", ino}, {"..", n->parent ? n->parent : ino}};
-  for (const auto& [name, child] : n->children) entries.emplace_back(name, child);
+  std::optional<Entry> dir = fs.entry(ino);
+  if (!dir) return (void)fuse_reply_err(req, ENOENT);
+  std::vector<std::pair<std::string, fuse_ino_t>> entries{{".", ino}, {"..", dir->parent ? dir->parent : ino}};
+  for (auto& c : fs.children(ino)) entries.push_back(std::move(c));
   std::string buf(size, '\0');
   size_t used = 0;
   for (size_t i = static_cast<size_t>(off); i < entries.size(); ++i) {
     struct stat st{};
-    fs.fill_attr(entries[i].second, &st);
+    st.st_ino = entries[i].second;
+    st.st_mode = is_dir(fs.entry(entries[i].second).value_or(Entry{Kind::kLv}).kind) ? S_IFDIR : S_IFREG;
     size_t len = fuse_add_direntry(req, buf.data() + used, size - used, entries[i].first.c_str(), &st,
                                    static_cast<off_t>(i + 1));
     if (len > size - used) break;
@@ -247,21 +332,20 @@ void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 
 void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
-  const Node* n = fs.node(ino);
-  if (!n) return (void)fuse_reply_err(req, ENOENT);
-  if (n->kind == Kind::kDir) return (void)fuse_reply_err(req, EISDIR);
+  std::optional<Entry> e = fs.entry(ino);
+  if (!e) return (void)fuse_reply_err(req, ENOENT);
+  if (is_dir(e->kind)) return (void)fuse_reply_err(req, EISDIR);
   bool writing = (fi->flags & O_ACCMODE) != O_RDONLY;
-  if (n->kind == Kind::kLv) {
+  if (e->kind == Kind::kLv) {
     if (writing && fs.read_only()) return (void)fuse_reply_err(req, EROFS);
     fi->keep_cache = 1;  // all writes pass through this mount, so cached pages stay true
     return (void)fuse_reply_open(req, fi);  // O_TRUNC is ignored, as on a block device
   }
-  if (n->kind != Kind::kCtl && writing) return (void)fuse_reply_err(req, EACCES);
+  if (e->kind != Kind::kCtl && writing) return (void)fuse_reply_err(req, EACCES);
   auto* text = new OpenText;
-  if (n->kind != Kind::kCtl) text->text = fs.render(*n);
+  if (e->kind != Kind::kCtl) text->text = fs.render(*e);
   fi->fh = reinterpret_cast<uint64_t>(text);
   fi->direct_io = 1;
-  fi->nonseekable = 0;
   fuse_reply_open(req, fi);
 }
 
@@ -279,15 +363,15 @@ static_assert(offsetof(PieceVec, more) == sizeof(fuse_bufvec));
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
-  const Node* n = fs.node(ino);
-  if (n->kind != Kind::kLv) {
+  if (fs.kind_of(ino) != Kind::kLv) {
     auto* text = reinterpret_cast<OpenText*>(fi->fh);
     std::lock_guard lock(text->mutex);
     size_t from = std::min(static_cast<size_t>(off), text->text.size());
     return (void)fuse_reply_buf(req, text->text.data() + from, std::min(size, text->text.size() - from));
   }
+  VolumeSet::IoGuard guard(fs.volume());  // the PEs stay this LV's until the reply is sent
   PvPiece pieces[kMaxPieces];
-  size_t count = fs.volume().map(n->index, static_cast<uint64_t>(off), size, pieces);
+  size_t count = fs.volume().map(fs.lv_of(ino), static_cast<uint64_t>(off), size, pieces);
   if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
   PieceVec pv;
   pv.vec.count = count;
@@ -306,13 +390,16 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
-  const Node* n = fs.node(ino);
-  size_t size = fuse_buf_size(in);
-  if (n->kind == Kind::kCtl) {
+  const Kind kind = fs.kind_of(ino);
+  const size_t size = fuse_buf_size(in);
+  auto to_memory = [&](char* dst, size_t length) {
+    fuse_bufvec mem = FUSE_BUFVEC_INIT(length);
+    mem.buf[0].mem = dst;
+    return fuse_buf_copy(&mem, in, FUSE_BUF_NO_SPLICE);
+  };
+  if (kind == Kind::kCtl) {
     std::string line(size, '\0');
-    fuse_bufvec mem = FUSE_BUFVEC_INIT(size);
-    mem.buf[0].mem = line.data();
-    ssize_t got = fuse_buf_copy(&mem, in, FUSE_BUF_NO_SPLICE);
+    ssize_t got = to_memory(line.data(), size);
     if (got < 0) return (void)fuse_reply_err(req, static_cast<int>(-got));
     line.resize(static_cast<size_t>(got));
     Reply reply = fs.control(line);
@@ -324,28 +411,42 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
     if (reply.code) return (void)fuse_reply_err(req, reply.code);
     return (void)fuse_reply_write(req, size);
   }
-  if (n->kind != Kind::kLv) return (void)fuse_reply_err(req, EACCES);
+  if (kind != Kind::kLv) return (void)fuse_reply_err(req, EACCES);
   if (fs.read_only()) return (void)fuse_reply_err(req, EROFS);
-  if (static_cast<uint64_t>(off) >= fs.volume().lv_size(n->index)) return (void)fuse_reply_err(req, ENOSPC);
-  PvPiece pieces[kMaxPieces];
-  size_t count = fs.volume().map(n->index, static_cast<uint64_t>(off), size, pieces);
-  size_t done = 0;
-  for (size_t i = 0; i < count; ++i) {
-    fuse_bufvec dst = FUSE_BUFVEC_INIT(pieces[i].length);
-    dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
-    dst.buf[0].fd = pieces[i].fd;
-    dst.buf[0].pos = static_cast<off_t>(pieces[i].offset);
-    ssize_t got = fuse_buf_copy(&dst, in, static_cast<fuse_buf_copy_flags>(0));
-    if (got != static_cast<ssize_t>(pieces[i].length)) return (void)fuse_reply_err(req, EIO);
-    fs.volume().note_written(pieces[i].pv);
-    done += pieces[i].length;
+  const uint32_t lv = fs.lv_of(ino);
+  VolumeSet& volume = fs.volume();
+  if (static_cast<uint64_t>(off) >= volume.lv_size(lv)) return (void)fuse_reply_err(req, ENOSPC);
+  {
+    VolumeSet::IoGuard guard(volume);
+    if (!volume.has_transfers(lv)) {  // the common case: straight from the request to the PVs
+      PvPiece pieces[kMaxPieces];
+      size_t count = volume.map(lv, static_cast<uint64_t>(off), size, pieces);
+      size_t done = 0;
+      for (size_t i = 0; i < count; ++i) {
+        fuse_bufvec dst = FUSE_BUFVEC_INIT(pieces[i].length);
+        dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
+        dst.buf[0].fd = pieces[i].fd;
+        dst.buf[0].pos = static_cast<off_t>(pieces[i].offset);
+        ssize_t got = fuse_buf_copy(&dst, in, static_cast<fuse_buf_copy_flags>(0));
+        if (got != static_cast<ssize_t>(pieces[i].length)) return (void)fuse_reply_err(req, EIO);
+        volume.note_written(pieces[i].pv);
+        done += pieces[i].length;
+      }
+      return (void)fuse_reply_write(req, done);
+    }
   }
-  fuse_reply_write(req, done);
+  // A migration runs on this LV: the write rules need the data in memory.
+  thread_local std::vector<char> buffer(kMaxIoSize);
+  ssize_t got = to_memory(buffer.data(), std::min(size, buffer.size()));
+  if (got < 0) return (void)fuse_reply_err(req, static_cast<int>(-got));
+  Result<size_t> done = volume.write(lv, static_cast<uint64_t>(off), buffer.data(), static_cast<size_t>(got));
+  if (!done.ok()) return (void)fuse_reply_err(req, EIO);
+  fuse_reply_write(req, *done);
 }
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  if (fs.node(ino)->kind != Kind::kLv) return (void)fuse_reply_err(req, 0);
+  if (fs.kind_of(ino) != Kind::kLv) return (void)fuse_reply_err(req, 0);
   Status st = fs.volume().flush();
   fuse_reply_err(req, st.ok() ? 0 : EIO);
 }
@@ -354,27 +455,27 @@ void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) { fuse_reply_e
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  const Node* n = fs.node(ino);
-  if (n->kind != Kind::kLv) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  if (fs.kind_of(ino) != Kind::kLv) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  const uint32_t lv = fs.lv_of(ino);
   if (fs.read_only()) return (void)fuse_reply_err(req, EROFS);
   const bool keep = mode & FALLOC_FL_KEEP_SIZE;
   const int op = mode & ~FALLOC_FL_KEEP_SIZE;
   if (off < 0 || length <= 0) return (void)fuse_reply_err(req, EINVAL);
-  uint64_t size = fs.volume().lv_size(n->index);
+  uint64_t size = fs.volume().lv_size(lv);
   if (op == 0) {  // preallocation: every byte of an LV already exists
     return (void)fuse_reply_err(req, static_cast<uint64_t>(off) + static_cast<uint64_t>(length) <= size ? 0 : ENOSPC);
   }
   if (!keep && op == FALLOC_FL_ZERO_RANGE && static_cast<uint64_t>(off + length) > size)
     return (void)fuse_reply_err(req, ENOSPC);
   if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) return (void)fuse_reply_err(req, EOPNOTSUPP);
-  Status st = fs.volume().discard(n->index, static_cast<uint64_t>(off), static_cast<uint64_t>(length),
+  Status st = fs.volume().discard(lv, static_cast<uint64_t>(off), static_cast<uint64_t>(length),
                                   op == FALLOC_FL_ZERO_RANGE);
   fuse_reply_err(req, st.ok() ? 0 : st.code());
 }
 
 void op_statfs(fuse_req_t req, fuse_ino_t) {
   VgFs& fs = VgFs::of(req);
-  const VgMetadata& md = fs.metadata();
+  const VgMetadata md = fs.metadata();
   struct statvfs sv{};
   uint64_t total = 0;
   for (const PvInfo& pv : md.pvs) total += pv.pe_count;
@@ -394,8 +495,7 @@ void op_symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { fuse_rep
 void op_link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EPERM); }
 void op_rename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) { fuse_reply_err(req, EPERM); }
 void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, struct fuse_file_info*) {
-  const Node* dir = VgFs::of(req).node(parent);
-  bool exists = dir && dir->children.count(std::string_view(name));
+  bool exists = VgFs::of(req).child(parent, name).has_value();
   fuse_reply_err(req, exists ? EEXIST : EPERM);
 }
 
@@ -466,6 +566,8 @@ int run_mount(const MountOptions& options) {
     if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
       // The mount is ready: only now go to the background.
       if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
+        // Copier threads start only now: fork() keeps just the calling thread.
+        if (!options.read_only) (void)fs.migrator().start();
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(loop, 1);
         fuse_loop_cfg_set_max_threads(loop, options.max_threads);
@@ -473,6 +575,7 @@ int run_mount(const MountOptions& options) {
         status = fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(loop);
       }
+      fs.migrator().shutdown();  // checkpoints every running job
       Status st = fs.volume().flush();
       if (!st.ok()) fmt::print(stderr, "vgfs: {}\n", st.message());
       fuse_session_unmount(se);

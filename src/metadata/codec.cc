@@ -21,6 +21,7 @@ std::string encode_metadata(const VgMetadata& md) {
   out << YAML::Key << "extent_size" << YAML::Value << md.extent_size;
   out << YAML::Key << "region_size" << YAML::Value << md.region_size;
   out << YAML::Key << "seqno" << YAML::Value << md.seqno;
+  out << YAML::Key << "next_job_id" << YAML::Value << md.next_job_id;
   out << YAML::EndMap;
 
   out << YAML::Key << "pvs" << YAML::Value << YAML::BeginSeq;
@@ -46,7 +47,25 @@ std::string encode_metadata(const VgMetadata& md) {
       out << fmt::format("{} {} {}", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
     out << YAML::EndSeq << YAML::EndMap;
   }
-  out << YAML::EndSeq << YAML::EndMap;
+  out << YAML::EndSeq;
+
+  if (!md.jobs.empty()) {
+    out << YAML::Key << "jobs" << YAML::Value << YAML::BeginSeq;
+    for (const JobInfo& j : md.jobs) {
+      out << YAML::Flow << YAML::BeginMap;
+      out << YAML::Key << "id" << YAML::Value << j.id;
+      out << YAML::Key << "lv" << YAML::Value << j.lv;
+      out << YAML::Key << "le" << YAML::Value << format_range(j.le, j.count);
+      out << YAML::Key << "source" << YAML::Value << fmt::format("{} {}", md.pvs[j.src_pv].name, j.src_pe);
+      out << YAML::Key << "destination" << YAML::Value << fmt::format("{} {}", md.pvs[j.dst_pv].name, j.dst_pe);
+      out << YAML::Key << "state" << YAML::Value << std::string(job_state_name(j.state));
+      out << YAML::Key << "reason" << YAML::Value << YAML::DoubleQuoted << j.reason;
+      out << YAML::Key << "record" << YAML::Value << fmt::format("{} {}", j.record_offset, j.record_size);
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 
@@ -125,14 +144,15 @@ Status parse_run(std::string_view text, const VgMetadata& md, LvInfo* lv, const 
 Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
   VgMetadata md;
   Fields top(root, "top level", origin);
-  VGFS_RETURN_IF_ERROR(top.check({"vg", "pvs", "lvs"}));
+  VGFS_RETURN_IF_ERROR(top.check({"vg", "pvs", "lvs", "jobs"}));
   Fields vg(root["vg"], "vg", origin);
-  VGFS_RETURN_IF_ERROR(vg.check({"name", "uuid", "extent_size", "region_size", "seqno"}));
+  VGFS_RETURN_IF_ERROR(vg.check({"name", "uuid", "extent_size", "region_size", "seqno", "next_job_id"}));
   VGFS_ASSIGN(md.name, vg.str("name"));
   VGFS_ASSIGN(md.uuid, vg.uuid("uuid"));
   VGFS_ASSIGN(md.extent_size, vg.u64("extent_size"));
   VGFS_ASSIGN(md.region_size, vg.u64("region_size"));
   VGFS_ASSIGN(md.seqno, vg.u64("seqno"));
+  if (root["vg"]["next_job_id"]) VGFS_ASSIGN(md.next_job_id, vg.u64("next_job_id"));
 
   YAML::Node pvs = root["pvs"], lvs = root["lvs"];
   if (!pvs.IsSequence()) return top.error("has no \"pvs\" list");
@@ -165,6 +185,50 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
       VGFS_RETURN_IF_ERROR(parse_run(run.Scalar(), md, &lv, f));
     }
     md.lvs.push_back(std::move(lv));
+  }
+  YAML::Node jobs = root["jobs"];
+  if (jobs && !jobs.IsSequence()) return top.error("\"jobs\" is not a list");
+  for (size_t i = 0; jobs && i < jobs.size(); ++i) {
+    Fields f(jobs[i], fmt::format("jobs[{}]", i), origin);
+    VGFS_RETURN_IF_ERROR(f.check({"id", "lv", "le", "source", "destination", "state", "reason", "record"}));
+    JobInfo j;
+    VGFS_ASSIGN(j.id, f.u64("id"));
+    VGFS_ASSIGN(j.lv, f.str("lv"));
+    VGFS_ASSIGN(j.reason, f.str("reason"));
+    std::string le, src, dst, state, record;
+    VGFS_ASSIGN(le, f.str("le"));
+    VGFS_ASSIGN(src, f.str("source"));
+    VGFS_ASSIGN(dst, f.str("destination"));
+    VGFS_ASSIGN(state, f.str("state"));
+    VGFS_ASSIGN(record, f.str("record"));
+    Result<IndexRange> range = parse_range(le);
+    if (!range.ok()) return f.error(range.status().message());
+    j.le = range->first;
+    j.count = range->count;
+    auto pv_pe = [&](const std::string& text, uint32_t* pv, uint64_t* pe) -> Status {
+      size_t sp = text.find(' ');
+      int index = sp == std::string::npos ? -1 : md.find_pv(std::string_view(text).substr(0, sp));
+      Result<IndexRange> at = parse_range(sp == std::string::npos ? "" : text.substr(sp + 1));
+      if (index < 0 || !at.ok() || at->count != 1) return f.error(fmt::format("bad \"PV PE\" value \"{}\"", text));
+      *pv = static_cast<uint32_t>(index);
+      *pe = at->first;
+      return Status::Ok();
+    };
+    VGFS_RETURN_IF_ERROR(pv_pe(src, &j.src_pv, &j.src_pe));
+    VGFS_RETURN_IF_ERROR(pv_pe(dst, &j.dst_pv, &j.dst_pe));
+    bool known = false;
+    for (JobState st : {JobState::kRunning, JobState::kCompleted, JobState::kAborted, JobState::kFailed})
+      if (job_state_name(st) == state) {
+        j.state = st;
+        known = true;
+      }
+    if (!known) return f.error(fmt::format("unknown job state \"{}\"", state));
+    size_t sp = record.find(' ');
+    auto [p1, e1] = std::from_chars(record.data(), record.data() + (sp == std::string::npos ? 0 : sp), j.record_offset);
+    auto [p2, e2] = std::from_chars(record.data() + sp + 1, record.data() + record.size(), j.record_size);
+    if (sp == std::string::npos || e1 != std::errc() || e2 != std::errc() || p2 != record.data() + record.size())
+      return f.error(fmt::format("bad record place \"{}\"", record));
+    md.jobs.push_back(std::move(j));
   }
   VGFS_RETURN_IF_ERROR(md.validate().prefixed(std::string(origin)));
   return md;

@@ -13,6 +13,28 @@ int VgMetadata::find_pv(std::string_view name) const {
   return -1;
 }
 
+const JobInfo* VgMetadata::find_job(uint64_t id) const {
+  for (const JobInfo& j : jobs)
+    if (j.id == id) return &j;
+  return nullptr;
+}
+
+JobInfo* VgMetadata::find_job(uint64_t id) {
+  for (JobInfo& j : jobs)
+    if (j.id == id) return &j;
+  return nullptr;
+}
+
+std::string_view job_state_name(JobState state) {
+  switch (state) {
+    case JobState::kRunning: return "running";
+    case JobState::kCompleted: return "completed";
+    case JobState::kAborted: return "aborted";
+    case JobState::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
 int VgMetadata::find_lv(std::string_view name) const {
   for (size_t i = 0; i < lvs.size(); ++i)
     if (lvs[i].name == name) return static_cast<int>(i);
@@ -21,12 +43,16 @@ int VgMetadata::find_lv(std::string_view name) const {
 
 namespace {
 
-// Every used run of PV `pv`, sorted by PE (free runs not included).
+// Every used run of PV `pv`, sorted by PE (free runs not included): LV
+// extents and the destinations reserved by running jobs.
 std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
   std::vector<PvRun> used;
   for (size_t lv = 0; lv < md.lvs.size(); ++lv)
     for (const MapRun& r : md.lvs[lv].map.runs())
-      if (r.pv == pv) used.push_back(PvRun{r.pe, r.count, static_cast<int64_t>(lv), r.le});
+      if (r.pv == pv) used.push_back(PvRun{r.pe, r.count, static_cast<int64_t>(lv), r.le, -1});
+  for (const JobInfo& j : md.jobs)
+    if (j.running() && j.dst_pv == pv)
+      used.push_back(PvRun{j.dst_pe, j.count, md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)});
   std::sort(used.begin(), used.end(), [](const PvRun& a, const PvRun& b) { return a.pe < b.pe; });
   return used;
 }
@@ -37,16 +63,16 @@ std::vector<PvRun> VgMetadata::pv_map(uint32_t pv) const {
   std::vector<PvRun> out;
   uint64_t next = 0;
   for (const PvRun& r : used_runs(*this, pv)) {
-    if (r.pe > next) out.push_back(PvRun{next, r.pe - next, PvRun::kFree, 0});
+    if (r.pe > next) out.push_back(PvRun{next, r.pe - next, PvRun::kFree, 0, -1});
     // Merge with the previous run when it continues the same LV's LEs.
-    if (!out.empty() && !out.back().free() && out.back().lv == r.lv && out.back().pe_end() == r.pe &&
-        out.back().le + out.back().count == r.le)
+    if (!out.empty() && !out.back().free() && out.back().lv == r.lv && out.back().job == r.job &&
+        out.back().pe_end() == r.pe && out.back().le + out.back().count == r.le)
       out.back().count += r.count;
     else
       out.push_back(r);
     next = r.pe_end();
   }
-  if (next < pvs[pv].pe_count) out.push_back(PvRun{next, pvs[pv].pe_count - next, PvRun::kFree, 0});
+  if (next < pvs[pv].pe_count) out.push_back(PvRun{next, pvs[pv].pe_count - next, PvRun::kFree, 0, -1});
   return out;
 }
 
@@ -55,6 +81,8 @@ uint64_t VgMetadata::free_extents(uint32_t pv) const {
   for (const LvInfo& lv : lvs)
     for (const MapRun& r : lv.map.runs())
       if (r.pv == pv) used += r.count;
+  for (const JobInfo& j : jobs)
+    if (j.running() && j.dst_pv == pv) used += j.count;
   return pvs[pv].pe_count - used;
 }
 
@@ -62,6 +90,8 @@ uint64_t VgMetadata::total_free_extents() const {
   uint64_t total = 0;
   for (const PvInfo& pv : pvs) total += pv.pe_count;
   for (const LvInfo& lv : lvs) total -= lv.map.extent_count();
+  for (const JobInfo& j : jobs)
+    if (j.running()) total -= j.count;
   return total;
 }
 
@@ -126,6 +156,22 @@ Status VgMetadata::validate() const {
                                                  pv.name, pv.pe_count == 0 ? 0 : pv.pe_count - 1));
     }
   }
+  std::set<uint64_t> job_ids;
+  for (const JobInfo& j : jobs) {
+    if (j.id == 0 || j.id >= next_job_id || !job_ids.insert(j.id).second)
+      return Status::Error(EINVAL, fmt::format("job {} has a bad or repeated id", j.id));
+    if (!j.running()) continue;
+    int lv = find_lv(j.lv);
+    if (lv < 0) return Status::Error(EINVAL, fmt::format("job {} moves unknown LV {}", j.id, j.lv));
+    if (j.count == 0 || j.src_pv >= pvs.size() || j.dst_pv >= pvs.size() || j.dst_pe >= pvs[j.dst_pv].pe_count ||
+        j.count > pvs[j.dst_pv].pe_count - j.dst_pe)
+      return Status::Error(EINVAL, fmt::format("job {} has an out-of-range source or destination", j.id));
+    const MapRun* run = lvs[static_cast<size_t>(lv)].map.find(j.le);
+    if (!run || j.le + j.count > run->le_end() || run->pv != j.src_pv || run->pe + (j.le - run->le) != j.src_pe)
+      return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} is not mapped to its source PV {} PE {}", j.id,
+                                               j.lv, format_range(j.le, j.count), pvs[j.src_pv].name,
+                                               format_range(j.src_pe, j.count)));
+  }
   for (uint32_t pv = 0; pv < pvs.size(); ++pv) {
     std::vector<PvRun> used = used_runs(*this, pv);
     for (size_t i = 1; i < used.size(); ++i) {
@@ -133,6 +179,10 @@ Status VgMetadata::validate() const {
       const PvRun& b = used[i];
       if (b.pe < a.pe_end()) {
         uint64_t first = b.pe, last = std::min(a.pe_end(), b.pe_end()) - 1;
+        if (a.job >= 0 || b.job >= 0)
+          return Status::Error(EINVAL, fmt::format("PE {} of PV {} is reserved by job {} and used otherwise too",
+                                                   format_range(first, last - first + 1), pvs[pv].name,
+                                                   a.job >= 0 ? a.job : b.job));
         return Status::Error(EINVAL, fmt::format("PE {} of PV {} is mapped twice: by LV {} LE {} and by LV {} LE {}",
                                                  format_range(first, last - first + 1), pvs[pv].name,
                                                  lvs[a.lv].name, format_range(a.le + (first - a.pe), last - first + 1),

@@ -233,8 +233,19 @@ Status VgStore::commit(VgMetadata next) {
   VGFS_RETURN_IF_ERROR(next.validate());
   const std::string text = encode_metadata(next);
   const int slot = static_cast<int>(next.seqno % 2);
-  for (size_t i = 0; i < pvs_.size(); ++i) VGFS_RETURN_IF_ERROR(write_slot(pvs_[i], labels_[i].layout, slot, next.seqno, text));
-  for (const PvDevice& dev : pvs_) VGFS_RETURN_IF_ERROR(dev.sync());
+  // Loading takes the highest seqno found on any PV, so the commit holds as
+  // soon as one PV has it durably; a PV that failed keeps a stale copy that
+  // the next read-write open rewrites.
+  std::vector<Status> results;
+  for (size_t i = 0; i < pvs_.size(); ++i) results.push_back(write_slot(pvs_[i], labels_[i].layout, slot, next.seqno, text));
+  size_t durable = 0;
+  commit_problems_.clear();
+  for (size_t i = 0; i < pvs_.size(); ++i) {
+    if (results[i].ok()) results[i] = pvs_[i].sync();
+    if (results[i].ok()) ++durable;
+    else commit_problems_.push_back(results[i].message());
+  }
+  if (durable == 0) return results[0];
   metadata_ = std::move(next);
   return Status::Ok();
 }

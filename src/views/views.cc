@@ -56,25 +56,74 @@ std::string pv_map(const VgMetadata& md, uint32_t pv) {
     if (r.free())
       out += fmt::format("{} free\n", format_range(r.pe, r.count));
     else
-      out += fmt::format("{} {} {}\n", format_range(r.pe, r.count), md.lvs[static_cast<size_t>(r.lv)].name,
-                         format_range(r.le, r.count));
+      out += fmt::format("{} {} {}{}\n", format_range(r.pe, r.count), md.lvs[static_cast<size_t>(r.lv)].name,
+                         format_range(r.le, r.count), r.job >= 0 ? fmt::format(" job {}", r.job) : "");
   }
   return out;
 }
 
-nlohmann::json vg_json(const VgMetadata& md) {
+std::string job_status(const JobStatus& j) {
+  return fmt::format(
+      "job: {}\nlv: {}\nle_range: {}\nsource: {} {}\ndestination: {} {}\nregion_size: {}\nsize: {}\n"
+      "progress_pointer: {}\ncheckpoint_pointer: {}\nsync_status: {}\npaused: {}\nregions: {}\ndirty_regions: {}\n"
+      "copied_bytes: {}\nrate: {}\nrate_limit: {}\nreason: {}\n",
+      j.id, j.lv, format_range(j.le, j.count), j.source_pv, format_range(j.source_pe, j.count), j.destination_pv,
+      format_range(j.destination_pe, j.count), j.region_size, j.size, j.progress_pointer, j.checkpoint_pointer,
+      j.sync_status, j.paused ? "yes" : "no", j.regions, j.dirty_regions, j.copied_bytes, j.rate, j.rate_limit,
+      j.reason);
+}
+
+nlohmann::json job_json(const JobStatus& j) {
+  return {{"job", j.id},
+          {"lv", j.lv},
+          {"le_range", format_range(j.le, j.count)},
+          {"source", fmt::format("{} {}", j.source_pv, format_range(j.source_pe, j.count))},
+          {"destination", fmt::format("{} {}", j.destination_pv, format_range(j.destination_pe, j.count))},
+          {"region_size", j.region_size},
+          {"size", j.size},
+          {"progress_pointer", j.progress_pointer},
+          {"checkpoint_pointer", j.checkpoint_pointer},
+          {"sync_status", j.sync_status},
+          {"paused", j.paused},
+          {"regions", j.regions},
+          {"dirty_regions", j.dirty_regions},
+          {"copied_bytes", j.copied_bytes},
+          {"rate", j.rate},
+          {"rate_limit", j.rate_limit},
+          {"reason", j.reason}};
+}
+
+std::string jobs_table(const nlohmann::json& vg) {
+  std::string out = fmt::format("{:>4} {:<12} {:<10} {:<16} {:<16} {:>6} {:<13} {:>10}  {}\n", "Job", "LV", "LEs",
+                                "Source", "Destination", "Done", "Status", "Rate", "Reason");
+  for (const auto& j : vg["jobs"]) {
+    uint64_t size = j["size"].get<uint64_t>();
+    double done = size ? 100.0 * static_cast<double>(j["progress_pointer"].get<uint64_t>()) / static_cast<double>(size) : 100.0;
+    std::string status = j["sync_status"].get<std::string>() + (j["paused"].get<bool>() ? ",paused" : "");
+    out += fmt::format("{:>4} {:<12} {:<10} {:<16} {:<16} {:>5.1f}% {:<13} {:>8}/s  {}\n", j["job"].get<uint64_t>(),
+                       j["lv"].get<std::string>(), j["le_range"].get<std::string>(), j["source"].get<std::string>(),
+                       j["destination"].get<std::string>(), done, status, human_size(j["rate"].get<uint64_t>()),
+                       j["reason"].get<std::string>());
+  }
+  return out;
+}
+
+nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_statuses) {
   using nlohmann::json;
   json pvs = json::array(), lvs = json::array();
   for (uint32_t i = 0; i < md.pvs.size(); ++i) {
     const PvInfo& p = md.pvs[i];
     json map = json::array();
     for (const PvRun& r : md.pv_map(i)) {
-      if (r.free())
+      if (r.free()) {
         map.push_back({{"pe", format_range(r.pe, r.count)}, {"free", true}});
-      else
-        map.push_back({{"pe", format_range(r.pe, r.count)},
-                       {"lv", md.lvs[static_cast<size_t>(r.lv)].name},
-                       {"le", format_range(r.le, r.count)}});
+        continue;
+      }
+      json run = {{"pe", format_range(r.pe, r.count)},
+                  {"lv", md.lvs[static_cast<size_t>(r.lv)].name},
+                  {"le", format_range(r.le, r.count)}};
+      if (r.job >= 0) run["job"] = r.job;
+      map.push_back(std::move(run));
     }
     pvs.push_back({{"name", p.name}, {"uuid", format_uuid(p.uuid)}, {"path", p.path}, {"pe_start", p.pe_start},
                    {"pe_count", p.pe_count}, {"pe_size", md.extent_size}, {"free_pe", md.free_extents(i)},
@@ -89,6 +138,8 @@ nlohmann::json vg_json(const VgMetadata& md) {
                    {"size", l.map.extent_count() * md.extent_size}, {"le_count", l.map.extent_count()},
                    {"le_size", md.extent_size}, {"pvs", md.pvs_of_lv(i)}, {"map", std::move(map)}});
   }
+  json jobs = json::array();
+  for (const JobStatus& j : job_statuses) jobs.push_back(job_json(j));
   return {{"name", md.name},
           {"uuid", format_uuid(md.uuid)},
           {"extent_size", md.extent_size},
@@ -100,7 +151,7 @@ nlohmann::json vg_json(const VgMetadata& md) {
           {"free", md.total_free_extents() * md.extent_size},
           {"pvs", std::move(pvs)},
           {"lvs", std::move(lvs)},
-          {"jobs", json::array()}};
+          {"jobs", std::move(jobs)}};
 }
 
 std::string lvs_table(const nlohmann::json& vg, bool maps) {

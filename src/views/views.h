@@ -10,6 +10,7 @@
 #include <string>
 
 #include "vgfs/metadata.h"
+#include "vgfs/migrator.h"
 
 namespace vgfs::views {
 
@@ -19,7 +20,11 @@ std::string lv_map(const VgMetadata& md, uint32_t lv);  // FIG.3 form
 std::string pv_info(const VgMetadata& md, uint32_t pv);
 std::string pv_map(const VgMetadata& md, uint32_t pv);  // FIG.4 form
 
-nlohmann::json vg_json(const VgMetadata& md);
+std::string job_status(const JobStatus& job);  // `key: value` lines
+nlohmann::json job_json(const JobStatus& job);
+nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& jobs);
+// Jobs table for `vgfs jobs`, from vg_json() output.
+std::string jobs_table(const nlohmann::json& vg);
 
 // Tables for `vgfs lvs` / `vgfs pvs` from vg_json() output; with `maps`, each
 // row is followed by its map runs.

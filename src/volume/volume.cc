@@ -8,8 +8,31 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <thread>
 
 namespace vgfs {
+
+namespace {
+// Spreads threads over the in-flight counter shards.
+size_t shard_of_this_thread() {
+  static std::atomic<size_t> next{0};
+  thread_local size_t shard = next.fetch_add(1);
+  return shard;
+}
+}  // namespace
+
+VolumeSet::IoGuard::IoGuard(VolumeSet& v) : v_(v) {
+  Shard& shard = v.shards_[shard_of_this_thread() % kShards];
+  for (;;) {
+    uint64_t e = v.epoch_.load();
+    counter_ = &shard.count[e & 1];
+    counter_->fetch_add(1);
+    if (v.epoch_.load() == e) return;  // quiesce() has not flipped past us
+    counter_->fetch_sub(1);
+  }
+}
+
+VolumeSet::IoGuard::~IoGuard() { counter_->fetch_sub(1); }
 
 VolumeSet::VolumeSet(VgStore& store)
     : store_(store),
@@ -23,11 +46,14 @@ VolumeSet::VolumeSet(VgStore& store)
     layout->size = lv.map.extent_count() * extent_size_;
     layout->runs = lv.map.runs();
     lvs_.push_back(std::make_unique<std::atomic<const LvLayout*>>(layout.get()));
-    layouts_.push_back(std::move(layout));
+    transfers_.push_back(std::make_unique<std::atomic<const TransferList*>>(nullptr));
+    live_layouts_.push_back(std::move(layout));
   }
 }
 
-VolumeSet::~VolumeSet() = default;
+VolumeSet::~VolumeSet() {
+  for (auto& t : transfers_) delete t->load();
+}
 
 uint64_t VolumeSet::lv_size(uint32_t lv) const { return layout(lv)->size; }
 
@@ -55,7 +81,8 @@ size_t VolumeSet::map(uint32_t lv, uint64_t offset, uint64_t length, PvPiece* ou
   return n;
 }
 
-Result<size_t> VolumeSet::read(uint32_t lv, uint64_t offset, void* buf, size_t length) const {
+Result<size_t> VolumeSet::read(uint32_t lv, uint64_t offset, void* buf, size_t length) {
+  IoGuard guard(*this);
   size_t done = 0;
   auto* p = static_cast<char*>(buf);
   while (done < length) {
@@ -70,9 +97,9 @@ Result<size_t> VolumeSet::read(uint32_t lv, uint64_t offset, void* buf, size_t l
   return done;
 }
 
-Result<size_t> VolumeSet::write(uint32_t lv, uint64_t offset, const void* buf, size_t length) {
+// Plain writes through the map, for ranges no transfer covers.
+Result<size_t> VolumeSet::write_pieces(uint32_t lv, uint64_t offset, const char* p, size_t length) {
   size_t done = 0;
-  auto* p = static_cast<const char*>(buf);
   while (done < length) {
     PvPiece pieces[kMaxPieces];
     size_t n = map(lv, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
@@ -86,7 +113,48 @@ Result<size_t> VolumeSet::write(uint32_t lv, uint64_t offset, const void* buf, s
   return done;
 }
 
+Result<size_t> VolumeSet::write(uint32_t lv, uint64_t offset, const void* buf, size_t length) {
+  const char* p = static_cast<const char*>(buf);
+  for (;;) {
+    IoGuard guard(*this);
+    const uint64_t size = lv_size(lv);
+    if (offset >= size) return size_t{0};
+    length = std::min<uint64_t>(length, size - offset);
+    const TransferList* list = transfers_[lv]->load(std::memory_order_acquire);
+    if (!list) return write_pieces(lv, offset, p, length);
+
+    // Each part inside a running transfer goes through its write rules.
+    bool retry = false;
+    for (uint64_t at = offset, end = offset + length; at < end && !retry;) {
+      const Transfer* inside = nullptr;
+      uint64_t next = end;
+      for (const Transfer* t : *list) {
+        if (t->lv_begin() <= at && at < t->lv_end()) inside = t;
+        else if (t->lv_begin() > at) next = std::min(next, t->lv_begin());
+      }
+      if (inside) {
+        uint64_t part = std::min(end, inside->lv_end()) - at;
+        Status st = const_cast<Transfer*>(inside)->write(at - inside->lv_begin(), p + (at - offset), part);
+        if (st.code() == EAGAIN) {  // it switched or stopped: look up the new map
+          retry = true;
+          break;
+        }
+        if (!st.ok()) return st;
+        note_written(inside->geometry().source.pv);
+        note_written(inside->geometry().destination.pv);
+        at += part;
+      } else {
+        Result<size_t> done = write_pieces(lv, at, p + (at - offset), next - at);
+        if (!done.ok()) return done.status();
+        at = next;
+      }
+    }
+    if (!retry) return length;
+  }
+}
+
 Status VolumeSet::discard(uint32_t lv, uint64_t offset, uint64_t length, bool zero) {
+  IoGuard guard(*this);
   const int mode = zero ? (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE) : (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
   uint64_t end = std::min(offset + length, lv_size(lv));
   while (offset < end) {
@@ -95,8 +163,6 @@ Status VolumeSet::discard(uint32_t lv, uint64_t offset, uint64_t length, bool ze
     for (size_t i = 0; i < n; ++i) {
       if (fallocate(pieces[i].fd, mode, static_cast<off_t>(pieces[i].offset), static_cast<off_t>(pieces[i].length)) != 0) {
         int err = errno;
-        // Devices without discard support still get the zeroes a reader expects.
-        if (err == EOPNOTSUPP && !zero) return discard(lv, offset, end - offset, true);
         return Status::Error(err == EOPNOTSUPP ? EOPNOTSUPP : EIO,
                              fmt::format("{}: {} at byte {} failed: {}", store_.pv(pieces[i].pv).label(),
                                          zero ? "zeroing" : "discard", pieces[i].offset, std::strerror(err)));
@@ -123,6 +189,44 @@ Status VolumeSet::flush() {
     }
   }
   return Status::Ok();
+}
+
+void VolumeSet::publish_map(uint32_t lv, const ExtentMap& map) {
+  auto layout = std::make_unique<LvLayout>();
+  layout->size = map.extent_count() * extent_size_;
+  layout->runs = map.runs();
+  std::lock_guard lock(change_mutex_);
+  lvs_[lv]->store(layout.get(), std::memory_order_release);
+  retired_layouts_.push_back(std::move(live_layouts_[lv]));
+  live_layouts_[lv] = std::move(layout);
+}
+
+void VolumeSet::publish_transfers(uint32_t lv, std::vector<Transfer*> transfers) {
+  const TransferList* next = transfers.empty() ? nullptr : new TransferList(std::move(transfers));
+  std::lock_guard lock(change_mutex_);
+  const TransferList* old = transfers_[lv]->exchange(next, std::memory_order_acq_rel);
+  if (old) retired_lists_.emplace_back(old);
+}
+
+void VolumeSet::quiesce() {
+  std::lock_guard serial(quiesce_mutex_);
+  std::vector<std::unique_ptr<const LvLayout>> layouts;
+  std::vector<std::unique_ptr<const TransferList>> lists;
+  {
+    std::lock_guard lock(change_mutex_);
+    layouts.swap(retired_layouts_);
+    lists.swap(retired_lists_);
+  }
+  // After the flip, new requests count in the other parity and load the new
+  // snapshots; the ones counted in the old parity are waited out. (The
+  // previous quiesce() drained the parity before that.)
+  const uint64_t old = epoch_.fetch_add(1);
+  for (;;) {
+    int64_t in_flight = 0;
+    for (const Shard& s : shards_) in_flight += s.count[old & 1].load();
+    if (in_flight == 0) break;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
 }
 
 }  // namespace vgfs

@@ -1,0 +1,89 @@
+// Migrator: the online migration jobs of a mounted VG (SPEC §6, §7).
+//
+// Invariant: every change of the VG metadata while mounted goes through one
+// admin mutex and is one VgStore::commit(); a job's destination is reserved
+// by the commit that creates it, and its LV map switches to the destination
+// in the commit that completes it, while writes to its range are held. A
+// running job always has a Transfer published on its LV, so no write to its
+// range escapes the write rules.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vgfs/metadata.h"
+#include "vgfs/status.h"
+#include "vgfs/units.h"
+#include "vgfs/vg_store.h"
+#include "vgfs/volume.h"
+
+namespace vgfs {
+
+// A job's status as `.vgfs/jobs/<id>/status` shows it.
+struct JobStatus {
+  uint64_t id = 0;
+  std::string lv;
+  uint64_t le = 0, count = 0;
+  std::string source_pv, destination_pv;
+  uint64_t source_pe = 0, destination_pe = 0;
+  uint64_t region_size = 0, size = 0;
+  uint64_t progress_pointer = 0, checkpoint_pointer = 0;
+  std::string sync_status;  // copying, resyncing, synchronized, completed, aborted, failed
+  bool paused = false;
+  uint64_t regions = 0, dirty_regions = 0;
+  uint64_t copied_bytes = 0, rate = 0, rate_limit = 0;
+  std::string reason;
+};
+
+// The status of a job from the metadata alone (offline, or ended jobs).
+JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& job);
+
+class Migrator {
+ public:
+  Migrator(VgStore& store, VolumeSet& volume);
+  ~Migrator();
+
+  // Resumes every job the metadata lists as running (read-write mounts).
+  Status start();
+  // Stops every copier and checkpoints its job (unmount).
+  void shutdown();
+
+  // `move LV[:LE-range] PV[:PE]`: one job per contiguous source run.
+  Result<std::vector<uint64_t>> move(std::string_view lv, std::optional<IndexRange> les, std::string_view pv,
+                                     std::optional<uint64_t> pe);
+  // `pvmove PV [DEST...]`: every allocated extent of PV onto the others.
+  Result<std::vector<uint64_t>> pvmove(std::string_view pv, const std::vector<std::string>& destinations);
+  Status abort(uint64_t id);
+  Status pause(uint64_t id);
+  Status resume(uint64_t id);
+  Status limit(uint64_t id, uint64_t bytes_per_second);
+
+  std::vector<JobStatus> jobs() const;
+  Result<JobStatus> job(uint64_t id) const;
+  Result<std::string> bitmap(uint64_t id) const;
+  // A copy of the current metadata, consistent with the jobs' state.
+  VgMetadata metadata() const;
+
+ private:
+  struct Job;
+  Result<std::vector<uint64_t>> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
+  Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
+  void run(Job& job);
+  bool switch_over(Job& job, Status* st);
+  JobStatus status_of(const Job& job) const;
+  Status finish(Job& job, JobState state, const std::string& reason);
+  void publish_transfers(uint32_t lv);
+  Job* find(uint64_t id) const;
+
+  VgStore& store_;
+  VolumeSet& volume_;
+  mutable std::mutex admin_;  // metadata changes and the job list
+  std::vector<std::unique_ptr<Job>> jobs_;
+};
+
+}  // namespace vgfs

@@ -1,0 +1,142 @@
+// Transfer: the live transfer-region record of one migration job, and the
+// write-path rules that keep it true (SPEC §6 rules 2, 3 and 5).
+//
+// Invariant (rule 5): on disk, at every instant, every region below the
+// persisted progress pointer is equal on both sides or has its persisted
+// bit set. It holds because
+//   - a writer sets a region's bit in memory and, if the persisted record
+//     lacks it, waits for a record flush (shared by concurrent writers)
+//     before it writes the source;
+//   - a checkpoint makes the destination durable before it persists a larger
+//     progress pointer or a cleared bit, and only clears bits that were clear
+//     in memory before that fdatasync;
+//   - the copier and writers hold a region's lock while they touch it, and
+//     the copier holds at most one at a time.
+// Regions are `region_size` bytes of the range; the last may be shorter.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "vgfs/job_record.h"
+#include "vgfs/pv_device.h"
+#include "vgfs/status.h"
+
+namespace vgfs {
+
+class Transfer {
+ public:
+  // A byte position on a PV.
+  struct Place {
+    const PvDevice* dev = nullptr;
+    uint64_t offset = 0;
+    uint32_t pv = 0;  // index of the PV in the VG
+  };
+  struct Geometry {
+    uint64_t job_id = 0;
+    uint64_t lv_begin = 0;     // byte offset of the range in the LV
+    uint64_t size = 0;         // bytes in the range
+    uint64_t region_size = 0;
+    Place source, destination;
+    Place record;              // first of the two record copies
+  };
+
+  // `resume` is the record found on disk for a job being resumed, or null
+  // for a new job.
+  Transfer(const Geometry& geometry, const JobRecord* resume);
+  ~Transfer();
+
+  const Geometry& geometry() const { return g_; }
+  uint64_t region_count() const { return regions_; }
+  uint64_t lv_begin() const { return g_.lv_begin; }
+  uint64_t lv_end() const { return g_.lv_begin + g_.size; }
+
+  // ---- write path (rule 2) ----
+  // Writes `length` bytes at `offset` of the range. EAGAIN when the
+  // transfer finished before the write got in (the caller looks up the map
+  // again); EIO when the source or the record cannot be written.
+  Status write(uint64_t offset, const void* buf, size_t length);
+
+  // ---- copier (rules 3, 4, 8) ----
+  // First pass: copies region `r` (which must be the one at P) and moves P past it.
+  Status copy_next();
+  // Recopies region `r` if its bit is set: clear the bit, then copy, under the lock.
+  Status recopy(uint64_t r);
+  // The first dirty region at or after `from`, if any.
+  std::optional<uint64_t> next_dirty(uint64_t from) const;
+  uint64_t dirty_count() const;  // regions with a dirty or dual-written bit
+  uint64_t pending_count() const;  // regions the copier still has to recopy
+
+  // ---- record (rules 5, 6) ----
+  // Persists P and the bitmap (destination made durable first).
+  Status checkpoint();
+  uint64_t progress_pointer() const { return progress_.load(); }
+  uint64_t persisted_pointer() const;
+  SyncStatus sync_status() const { return status_.load(); }
+  void set_sync_status(SyncStatus s) { status_.store(s); }
+  bool paused() const { return paused_.load(); }
+  void set_paused(bool p) { paused_.store(p); }
+  uint64_t rate_limit() const { return rate_limit_.load(); }
+  void set_rate_limit(uint64_t r) { rate_limit_.store(r); }
+  uint64_t copied_bytes() const { return copied_.load(); }
+  // The bitmap as persisted next: dirty | dual-written, one bit per region.
+  std::string bitmap_bytes() const;
+  // Set when a write to the destination failed in the synchronized state.
+  std::string write_failure() const;
+
+  // ---- switch and abort (rules 4, 7) ----
+  // Blocks writes to the range until finish() and returns once every write
+  // in progress has ended; then the dual-written bits are cleared only by
+  // finish(). The caller commits the metadata in between.
+  void block_writes();
+  // Marks the transfer finished and lets blocked writers retry (EAGAIN).
+  void finish();
+  void unblock_writes();  // without finishing (the switch commit failed)
+  bool finished() const { return finished_.load(); }
+
+ private:
+  static constexpr uint64_t kNone = UINT64_MAX;
+  bool below_pointer(uint64_t r) const;
+  bool persisted(uint64_t r) const;
+  Status copy_region(uint64_t r);
+  Status flush(bool advance);
+  Status write_record(bool advance);
+  std::mutex& lock_of(uint64_t r) { return locks_[r % lock_count_]; }
+
+  Geometry g_;
+  uint64_t regions_;
+  size_t words_;
+  size_t lock_count_;
+  std::unique_ptr<std::mutex[]> locks_;              // region r uses locks_[r % lock_count_]
+  std::unique_ptr<std::atomic<uint64_t>[]> dirty_;   // to recopy
+  std::unique_ptr<std::atomic<uint64_t>[]> dual_;    // written to both sides while synchronized
+  std::unique_ptr<std::atomic<uint64_t>[]> persisted_view_;  // bits the durable record has
+  std::atomic<uint64_t> copying_{kNone};             // region being copied, counted dirty
+  std::atomic<uint64_t> progress_{0};
+  std::atomic<SyncStatus> status_{SyncStatus::kCopying};
+  std::atomic<bool> paused_{false};
+  std::atomic<uint64_t> rate_limit_{0};
+  std::atomic<uint64_t> copied_{0};
+  std::shared_mutex barrier_;  // writers shared; switch and abort exclusive
+  std::atomic<bool> finished_{false};
+
+  // Record flushes: one leader writes, the others wait for its generation.
+  mutable std::mutex flush_mutex_;
+  std::condition_variable flush_cv_;
+  bool flushing_ = false;
+  uint64_t requested_ = 0, completed_ = 0, advance_wanted_ = 0;
+  Status flush_error_;
+  uint64_t generation_ = 0;
+  uint64_t persisted_pointer_ = 0;
+  std::vector<uint64_t> persisted_bits_;
+  std::string write_failure_;
+};
+
+}  // namespace vgfs

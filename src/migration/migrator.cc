@@ -1,0 +1,575 @@
+// Migration jobs: creation, the copier state machine, switch and abort
+// (include/vgfs/migrator.h, SPEC §6, docs/migration.md).
+//
+// A job runs on its own copier thread through these states:
+//   copying       first pass, region by region, moving P up (rule 3)
+//   resyncing     passes over the regions written below P (rule 4) while
+//                 their number keeps shrinking
+//   synchronized  writes go to both sides; only the regions dirty before
+//                 this state remain to copy, so the count only falls
+//   completed     the switch commit: map → destination, source freed
+// and abort/failure from any of them (rule 7).
+#include "vgfs/migrator.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <thread>
+
+#include "vgfs/job_record.h"
+
+namespace vgfs {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+constexpr auto kCheckpointInterval = std::chrono::seconds(1);
+// Below this many regions left to recopy, a resync pass is not worth it.
+constexpr uint64_t kSyncThreshold = 16;
+}  // namespace
+
+struct Migrator::Job {
+  JobInfo info;
+  std::unique_ptr<Transfer> transfer;  // null for jobs that ended before this mount
+  std::thread thread;
+  std::mutex m;
+  std::condition_variable cv;
+  bool stop = false, abort = false, done = false;
+  std::atomic<uint64_t> rate{0};
+};
+
+Migrator::Migrator(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
+  for (const JobInfo& info : store.metadata().jobs) {
+    auto job = std::make_unique<Job>();
+    job->info = info;
+    job->done = !info.running();
+    jobs_.push_back(std::move(job));
+  }
+}
+
+Migrator::~Migrator() { shutdown(); }
+
+Migrator::Job* Migrator::find(uint64_t id) const {
+  for (const auto& j : jobs_)
+    if (j->info.id == id) return j.get();
+  return nullptr;
+}
+
+Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
+  const VgMetadata& md = store.metadata();
+  Transfer::Geometry g;
+  g.job_id = j.id;
+  g.lv_begin = j.le * md.extent_size;
+  g.size = j.count * md.extent_size;
+  g.region_size = md.region_size;
+  g.source = {&store.pv(j.src_pv), md.pvs[j.src_pv].pe_start + j.src_pe * md.extent_size, j.src_pv};
+  g.destination = {&store.pv(j.dst_pv), md.pvs[j.dst_pv].pe_start + j.dst_pe * md.extent_size, j.dst_pv};
+  g.record = {&store.pv(j.src_pv), store.label(j.src_pv).layout.migration_offset + j.record_offset, j.src_pv};
+  return g;
+}
+
+void Migrator::publish_transfers(uint32_t lv) {
+  const std::string& name = store_.metadata().lvs[lv].name;
+  std::vector<Transfer*> list;
+  for (const auto& j : jobs_)
+    if (j->info.running() && j->transfer && j->info.lv == name) list.push_back(j->transfer.get());
+  volume_.publish_transfers(lv, std::move(list));
+}
+
+Status Migrator::start() {
+  std::lock_guard lock(admin_);
+  const VgMetadata& md = store_.metadata();
+  std::vector<uint32_t> lvs;
+  for (auto& job : jobs_) {
+    if (!job->info.running()) continue;
+    Transfer::Geometry g = geometry_of(store_, job->info);
+    const uint64_t regions = (g.size + g.region_size - 1) / g.region_size;
+    const uint64_t copy = job_record_copy_size(regions);
+    // The newest valid copy of the record; none means start again from 0,
+    // which is always safe: nothing is below P = 0.
+    std::optional<JobRecord> best;
+    for (int c = 0; c < 2; ++c) {
+      std::string bytes(copy, '\0');
+      if (!g.record.dev->read_at(bytes.data(), copy, g.record.offset + c * copy).ok()) continue;
+      Result<JobRecord> rec = decode_job_record(bytes, job->info.id, regions);
+      if (rec.ok() && (!best || rec->generation > best->generation)) best = std::move(*rec);
+    }
+    job->transfer = std::make_unique<Transfer>(g, best ? &*best : nullptr);
+    lvs.push_back(static_cast<uint32_t>(md.find_lv(job->info.lv)));
+  }
+  for (uint32_t lv : lvs) publish_transfers(lv);
+  volume_.quiesce();
+  for (auto& job : jobs_)
+    if (job->info.running()) job->thread = std::thread([this, j = job.get()] { run(*j); });
+  return Status::Ok();
+}
+
+void Migrator::shutdown() {
+  for (auto& job : jobs_) {
+    {
+      std::lock_guard lock(job->m);
+      job->stop = true;
+    }
+    job->cv.notify_all();
+  }
+  for (auto& job : jobs_)
+    if (job->thread.joinable()) job->thread.join();
+}
+
+Status Migrator::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
+  // The record goes into the source PV's migration area, first fit.
+  const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
+  const uint64_t need = 2 * job_record_copy_size(regions);
+  const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+  std::vector<std::pair<uint64_t, uint64_t>> used;
+  for (const JobInfo& j : md.jobs)
+    if (j.running() && j.src_pv == job.src_pv) used.emplace_back(j.record_offset, j.record_offset + j.record_size);
+  std::sort(used.begin(), used.end());
+  uint64_t at = 0;
+  for (auto [begin, end] : used) {
+    if (at + need <= begin) break;
+    at = std::max(at, end);
+  }
+  if (at + need > area)
+    return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) has no room for the record of a "
+                                             "{}-region job; wait for running jobs to end",
+                                             md.pvs[job.src_pv].name, format_size(area), regions));
+  job.id = md.next_job_id++;
+  job.record_offset = at;
+  job.record_size = need;
+  job.state = JobState::kRunning;
+  md.jobs.push_back(job);
+  out->push_back(job);
+  return Status::Ok();
+}
+
+Result<std::vector<uint64_t>> Migrator::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
+  // Keep the newest finished jobs only.
+  size_t finished = 0;
+  for (auto it = md.jobs.rbegin(); it != md.jobs.rend(); ++it)
+    if (!it->running()) ++finished;
+  for (auto it = md.jobs.begin(); it != md.jobs.end() && finished > kMaxFinishedJobs;) {
+    if (!it->running()) {
+      uint64_t id = it->id;
+      it = md.jobs.erase(it);
+      --finished;
+      jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& j) { return j->info.id == id; }), jobs_.end());
+    } else {
+      ++it;
+    }
+  }
+  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  std::vector<uint64_t> ids;
+  std::vector<Job*> started;
+  for (const JobInfo& info : created) {
+    auto job = std::make_unique<Job>();
+    job->info = info;
+    job->transfer = std::make_unique<Transfer>(geometry_of(store_, info), nullptr);
+    ids.push_back(info.id);
+    started.push_back(job.get());
+    jobs_.push_back(std::move(job));
+  }
+  std::vector<uint32_t> lvs;
+  for (const JobInfo& info : created) lvs.push_back(static_cast<uint32_t>(store_.metadata().find_lv(info.lv)));
+  std::sort(lvs.begin(), lvs.end());
+  lvs.erase(std::unique(lvs.begin(), lvs.end()), lvs.end());
+  for (uint32_t lv : lvs) publish_transfers(lv);
+  // Writes that began before the transfers were published did not see them:
+  // let them end before the first region is copied.
+  volume_.quiesce();
+  for (Job* j : started) j->thread = std::thread([this, j] { run(*j); });
+  return ids;
+}
+
+Result<std::vector<uint64_t>> Migrator::move(std::string_view lv_name, std::optional<IndexRange> les,
+                                             std::string_view pv_name, std::optional<uint64_t> pe) {
+  std::lock_guard lock(admin_);
+  VgMetadata md = store_.metadata();
+  int lv = md.find_lv(lv_name);
+  if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", lv_name));
+  int dst = md.find_pv(pv_name);
+  if (dst < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", pv_name));
+  const ExtentMap& map = md.lvs[static_cast<size_t>(lv)].map;
+  IndexRange range = les.value_or(IndexRange{0, map.extent_count()});
+  if (range.first >= map.extent_count() || range.count > map.extent_count() - range.first)
+    return Status::Error(EINVAL, fmt::format("LE {} is outside LV {}, which has LEs 0-{}",
+                                             format_range(range.first, range.count), lv_name, map.extent_count() - 1));
+  for (const JobInfo& j : md.jobs)
+    if (j.running() && j.lv == lv_name && j.le < range.first + range.count && range.first < j.le + j.count)
+      return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}", format_range(j.le, j.count),
+                                              lv_name, j.id));
+  const PvInfo& dpv = md.pvs[static_cast<size_t>(dst)];
+  if (pe && *pe >= dpv.pe_count)
+    return Status::Error(EINVAL, fmt::format("PE {} is outside PV {}, which has PEs 0-{}", *pe, dpv.name, dpv.pe_count - 1));
+
+  std::vector<JobInfo> created;
+  uint64_t cursor = pe.value_or(0);
+  for (const MapRun& r : map.runs()) {
+    uint64_t first = std::max(r.le, range.first), last = std::min(r.le_end(), range.first + range.count);
+    if (first >= last) continue;
+    if (r.pv == static_cast<uint32_t>(dst) && !pe) continue;  // already there
+    JobInfo base;
+    base.lv = std::string(lv_name);
+    base.src_pv = r.pv;
+    base.dst_pv = static_cast<uint32_t>(dst);
+    if (pe) {
+      uint64_t count = last - first;
+      for (const PvRun& f : md.pv_map(static_cast<uint32_t>(dst)))
+        if (!f.free() && f.pe < cursor + count && cursor < f.pe_end())
+          return Status::Error(ENOSPC, fmt::format("PE {} of PV {} is not free", format_range(cursor, count), dpv.name));
+      if (cursor + count > dpv.pe_count)
+        return Status::Error(ENOSPC, fmt::format("PE {} is past the end of PV {} (PEs 0-{})",
+                                                 format_range(cursor, count), dpv.name, dpv.pe_count - 1));
+      base.le = first;
+      base.count = count;
+      base.src_pe = r.pe + (first - r.le);
+      base.dst_pe = cursor;
+      cursor += count;
+      VGFS_RETURN_IF_ERROR(add_job(md, base, &created));
+      continue;
+    }
+    uint32_t candidates[] = {static_cast<uint32_t>(dst)};
+    Result<std::vector<MapRun>> places = allocate_extents(md, last - first, candidates, first);
+    if (!places.ok()) return places.status().prefixed(fmt::format("PV {}", dpv.name));
+    for (const MapRun& p : *places) {
+      JobInfo j = base;
+      j.le = p.le;
+      j.count = p.count;
+      j.src_pe = r.pe + (p.le - r.le);
+      j.dst_pe = p.pe;
+      VGFS_RETURN_IF_ERROR(add_job(md, j, &created));
+    }
+  }
+  if (created.empty())
+    return Status::Error(EINVAL, fmt::format("LE {} of LV {} is on PV {} already; nothing to move",
+                                             format_range(range.first, range.count), lv_name, dpv.name));
+  return start_jobs(std::move(md), std::move(created));
+}
+
+Result<std::vector<uint64_t>> Migrator::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
+  std::lock_guard lock(admin_);
+  VgMetadata md = store_.metadata();
+  int src = md.find_pv(pv_name);
+  if (src < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", pv_name));
+  std::vector<uint32_t> candidates;
+  for (const std::string& d : dest_names) {
+    int i = md.find_pv(d);
+    if (i < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", d));
+    if (i == src) return Status::Error(EINVAL, fmt::format("PV {} cannot be its own destination", d));
+    candidates.push_back(static_cast<uint32_t>(i));
+  }
+  if (candidates.empty())
+    for (uint32_t i = 0; i < md.pvs.size(); ++i)
+      if (i != static_cast<uint32_t>(src)) candidates.push_back(i);
+  if (candidates.empty()) return Status::Error(ENOSPC, fmt::format("VG {} has no PV besides {}", md.name, pv_name));
+
+  std::vector<JobInfo> created;
+  for (const LvInfo& lv : md.lvs) {
+    std::vector<MapRun> runs = lv.map.runs();  // md changes below; keep this LV's runs
+    for (const MapRun& r : runs) {
+      if (r.pv != static_cast<uint32_t>(src)) continue;
+      for (const JobInfo& j : md.jobs)
+        if (j.running() && j.lv == lv.name && j.le < r.le_end() && r.le < j.le + j.count)
+          return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}",
+                                                  format_range(j.le, j.count), lv.name, j.id));
+      Result<std::vector<MapRun>> places = allocate_extents(md, r.count, candidates, r.le);
+      if (!places.ok()) return places.status();
+      for (const MapRun& p : *places) {
+        JobInfo j;
+        j.lv = lv.name;
+        j.le = p.le;
+        j.count = p.count;
+        j.src_pv = r.pv;
+        j.src_pe = r.pe + (p.le - r.le);
+        j.dst_pv = p.pv;
+        j.dst_pe = p.pe;
+        VGFS_RETURN_IF_ERROR(add_job(md, j, &created));
+      }
+    }
+  }
+  if (created.empty()) return Status::Error(EINVAL, fmt::format("PV {} holds no allocated extents; nothing to move", pv_name));
+  return start_jobs(std::move(md), std::move(created));
+}
+
+// Ends a job as aborted or failed: writes held, one commit frees the
+// destination, the LV stays on its source.
+Status Migrator::finish(Job& job, JobState state, const std::string& reason) {
+  Transfer& t = *job.transfer;
+  // admin_ before the write barrier, always: quiesce() runs under admin_ and
+  // waits for writers, which may wait for the barrier.
+  std::lock_guard lock(admin_);
+  t.block_writes();
+  VgMetadata md = store_.metadata();
+  if (JobInfo* j = md.find_job(job.info.id)) {
+    j->state = state;
+    j->reason = reason;
+  }
+  Status st = store_.commit(std::move(md));
+  job.info.state = state;
+  job.info.reason = st.ok() ? reason : fmt::format("{} (and the metadata commit failed: {})", reason, st.message());
+  t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
+  publish_transfers(static_cast<uint32_t>(store_.metadata().find_lv(job.info.lv)));
+  t.finish();
+  volume_.quiesce();
+  return st;
+}
+
+// The switch (rule 4): with writes held, make the destination durable and
+// commit the map change; writes wait for this commit only. Returns true when
+// the job completed; false with *st ok when a write slipped in and the copier
+// must go on, or with *st the error that fails the job.
+bool Migrator::switch_over(Job& job, Status* st) {
+  Transfer& t = *job.transfer;
+  if (std::string failure = t.write_failure(); !failure.empty()) {
+    *st = Status::Error(EIO, failure);
+    return false;
+  }
+  std::unique_lock lock(admin_);
+  t.block_writes();
+  if (t.pending_count() != 0) {  // a write that saw the state before synchronized
+    t.unblock_writes();
+    return false;
+  }
+  *st = t.geometry().destination.dev->sync();
+  VgMetadata md = store_.metadata();
+  const int lv = md.find_lv(job.info.lv);
+  if (st->ok()) {
+    md.lvs[static_cast<size_t>(lv)].map.remap(job.info.le, job.info.count, job.info.dst_pv, job.info.dst_pe);
+    md.find_job(job.info.id)->state = JobState::kCompleted;
+    *st = store_.commit(std::move(md));
+  }
+  if (!st->ok()) {
+    t.unblock_writes();
+    return false;
+  }
+  job.info.state = JobState::kCompleted;
+  t.set_sync_status(SyncStatus::kCompleted);
+  volume_.publish_map(static_cast<uint32_t>(lv), store_.metadata().lvs[static_cast<size_t>(lv)].map);
+  publish_transfers(static_cast<uint32_t>(lv));
+  t.finish();  // held writers retry through the new map
+  // Freed source PEs are handed out again only under admin_, still held
+  // until every request that saw the old map has ended.
+  volume_.quiesce();
+  lock.unlock();
+  job.rate.store(0);
+  std::lock_guard done(job.m);
+  job.done = true;
+  job.cv.notify_all();
+  return true;
+}
+
+void Migrator::run(Job& job) {
+  Transfer& t = *job.transfer;
+  auto last_checkpoint = Clock::now();
+  auto rate_mark = Clock::now();
+  uint64_t rate_bytes = t.copied_bytes();
+  auto budget = Clock::now();  // earliest time of the next copy under a rate limit
+
+  enum class Gate { kGo, kStop, kAbort };
+  // Waits while paused; tells the caller whether to stop.
+  auto gate = [&]() -> Gate {
+    std::unique_lock lock(job.m);
+    for (;;) {
+      if (job.abort) return Gate::kAbort;
+      if (job.stop) return Gate::kStop;
+      if (!t.paused()) return Gate::kGo;
+      job.rate.store(0);
+      job.cv.wait(lock);
+      budget = Clock::now();
+    }
+  };
+  // After each region: rate limit, rate figure, periodic checkpoint.
+  auto after_region = [&]() -> Status {
+    const uint64_t region = t.geometry().region_size;
+    if (uint64_t limit = t.rate_limit()) {
+      budget += std::chrono::nanoseconds(region * 1'000'000'000ull / limit);
+      std::unique_lock lock(job.m);
+      job.cv.wait_until(lock, budget, [&] { return job.abort || job.stop || t.rate_limit() != limit; });
+    } else {
+      budget = Clock::now();
+    }
+    auto now = Clock::now();
+    if (now - rate_mark >= std::chrono::milliseconds(500)) {
+      double secs = std::chrono::duration<double>(now - rate_mark).count();
+      job.rate.store(static_cast<uint64_t>(static_cast<double>(t.copied_bytes() - rate_bytes) / secs));
+      rate_mark = now;
+      rate_bytes = t.copied_bytes();
+    }
+    if (now - last_checkpoint >= kCheckpointInterval) {
+      last_checkpoint = now;
+      return t.checkpoint();
+    }
+    return Status::Ok();
+  };
+  auto end = [&](JobState state, const std::string& reason) {
+    (void)finish(job, state, reason);
+    std::lock_guard lock(job.m);
+    job.done = true;
+    job.cv.notify_all();
+  };
+
+  Status st;
+  Gate g = Gate::kGo;
+  // Rule 3: the first pass.
+  while (t.progress_pointer() < t.geometry().size) {
+    if ((g = gate()) != Gate::kGo) break;
+    if (!(st = t.copy_next()).ok() || !(st = after_region()).ok()) break;
+  }
+  // Rule 4: resync passes while they shrink the dirty set, then synchronized.
+  if (g == Gate::kGo && st.ok()) t.set_sync_status(SyncStatus::kResyncing);
+  uint64_t before = UINT64_MAX;
+  while (g == Gate::kGo && st.ok()) {
+    if ((g = gate()) != Gate::kGo) break;
+    const uint64_t pending = t.pending_count();
+    const bool synchronized = t.sync_status() == SyncStatus::kSynchronized;
+    if (!synchronized && (pending <= kSyncThreshold || pending >= before)) {
+      // From here writes dirty no region for the copier: the count only falls.
+      t.set_sync_status(SyncStatus::kSynchronized);
+      st = t.checkpoint();
+      continue;
+    }
+    before = pending;
+    if (synchronized && pending == 0) {
+      if (switch_over(job, &st)) return;
+      continue;
+    }
+    for (std::optional<uint64_t> r = t.next_dirty(0); r; r = t.next_dirty(*r + 1)) {
+      if ((g = gate()) != Gate::kGo) break;
+      if (!(st = t.recopy(*r)).ok() || !(st = after_region()).ok()) break;
+    }
+  }
+  job.rate.store(0);
+  if (!st.ok()) return end(JobState::kFailed, st.message());
+  if (g == Gate::kAbort) return end(JobState::kAborted, "aborted by the user");
+  (void)t.checkpoint();  // stop: unmount; resumes on the next mount
+}
+
+Status Migrator::abort(uint64_t id) {
+  Job* job;
+  {
+    std::lock_guard lock(admin_);
+    job = find(id);
+    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
+    if (!job->info.running() || !job->transfer)
+      return Status::Error(EINVAL, fmt::format("job {} is {} already", id, job_state_name(job->info.state)));
+  }
+  std::unique_lock lock(job->m);
+  job->abort = true;
+  job->cv.notify_all();
+  job->cv.wait(lock, [&] { return job->done || job->stop; });
+  if (job->info.state == JobState::kCompleted)
+    return Status::Error(EINVAL, fmt::format("job {} completed before it could be aborted", id));
+  return Status::Ok();
+}
+
+Status Migrator::pause(uint64_t id) {
+  Job* job;
+  {
+    std::lock_guard lock(admin_);
+    job = find(id);
+    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
+    if (!job->info.running() || !job->transfer)
+      return Status::Error(EINVAL, fmt::format("job {} is {}", id, job_state_name(job->info.state)));
+  }
+  job->transfer->set_paused(true);
+  job->cv.notify_all();
+  return job->transfer->checkpoint();
+}
+
+Status Migrator::resume(uint64_t id) {
+  Job* job;
+  {
+    std::lock_guard lock(admin_);
+    job = find(id);
+    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
+    if (!job->info.running() || !job->transfer)
+      return Status::Error(EINVAL, fmt::format("job {} is {}", id, job_state_name(job->info.state)));
+  }
+  {
+    std::lock_guard lock(job->m);
+    job->transfer->set_paused(false);
+  }
+  job->cv.notify_all();
+  return job->transfer->checkpoint();
+}
+
+Status Migrator::limit(uint64_t id, uint64_t rate) {
+  Job* job;
+  {
+    std::lock_guard lock(admin_);
+    job = find(id);
+    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
+    if (!job->info.running() || !job->transfer)
+      return Status::Error(EINVAL, fmt::format("job {} is {}", id, job_state_name(job->info.state)));
+  }
+  {
+    std::lock_guard lock(job->m);
+    job->transfer->set_rate_limit(rate);
+  }
+  job->cv.notify_all();
+  return Status::Ok();
+}
+
+JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
+  JobStatus s;
+  s.id = i.id;
+  s.lv = i.lv;
+  s.le = i.le;
+  s.count = i.count;
+  s.source_pv = md.pvs[i.src_pv].name;
+  s.source_pe = i.src_pe;
+  s.destination_pv = md.pvs[i.dst_pv].name;
+  s.destination_pe = i.dst_pe;
+  s.region_size = md.region_size;
+  s.size = i.count * md.extent_size;
+  s.regions = (s.size + s.region_size - 1) / s.region_size;
+  s.reason = i.reason;
+  s.sync_status = std::string(job_state_name(i.state));
+  if (i.state == JobState::kCompleted) s.progress_pointer = s.checkpoint_pointer = s.size;
+  return s;
+}
+
+JobStatus Migrator::status_of(const Job& j) const {
+  JobStatus s = recorded_job_status(store_.metadata(), j.info);
+  s.rate = j.rate.load();
+  if (const Transfer* t = j.transfer.get()) {
+    s.progress_pointer = t->progress_pointer();
+    s.checkpoint_pointer = t->persisted_pointer();
+    s.sync_status = std::string(sync_status_name(t->sync_status()));
+    s.paused = t->paused();
+    s.dirty_regions = t->dirty_count();
+    s.copied_bytes = t->copied_bytes();
+    s.rate_limit = t->rate_limit();
+  }
+  return s;
+}
+
+std::vector<JobStatus> Migrator::jobs() const {
+  std::lock_guard lock(admin_);
+  std::vector<JobStatus> out;
+  for (const auto& j : jobs_) out.push_back(status_of(*j));
+  return out;
+}
+
+Result<JobStatus> Migrator::job(uint64_t id) const {
+  std::lock_guard lock(admin_);
+  Job* j = find(id);
+  if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
+  return status_of(*j);
+}
+
+Result<std::string> Migrator::bitmap(uint64_t id) const {
+  std::lock_guard lock(admin_);
+  Job* j = find(id);
+  if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
+  if (!j->transfer) return std::string();
+  return j->transfer->bitmap_bytes();
+}
+
+VgMetadata Migrator::metadata() const {
+  std::lock_guard lock(admin_);
+  return store_.metadata();
+}
+
+}  // namespace vgfs

@@ -1,0 +1,289 @@
+// The live transfer-region record and its write-path rules
+// (include/vgfs/transfer.h, SPEC §6, docs/migration.md).
+#include "vgfs/transfer.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+namespace vgfs {
+
+namespace {
+constexpr uint64_t bit(uint64_t r) { return uint64_t{1} << (r % 64); }
+}  // namespace
+
+Transfer::Transfer(const Geometry& g, const JobRecord* resume)
+    : g_(g),
+      regions_((g.size + g.region_size - 1) / g.region_size),
+      words_((regions_ + 63) / 64),
+      lock_count_(std::min<uint64_t>(regions_, 1024)),
+      locks_(new std::mutex[lock_count_]),
+      dirty_(new std::atomic<uint64_t>[words_]),
+      dual_(new std::atomic<uint64_t>[words_]),
+      persisted_view_(new std::atomic<uint64_t>[words_]),
+      persisted_bits_(words_, 0) {
+  for (size_t w = 0; w < words_; ++w) {
+    dirty_[w].store(0);
+    dual_[w].store(0);
+    persisted_view_[w].store(0);
+  }
+  if (resume) {
+    // Every persisted bit is recopied; the first pass continues from P.
+    generation_ = resume->generation;
+    persisted_pointer_ = std::min(resume->progress_pointer, g.size);
+    progress_.store(persisted_pointer_);
+    for (size_t w = 0; w < words_; ++w) {
+      dirty_[w].store(resume->bitmap[w]);
+      persisted_view_[w].store(resume->bitmap[w]);
+      persisted_bits_[w] = resume->bitmap[w];
+    }
+    paused_.store(resume->paused);
+    rate_limit_.store(resume->rate_limit);
+    status_.store(persisted_pointer_ < g.size ? SyncStatus::kCopying : SyncStatus::kResyncing);
+  }
+}
+
+Transfer::~Transfer() = default;
+
+bool Transfer::below_pointer(uint64_t r) const {
+  return r < (progress_.load() + g_.region_size - 1) / g_.region_size;
+}
+
+bool Transfer::persisted(uint64_t r) const { return persisted_view_[r / 64].load() & bit(r); }
+
+uint64_t Transfer::persisted_pointer() const {
+  std::lock_guard lock(flush_mutex_);
+  return persisted_pointer_;
+}
+
+std::string Transfer::write_failure() const {
+  std::lock_guard lock(flush_mutex_);
+  return write_failure_;
+}
+
+Status Transfer::write(uint64_t offset, const void* buf, size_t length) {
+  if (length == 0) return Status::Ok();
+  std::shared_lock barrier(barrier_);
+  if (finished_.load()) return Status::Error(EAGAIN, "the transfer has finished");
+  const uint64_t r0 = offset / g_.region_size, r1 = (offset + length - 1) / g_.region_size;
+  // Region locks in ascending lock order, each once.
+  std::vector<size_t> order;
+  order.reserve(r1 - r0 + 1);
+  for (uint64_t r = r0; r <= r1; ++r) order.push_back(r % lock_count_);
+  std::sort(order.begin(), order.end());
+  order.erase(std::unique(order.begin(), order.end()), order.end());
+  for (size_t i : order) locks_[i].lock();
+  auto unlock = [&] {
+    for (auto it = order.rbegin(); it != order.rend(); ++it) locks_[*it].unlock();
+  };
+
+  const bool synchronized = status_.load() == SyncStatus::kSynchronized;
+  bool need_flush = false;
+  for (uint64_t r = r0; r <= r1; ++r) {
+    if (synchronized) {
+      dual_[r / 64].fetch_or(bit(r));
+    } else if (below_pointer(r)) {
+      dirty_[r / 64].fetch_or(bit(r));
+    } else {
+      continue;  // above P: the first pass will copy it later
+    }
+    need_flush = need_flush || !persisted(r);
+  }
+  if (need_flush) {
+    Status st = flush(false);
+    if (!st.ok()) {
+      unlock();
+      return st;
+    }
+  }
+  Status st = g_.source.dev->write_at(buf, length, g_.source.offset + offset);
+  if (st.ok() && synchronized) {
+    Status dst = g_.destination.dev->write_at(buf, length, g_.destination.offset + offset);
+    if (!dst.ok()) {
+      std::lock_guard lock(flush_mutex_);
+      if (write_failure_.empty()) write_failure_ = dst.message();
+    }
+  }
+  unlock();
+  return st;
+}
+
+Status Transfer::copy_region(uint64_t r) {
+  const uint64_t from = r * g_.region_size;
+  const uint64_t length = std::min(g_.region_size, g_.size - from);
+  const int src = g_.source.dev->fd(), dst = g_.destination.dev->fd();
+  loff_t in = static_cast<loff_t>(g_.source.offset + from), out = static_cast<loff_t>(g_.destination.offset + from);
+
+  // A hole in the source stays a hole: punch the destination instead.
+  off_t data = lseek(src, in, SEEK_DATA);
+  if ((data < 0 && errno == ENXIO) || (data >= 0 && static_cast<uint64_t>(data) >= static_cast<uint64_t>(in) + length)) {
+    if (fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, out, static_cast<off_t>(length)) == 0) {
+      copied_.fetch_add(length);
+      return Status::Ok();
+    }
+    if (errno != EOPNOTSUPP)
+      return Status::Error(EIO, fmt::format("{}: discard at byte {} failed: {}", g_.destination.dev->label(), out,
+                                            std::strerror(errno)));
+  }
+  uint64_t left = length;
+  while (left > 0) {
+    ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // not supported here, or an error the plain path reports
+    left -= static_cast<uint64_t>(n);
+  }
+  if (left > 0) {  // fall back to read and write, which name the failing side
+    std::vector<char> buf(left);
+    VGFS_RETURN_IF_ERROR(g_.source.dev->read_at(buf.data(), left, static_cast<uint64_t>(in)));
+    VGFS_RETURN_IF_ERROR(g_.destination.dev->write_at(buf.data(), left, static_cast<uint64_t>(out)));
+  }
+  copied_.fetch_add(length);
+  return Status::Ok();
+}
+
+Status Transfer::copy_next() {
+  const uint64_t r = (progress_.load() + g_.region_size - 1) / g_.region_size;
+  if (r >= regions_) return Status::Ok();
+  std::lock_guard lock(lock_of(r));
+  copying_.store(r);  // before the bit is cleared: a snapshot still counts it dirty
+  dirty_[r / 64].fetch_and(~bit(r));
+  Status st = copy_region(r);
+  if (st.ok()) progress_.store(std::min((r + 1) * g_.region_size, g_.size));
+  else dirty_[r / 64].fetch_or(bit(r));
+  copying_.store(kNone);
+  return st;
+}
+
+Status Transfer::recopy(uint64_t r) {
+  std::lock_guard lock(lock_of(r));
+  if (!(dirty_[r / 64].load() & bit(r))) return Status::Ok();
+  copying_.store(r);
+  dirty_[r / 64].fetch_and(~bit(r));
+  Status st = copy_region(r);
+  if (!st.ok()) dirty_[r / 64].fetch_or(bit(r));
+  copying_.store(kNone);
+  return st;
+}
+
+std::optional<uint64_t> Transfer::next_dirty(uint64_t from) const {
+  for (uint64_t w = from / 64; w < words_; ++w) {
+    uint64_t bits = dirty_[w].load();
+    if (w == from / 64) bits &= ~uint64_t{0} << (from % 64);
+    if (bits) return w * 64 + static_cast<uint64_t>(std::countr_zero(bits));
+  }
+  return std::nullopt;
+}
+
+uint64_t Transfer::pending_count() const {
+  uint64_t n = 0;
+  for (size_t w = 0; w < words_; ++w) n += static_cast<uint64_t>(std::popcount(dirty_[w].load()));
+  return n;
+}
+
+uint64_t Transfer::dirty_count() const {
+  uint64_t n = 0;
+  for (size_t w = 0; w < words_; ++w) n += static_cast<uint64_t>(std::popcount(dirty_[w].load() | dual_[w].load()));
+  return n;
+}
+
+std::string Transfer::bitmap_bytes() const {
+  std::string out((regions_ + 7) / 8, '\0');
+  for (uint64_t r = 0; r < regions_; ++r)
+    if ((dirty_[r / 64].load() | dual_[r / 64].load()) & bit(r)) out[r / 8] = static_cast<char>(out[r / 8] | (1 << (r % 8)));
+  return out;
+}
+
+Status Transfer::checkpoint() { return flush(true); }
+
+// Group commit: a caller's request is covered by the first flush that starts
+// after it; one leader writes while the others wait for it.
+Status Transfer::flush(bool advance) {
+  std::unique_lock lock(flush_mutex_);
+  const uint64_t ticket = ++requested_;
+  if (advance) advance_wanted_ = ticket;
+  while (completed_ < ticket) {
+    if (flushing_) {
+      flush_cv_.wait(lock);
+      continue;
+    }
+    flushing_ = true;
+    const uint64_t covers = requested_;
+    const bool adv = advance_wanted_ > completed_;
+    lock.unlock();
+    Status st = write_record(adv);
+    lock.lock();
+    flushing_ = false;
+    completed_ = covers;
+    if (!st.ok()) flush_error_ = st;
+    flush_cv_.notify_all();
+  }
+  return flush_error_;
+}
+
+// Only the flush leader runs this, so the persisted_* fields change under
+// no other writer.
+Status Transfer::write_record(bool advance) {
+  std::vector<uint64_t> bits(words_);
+  uint64_t pointer;
+  {
+    std::lock_guard lock(flush_mutex_);
+    pointer = persisted_pointer_;
+  }
+  std::vector<uint64_t> old = persisted_bits_;
+  if (advance) {
+    // Bits clear in memory now were recopied before this point; the fdatasync
+    // below makes that durable. Withdraw them from the persisted view first,
+    // so a writer that sets one again from here on asks for a flush.
+    const uint64_t p = progress_.load();
+    std::vector<uint64_t> keep(words_);
+    for (size_t w = 0; w < words_; ++w) keep[w] = dirty_[w].load() | dual_[w].load();
+    if (uint64_t c = copying_.load(); c != kNone) keep[c / 64] |= bit(c);
+    for (size_t w = 0; w < words_; ++w) {
+      persisted_view_[w].fetch_and(keep[w] | ~old[w]);
+      old[w] &= keep[w];
+    }
+    VGFS_RETURN_IF_ERROR(g_.destination.dev->sync());
+    pointer = p;
+  }
+  // Everything set in memory now, plus what stays persisted.
+  for (size_t w = 0; w < words_; ++w) bits[w] = old[w] | dirty_[w].load() | dual_[w].load();
+  if (uint64_t c = copying_.load(); c != kNone) bits[c / 64] |= bit(c);
+
+  JobRecord rec;
+  rec.job_id = g_.job_id;
+  rec.generation = generation_ + 1;
+  rec.progress_pointer = pointer;
+  rec.sync_status = status_.load();
+  rec.paused = paused_.load();
+  rec.rate_limit = rate_limit_.load();
+  rec.region_count = regions_;
+  rec.bitmap = bits;
+  std::string image = encode_job_record(rec);
+  VGFS_RETURN_IF_ERROR(g_.record.dev->write_at(image.data(), image.size(), g_.record.offset + (rec.generation % 2) * image.size()));
+  VGFS_RETURN_IF_ERROR(g_.record.dev->sync());
+  generation_ = rec.generation;
+  persisted_bits_ = bits;
+  for (size_t w = 0; w < words_; ++w) persisted_view_[w].store(bits[w]);
+  std::lock_guard lock(flush_mutex_);
+  persisted_pointer_ = pointer;
+  return Status::Ok();
+}
+
+void Transfer::block_writes() { barrier_.lock(); }
+
+void Transfer::finish() {
+  finished_.store(true);
+  for (size_t w = 0; w < words_; ++w) {
+    dirty_[w].store(0);
+    dual_[w].store(0);
+  }
+  barrier_.unlock();
+}
+
+void Transfer::unblock_writes() { barrier_.unlock(); }
+
+}  // namespace vgfs
