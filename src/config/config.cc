@@ -98,6 +98,8 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
       return in.error(vg["extent_size"], fmt::format("vg.extent_size {} must be a power of two from 64KiB to 1GiB",
                                                      vg["extent_size"].Scalar()));
   }
+  // The default region size shrinks with small extents: it must divide them.
+  cfg.region_size = std::min(kDefaultRegionSize, cfg.extent_size);
   if (vg["region_size"]) {
     VGFS_ASSIGN(cfg.region_size, in.size(vg, "region_size", "vg"));
     if (!is_power_of_two(cfg.region_size) || cfg.region_size < 4 * KiB || cfg.extent_size % cfg.region_size)

@@ -14,9 +14,13 @@ namespace vgfs {
 
 Result<std::vector<MapRun>> allocate_extents(const VgMetadata& md, uint64_t extents,
                                              std::span<const uint32_t> candidates, uint64_t first_le) {
+  if (extents == 0) return std::vector<MapRun>{};
+  // Each PV once, in PV order (ties go to the lowest PV, whatever the order given).
   std::vector<uint32_t> pvs(candidates.begin(), candidates.end());
   if (pvs.empty())
     for (uint32_t i = 0; i < md.pvs.size(); ++i) pvs.push_back(i);
+  std::sort(pvs.begin(), pvs.end());
+  pvs.erase(std::unique(pvs.begin(), pvs.end()), pvs.end());
 
   std::vector<PvRun> free_runs;  // lv field unused; pe/count and the PV in `le`
   for (uint32_t pv : pvs)

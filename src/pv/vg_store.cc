@@ -123,31 +123,56 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
     found.push_back(std::move(*c));
   }
 
-  // The newest valid metadata on any PV wins; a copy that passes its
-  // checksum but does not decode counts as damaged.
-  std::vector<std::pair<uint64_t, const SlotCopy*>> order;
-  for (const Candidate& c : found)
-    for (const SlotCopy& s : c.slots)
-      if (s.valid) order.emplace_back(s.seqno, &s);
-  std::stable_sort(order.begin(), order.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  // The newest valid metadata on any PV wins. A copy that passes its
+  // checksums but does not decode, belongs to another VG, or contradicts the
+  // labels is invalid: it is reported and repaired like a damaged one.
+  auto check_copy = [&](const SlotCopy& copy) -> Result<VgMetadata> {
+    Result<VgMetadata> md = decode_metadata(copy.text, fmt::format("metadata seqno {}", copy.seqno));
+    if (!md.ok()) return md.status();
+    if (md->seqno != copy.seqno || md->uuid != found[0].label.vg_uuid)
+      return Status::Error(EINVAL, fmt::format("metadata seqno {} belongs to another VG or seqno", copy.seqno));
+    for (const Candidate& c : found)
+      for (const PvInfo& p : md->pvs)
+        if (p.uuid == c.label.pv_uuid &&
+            (c.label.layout.extent_size != md->extent_size || c.label.layout.pe_start != p.pe_start ||
+             c.label.layout.pe_count < p.pe_count))
+          return Status::Error(EINVAL, fmt::format("metadata seqno {} says PV {} has pe_start {} and {} PEs of {} "
+                                                   "bytes, its label says pe_start {} and {} PEs of {} bytes",
+                                                   copy.seqno, p.name, p.pe_start, p.pe_count, md->extent_size,
+                                                   c.label.layout.pe_start, c.label.layout.pe_count,
+                                                   c.label.layout.extent_size));
+    return md;
+  };
+  std::vector<SlotCopy*> order;
+  for (Candidate& c : found)
+    for (SlotCopy& s : c.slots)
+      if (s.valid) order.push_back(&s);
+  std::stable_sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->seqno > b->seqno; });
   std::unique_ptr<VgStore> store(new VgStore);
   store->mode_ = mode;
   const SlotCopy* best = nullptr;
-  for (auto& [seqno, copy] : order) {
-    Result<VgMetadata> md = decode_metadata(copy->text, fmt::format("metadata seqno {}", seqno));
-    if (md.ok() && md->seqno == seqno && md->uuid == found[0].label.vg_uuid) {
+  std::string first_problem;
+  for (SlotCopy* copy : order) {
+    if (!copy->valid) continue;  // found invalid as a twin of an earlier copy
+    Result<VgMetadata> md = check_copy(*copy);
+    if (md.ok()) {
       store->metadata_ = std::move(*md);
       best = copy;
       break;
     }
-    if (warnings) warnings->push_back(md.ok() ? fmt::format("metadata seqno {} does not match its VG", seqno)
-                                              : md.status().message());
+    if (first_problem.empty()) first_problem = md.status().message();
+    for (SlotCopy* twin : order)
+      if (twin->valid && twin->seqno == copy->seqno && twin->text == copy->text) {
+        twin->valid = false;
+        twin->problem = md.status().message();
+      }
   }
   if (!best) {
     std::string names;
     for (const Candidate& c : found) names += (names.empty() ? "" : ", ") + c.dev.label();
-    return Status::Error(EINVAL, fmt::format("no valid metadata on any PV of VG {} ({}): every copy is damaged",
-                                             config.name, names));
+    return Status::Error(EINVAL, fmt::format("no valid metadata on any PV of VG {} ({}): every copy is damaged{}",
+                                             config.name, names,
+                                             first_problem.empty() ? "" : " or invalid; newest: " + first_problem));
   }
   VgMetadata& md = store->metadata_;
 
@@ -210,7 +235,7 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
       if (warnings)
         warnings->push_back(fmt::format("{}: metadata slot {} {}{}", c.dev.label(), k,
                                         s.valid ? fmt::format("is stale (seqno {} < {})", s.seqno, seqno)
-                                                : "damaged (" + s.problem + ")",
+                                                : "is damaged or invalid (" + s.problem + ")",
                                         mode == OpenMode::kReadWrite ? fmt::format("; rewritten with seqno {}", seqno)
                                                                      : ""));
       if (mode == OpenMode::kReadWrite) {
