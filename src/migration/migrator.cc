@@ -35,8 +35,10 @@ struct Migrator::Job {
   std::thread thread;
   std::mutex m;
   std::condition_variable cv;
-  bool stop = false, abort = false, done = false;
+  bool stop = false, abort = false;  // guarded by m
+  std::atomic<bool> done{false};     // set under m, read anywhere
   std::atomic<uint64_t> rate{0};
+  Clock::time_point started = Clock::now();
 };
 
 Migrator::Migrator(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
@@ -533,6 +535,10 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
 JobStatus Migrator::status_of(const Job& j) const {
   JobStatus s = recorded_job_status(store_.metadata(), j.info);
   s.rate = j.rate.load();
+  if (s.rate == 0 && j.transfer && !j.done && !j.transfer->paused()) {  // before the first rate sample
+    double secs = std::chrono::duration<double>(Clock::now() - j.started).count();
+    if (secs > 0.05) s.rate = static_cast<uint64_t>(static_cast<double>(j.transfer->copied_bytes()) / secs);
+  }
   if (const Transfer* t = j.transfer.get()) {
     s.progress_pointer = t->progress_pointer();
     s.checkpoint_pointer = t->persisted_pointer();
