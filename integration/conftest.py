@@ -746,3 +746,223 @@ def damage(path, offset, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+
+
+# --------------------------------------------------------------------------
+# Migration jobs (SPEC §6, §7): control file, job status, maps, an LV model
+# --------------------------------------------------------------------------
+
+JOB_END_STATES = ("completed", "aborted", "failed")
+
+
+def ctl(m: Mount, command: str) -> tuple[int, str]:
+    """Writes one command line to MOUNTPOINT/.vgfs/ctl and reads the reply
+    back from the same open file. Returns (errno of the write or 0, reply)."""
+    fd = os.open(m.meta / "ctl", os.O_RDWR)
+    try:
+        err = 0
+        data = (command + "\n").encode()
+        try:
+            n = os.write(fd, data)
+            assert n == len(data), f"short write to ctl: {n} of {len(data)}"
+        except OSError as e:
+            err = e.errno
+        reply = os.pread(fd, 64 * KiB, 0).decode(errors="replace")
+    finally:
+        os.close(fd)
+    return err, reply
+
+
+def ctl_ok(m: Mount, command: str) -> str:
+    err, reply = ctl(m, command)
+    assert err == 0 and reply.startswith("ok"), (
+        f"ctl {command!r}: errno={err} ({os.strerror(err) if err else 'none'}) reply={reply!r}")
+    return reply
+
+
+def reply_job_ids(reply: str) -> list[int]:
+    """'ok job 3\\n' -> [3]; 'ok jobs 3,4\\n' -> [3, 4]."""
+    m = re.fullmatch(r"ok jobs? (\d+(?:\s*,\s*\d+)*)\s*", reply)
+    assert m, f"not an 'ok job N' / 'ok jobs N,M' reply: {reply!r}"
+    return [int(x) for x in m.group(1).split(",")]
+
+
+def start_job(m: Mount, command: str, limit: str | None = None) -> int:
+    """Runs a command that starts exactly one job; optionally sets its rate
+    limit right away. Returns the job id."""
+    ids = reply_job_ids(ctl_ok(m, command))
+    assert len(ids) == 1, f"{command!r} started jobs {ids}, expected one"
+    if limit is not None:
+        ctl_ok(m, f"limit {ids[0]} {limit}")
+    return ids[0]
+
+
+def job_status(m: Mount, job: int) -> dict[str, str]:
+    return read_kv(m.meta / "jobs" / str(job) / "status")
+
+
+def job_int(st: dict[str, str], key: str) -> int:
+    assert key in st, f"job status lacks {key!r}: {st}"
+    return parse_int_bytes(st[key])
+
+
+def wait_job(m: Mount, job: int, states=JOB_END_STATES, timeout: float = 60,
+             poll: float = 0.05) -> dict[str, str]:
+    """Polls jobs/<job>/status until sync_status is one of `states`."""
+    deadline = time.monotonic() + timeout
+    st = job_status(m, job)
+    while st.get("sync_status") not in states:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job} not in {states} after {timeout}s: {st}")
+        time.sleep(poll)
+        st = job_status(m, job)
+    return st
+
+
+def lv_map(m: Mount, lv: str) -> list[tuple[int, int, str, int]]:
+    """lvs/<lv>/map -> [(le_first, count, pv, pe_first)]."""
+    out = []
+    for line in (m.meta / "lvs" / lv / "map").read_text().splitlines():
+        if not line.strip():
+            continue
+        le, pv, pe = line.split()[:3]
+        le_first, n = parse_range(le)
+        pe_first, n2 = parse_range(pe)
+        assert n == n2, f"LV map line with unequal ranges: {line!r}"
+        out.append((le_first, n, pv, pe_first))
+    return out
+
+
+def pv_map(m: Mount, pv: str) -> list[tuple]:
+    """pvs/<pv>/map -> [(pe_first, count, 'free')] or
+    [(pe_first, count, lv, le_first[, 'job N'])]."""
+    out = []
+    for line in (m.meta / "pvs" / pv / "map").read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        pe_first, n = parse_range(parts[0])
+        if parts[1:] == ["free"]:
+            out.append((pe_first, n, "free"))
+        else:
+            le_first, n2 = parse_range(parts[2])
+            assert n == n2, f"PV map line with unequal ranges: {line!r}"
+            out.append((pe_first, n, parts[1], le_first) + ((" ".join(parts[3:]),) if parts[3:] else ()))
+    return out
+
+
+def pv_allocated(m: Mount, pv: str) -> list[tuple]:
+    """The non-free runs of a PV map."""
+    return [r for r in pv_map(m, pv) if r[2] != "free"]
+
+
+class LvModel:
+    """In-memory image of an LV file, kept in step with writes made through
+    `write`. A write locks the 1 MiB stripes it touches (in ascending order),
+    then writes the LV and the model, so overlapping writes from several
+    threads are serialised and the model holds the last completed one."""
+
+    def __init__(self, size: int, stripe: int = MiB, data: bytes | None = None):
+        self.size = size
+        self.stripe = stripe
+        self.buf = bytearray(data) if data is not None else bytearray(size)
+        assert len(self.buf) == size
+        self.locks = [threading.Lock() for _ in range((size + stripe - 1) // stripe)]
+        self.writes = 0
+        self._count_lock = threading.Lock()
+
+    def write(self, fd: int, offset: int, data: bytes) -> None:
+        assert 0 <= offset and offset + len(data) <= self.size
+        first, last = offset // self.stripe, (offset + len(data) - 1) // self.stripe
+        held = self.locks[first:last + 1]
+        for lk in held:
+            lk.acquire()
+        try:
+            n = pwrite_full(fd, data, offset)
+            assert n == len(data), f"short write at {offset}: {n} of {len(data)}"
+            self.buf[offset:offset + len(data)] = data
+        finally:
+            for lk in reversed(held):
+                lk.release()
+        with self._count_lock:
+            self.writes += 1
+
+    def random_write(self, fd: int, rng, lo: int = 0, hi: int | None = None,
+                     min_len: int = 512, max_len: int = MiB) -> tuple[int, int]:
+        """One write of random length (min_len..max_len) at a random unaligned
+        offset inside [lo, hi). Returns (offset, length)."""
+        hi = self.size if hi is None else hi
+        length = rng.randint(min_len, min(max_len, hi - lo))
+        offset = rng.randint(lo, hi - length)
+        self.write(fd, offset, rng.randbytes(length))
+        return offset, length
+
+    def first_difference(self, path) -> tuple[int, bytes, bytes] | None:
+        """(offset, expected, actual) of the first differing 4 KiB block of
+        the LV file at `path`, or None when it equals the model."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            chunk = 4 * MiB
+            for off in range(0, self.size, chunk):
+                want = bytes(self.buf[off:off + chunk])
+                got = pread_full(fd, len(want), off)
+                if got != want:
+                    for i in range(0, len(want), 4096):
+                        if got[i:i + 4096] != want[i:i + 4096]:
+                            return off + i, want[i:i + 16], got[i:i + 16]
+        finally:
+            os.close(fd)
+        return None
+
+    def assert_equals(self, path, what: str) -> None:
+        d = self.first_difference(path)
+        assert d is None, (f"{what}: LV content differs from the model at byte {d[0]} "
+                           f"(expected {d[1].hex()}..., read {d[2].hex()}...)")
+
+
+class RandomWriters:
+    """`n` threads writing random data at random offsets (512 B..1 MiB,
+    unaligned) through os.pwrite on one LV file, recorded in an LvModel.
+    `phase` (a callable) is sampled per write to count writes per phase."""
+
+    def __init__(self, model: LvModel, path, n: int = 4, seed: int = 1, lo: int = 0,
+                 hi: int | None = None, phase=None, pause: float = 0.0):
+        self.model, self.path, self.n, self.seed = model, path, n, seed
+        self.lo, self.hi, self.phase, self.pause = lo, hi, phase, pause
+        self.stop_event = threading.Event()
+        self.threads: list[threading.Thread] = []
+        self.errors: list[str] = []
+        self.per_phase: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def _run(self, i: int) -> None:
+        import random
+        rng = random.Random(self.seed * 1000 + i)
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            while not self.stop_event.is_set():
+                ph = self.phase() if self.phase else "-"
+                self.model.random_write(fd, rng, self.lo, self.hi)
+                with self._lock:
+                    self.per_phase[ph] = self.per_phase.get(ph, 0) + 1
+                if self.pause:
+                    time.sleep(self.pause)
+        except Exception as e:  # reported by stop()
+            self.errors.append(f"writer {i}: {e!r}")
+        finally:
+            os.close(fd)
+
+    def start(self) -> "RandomWriters":
+        for i in range(self.n):
+            t = threading.Thread(target=self._run, args=(i,), daemon=True)
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def stop(self) -> dict[str, int]:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=60)
+            assert not t.is_alive(), "a writer thread is stuck"
+        assert not self.errors, "writer errors: " + "; ".join(self.errors)
+        return dict(self.per_phase)

@@ -18,7 +18,7 @@
 
 namespace vgfs {
 
-class Migrator;
+class VolumeManager;
 
 struct Command {
   std::string verb;  // move, pvmove, abort, pause, resume, limit
@@ -41,6 +41,6 @@ struct Reply {
   static Reply ok(std::string_view what);
 };
 
-Reply execute(Migrator& migrator, const Command& command);
+Reply execute(VolumeManager& manager, const Command& command);
 
 }  // namespace vgfs

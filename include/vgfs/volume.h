@@ -77,7 +77,7 @@ class VolumeSet {
   // acknowledging it; write() and discard() do this themselves).
   void note_written(uint32_t pv) { sync_state_[pv].written.fetch_add(1, std::memory_order_acq_rel); }
 
-  // ---- changes, made by one thread at a time (the migrator) ----
+  // ---- changes, made by one thread at a time (the volume manager) ----
   // Publishes a new map for LV `lv`; the old one is freed by quiesce().
   void publish_map(uint32_t lv, const ExtentMap& map);
   // Publishes the running transfers of LV `lv` (empty = none).

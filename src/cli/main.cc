@@ -13,7 +13,7 @@
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
 #include "vgfs/vg_store.h"
-#include "vgfs/migrator.h"
+#include "vgfs/volume_manager.h"
 #include "views/views.h"
 
 #include <fcntl.h>

@@ -4,7 +4,7 @@
 #include <charconv>
 #include <fmt/format.h>
 
-#include "vgfs/migrator.h"
+#include "vgfs/volume_manager.h"
 
 namespace vgfs {
 
@@ -109,18 +109,18 @@ Reply Reply::ok(std::string_view what) {
   return Reply{0, what.empty() ? std::string("ok\n") : fmt::format("ok {}\n", what)};
 }
 
-Reply execute(Migrator& migrator, const Command& c) {
+Reply execute(VolumeManager& manager, const Command& c) {
   if (c.verb == "move" || c.verb == "pvmove") {
     Result<std::vector<uint64_t>> ids =
-        c.verb == "move" ? migrator.move(c.lv, c.les, c.pv, c.pe) : migrator.pvmove(c.pv, c.dest_pvs);
+        c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs);
     if (!ids.ok()) return Reply::from(ids.status());
     if (ids->size() == 1) return Reply::ok(fmt::format("job {}", (*ids)[0]));
     return Reply::ok(fmt::format("jobs {}", fmt::join(*ids, ",")));
   }
-  if (c.verb == "abort") return Reply::from(migrator.abort(c.job));
-  if (c.verb == "pause") return Reply::from(migrator.pause(c.job));
-  if (c.verb == "resume") return Reply::from(migrator.resume(c.job));
-  if (c.verb == "limit") return Reply::from(migrator.limit(c.job, c.rate));
+  if (c.verb == "abort") return Reply::from(manager.abort(c.job));
+  if (c.verb == "pause") return Reply::from(manager.pause(c.job));
+  if (c.verb == "resume") return Reply::from(manager.resume(c.job));
+  if (c.verb == "limit") return Reply::from(manager.limit(c.job, c.rate));
   return Reply::from(Status::Error(EINVAL, fmt::format("unknown command \"{}\"", c.verb)));
 }
 

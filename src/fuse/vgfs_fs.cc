@@ -24,7 +24,7 @@
 #include <optional>
 
 #include "vgfs/control.h"
-#include "vgfs/migrator.h"
+#include "vgfs/volume_manager.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 #include "views/views.h"
@@ -67,20 +67,20 @@ constexpr double kTimeout = 1.0;
 class VgFs {
  public:
   VgFs(std::unique_ptr<VgStore> store, const MountOptions& options)
-      : store_(std::move(store)), volume_(*store_), migrator_(*store_, volume_), options_(options), uid_(getuid()),
+      : store_(std::move(store)), volume_(*store_), manager_(*store_, volume_), options_(options), uid_(getuid()),
         gid_(getgid()) {
     clock_gettime(CLOCK_REALTIME, &mounted_at_);
     build_tree();
   }
 
   VolumeSet& volume() { return volume_; }
-  Migrator& migrator() { return migrator_; }
+  VolumeManager& manager() { return manager_; }
   static VgFs& of(fuse_req_t req) { return *static_cast<VgFs*>(fuse_req_userdata(req)); }
 
   std::optional<Entry> entry(fuse_ino_t ino) const {
     if (ino >= kJobInoBase) {
       uint64_t id = (ino - kJobInoBase) / 3;
-      if (!migrator_.job(id).ok()) return std::nullopt;
+      if (!manager_.job(id).ok()) return std::nullopt;
       Kind kinds[] = {Kind::kJobDir, Kind::kJobStatus, Kind::kJobBitmap};
       fuse_ino_t dir = kJobInoBase + 3 * id;
       return Entry{kinds[(ino - kJobInoBase) % 3], 0, id, ino == dir ? jobs_dir_ : dir};
@@ -97,7 +97,7 @@ class VgFs {
     if (parent == jobs_dir_) {
       uint64_t id = 0;
       auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-      if (ec != std::errc() || p != name.data() + name.size() || !migrator_.job(id).ok()) return std::nullopt;
+      if (ec != std::errc() || p != name.data() + name.size() || !manager_.job(id).ok()) return std::nullopt;
       return kJobInoBase + 3 * id;
     }
     if (parent >= kJobInoBase) {
@@ -114,7 +114,7 @@ class VgFs {
   std::vector<std::pair<std::string, fuse_ino_t>> children(fuse_ino_t dir) const {
     std::vector<std::pair<std::string, fuse_ino_t>> out;
     if (dir == jobs_dir_) {
-      for (const JobStatus& j : migrator_.jobs()) out.emplace_back(std::to_string(j.id), kJobInoBase + 3 * j.id);
+      for (const JobStatus& j : manager_.jobs()) out.emplace_back(std::to_string(j.id), kJobInoBase + 3 * j.id);
     } else if (dir >= kJobInoBase) {
       out = {{"status", dir + 1}, {"bitmap", dir + 2}};
     } else {
@@ -156,17 +156,17 @@ class VgFs {
   // Renders a view file from the current metadata and jobs.
   std::string render(const Entry& e) {
     if (e.kind == Kind::kJobStatus) {
-      Result<JobStatus> j = migrator_.job(e.job);
+      Result<JobStatus> j = manager_.job(e.job);
       return j.ok() ? views::job_status(*j) : std::string();
     }
     if (e.kind == Kind::kJobBitmap) {
-      Result<std::string> b = migrator_.bitmap(e.job);
+      Result<std::string> b = manager_.bitmap(e.job);
       return b.ok() ? *b : std::string();
     }
-    const VgMetadata md = migrator_.metadata();
+    const VgMetadata md = manager_.metadata();
     switch (e.kind) {
       case Kind::kVg: return views::vg_summary(md);
-      case Kind::kVgJson: return views::vg_json(md, migrator_.jobs()).dump(2) + "\n";
+      case Kind::kVgJson: return views::vg_json(md, manager_.jobs()).dump(2) + "\n";
       case Kind::kLvInfo: return views::lv_info(md, e.index);
       case Kind::kLvMap: return views::lv_map(md, e.index);
       case Kind::kPvInfo: return views::pv_info(md, e.index);
@@ -179,12 +179,12 @@ class VgFs {
     Result<Command> cmd = parse_command(line);
     if (!cmd.ok()) return Reply::from(cmd.status());
     if (store_->read_only()) return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
-    return execute(migrator_, *cmd);
+    return execute(manager_, *cmd);
   }
 
   bool read_only() const { return store_->read_only(); }
   const MountOptions& options() const { return options_; }
-  VgMetadata metadata() const { return migrator_.metadata(); }
+  VgMetadata metadata() const { return manager_.metadata(); }
 
  private:
   fuse_ino_t add(fuse_ino_t parent, std::string name, Kind kind, uint32_t index = 0) {
@@ -222,7 +222,7 @@ class VgFs {
 
   std::unique_ptr<VgStore> store_;
   VolumeSet volume_;
-  Migrator migrator_;
+  VolumeManager manager_;
   MountOptions options_;
   uid_t uid_;
   gid_t gid_;
@@ -567,7 +567,7 @@ int run_mount(const MountOptions& options) {
       // The mount is ready: only now go to the background.
       if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
         // Copier threads start only now: fork() keeps just the calling thread.
-        if (!options.read_only) (void)fs.migrator().start();
+        if (!options.read_only) (void)fs.manager().start();
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(loop, 1);
         fuse_loop_cfg_set_max_threads(loop, options.max_threads);
@@ -575,7 +575,7 @@ int run_mount(const MountOptions& options) {
         status = fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(loop);
       }
-      fs.migrator().shutdown();  // checkpoints every running job
+      fs.manager().shutdown();  // checkpoints every running job
       Status st = fs.volume().flush();
       if (!st.ok()) fmt::print(stderr, "vgfs: {}\n", st.message());
       fuse_session_unmount(se);

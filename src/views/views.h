@@ -10,7 +10,7 @@
 #include <string>
 
 #include "vgfs/metadata.h"
-#include "vgfs/migrator.h"
+#include "vgfs/volume_manager.h"
 
 namespace vgfs::views {
 

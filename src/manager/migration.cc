@@ -1,5 +1,5 @@
 // Migration jobs: creation, the copier state machine, switch and abort
-// (include/vgfs/migrator.h, SPEC §6, docs/migration.md).
+// (include/vgfs/volume_manager.h, SPEC §6, docs/migration.md).
 //
 // A job runs on its own copier thread through these states:
 //   copying       first pass, region by region, moving P up (rule 3)
@@ -9,7 +9,7 @@
 //                 this state remain to copy, so the count only falls
 //   completed     the switch commit: map → destination, source freed
 // and abort/failure from any of them (rule 7).
-#include "vgfs/migrator.h"
+#include "vgfs/volume_manager.h"
 
 #include <fmt/format.h>
 
@@ -29,7 +29,7 @@ constexpr auto kCheckpointInterval = std::chrono::seconds(1);
 constexpr uint64_t kSyncThreshold = 16;
 }  // namespace
 
-struct Migrator::Job {
+struct VolumeManager::Job {
   JobInfo info;
   std::unique_ptr<Transfer> transfer;  // null for jobs that ended before this mount
   std::thread thread;
@@ -41,7 +41,7 @@ struct Migrator::Job {
   Clock::time_point started = Clock::now();
 };
 
-Migrator::Migrator(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
+VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
   for (const JobInfo& info : store.metadata().jobs) {
     auto job = std::make_unique<Job>();
     job->info = info;
@@ -50,9 +50,9 @@ Migrator::Migrator(VgStore& store, VolumeSet& volume) : store_(store), volume_(v
   }
 }
 
-Migrator::~Migrator() { shutdown(); }
+VolumeManager::~VolumeManager() { shutdown(); }
 
-Migrator::Job* Migrator::find(uint64_t id) const {
+VolumeManager::Job* VolumeManager::find(uint64_t id) const {
   for (const auto& j : jobs_)
     if (j->info.id == id) return j.get();
   return nullptr;
@@ -71,7 +71,7 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   return g;
 }
 
-void Migrator::publish_transfers(uint32_t lv) {
+void VolumeManager::publish_transfers(uint32_t lv) {
   const std::string& name = store_.metadata().lvs[lv].name;
   std::vector<Transfer*> list;
   for (const auto& j : jobs_)
@@ -79,7 +79,7 @@ void Migrator::publish_transfers(uint32_t lv) {
   volume_.publish_transfers(lv, std::move(list));
 }
 
-Status Migrator::start() {
+Status VolumeManager::start() {
   std::lock_guard lock(admin_);
   const VgMetadata& md = store_.metadata();
   std::vector<uint32_t> lvs;
@@ -107,7 +107,7 @@ Status Migrator::start() {
   return Status::Ok();
 }
 
-void Migrator::shutdown() {
+void VolumeManager::shutdown() {
   for (auto& job : jobs_) {
     {
       std::lock_guard lock(job->m);
@@ -119,7 +119,7 @@ void Migrator::shutdown() {
     if (job->thread.joinable()) job->thread.join();
 }
 
-Status Migrator::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
+Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
   // The record goes into the source PV's migration area, first fit.
   const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
   const uint64_t need = 2 * job_record_copy_size(regions);
@@ -146,7 +146,7 @@ Status Migrator::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out)
   return Status::Ok();
 }
 
-Result<std::vector<uint64_t>> Migrator::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
+Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
   // Keep the newest finished jobs only.
   size_t finished = 0;
   for (auto it = md.jobs.rbegin(); it != md.jobs.rend(); ++it)
@@ -184,7 +184,7 @@ Result<std::vector<uint64_t>> Migrator::start_jobs(VgMetadata md, std::vector<Jo
   return ids;
 }
 
-Result<std::vector<uint64_t>> Migrator::move(std::string_view lv_name, std::optional<IndexRange> les,
+Result<std::vector<uint64_t>> VolumeManager::move(std::string_view lv_name, std::optional<IndexRange> les,
                                              std::string_view pv_name, std::optional<uint64_t> pe) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
@@ -249,7 +249,7 @@ Result<std::vector<uint64_t>> Migrator::move(std::string_view lv_name, std::opti
   return start_jobs(std::move(md), std::move(created));
 }
 
-Result<std::vector<uint64_t>> Migrator::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
+Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
@@ -296,7 +296,7 @@ Result<std::vector<uint64_t>> Migrator::pvmove(std::string_view pv_name, const s
 
 // Ends a job as aborted or failed: writes held, one commit frees the
 // destination, the LV stays on its source.
-Status Migrator::finish(Job& job, JobState state, const std::string& reason) {
+Status VolumeManager::finish(Job& job, JobState state, const std::string& reason) {
   Transfer& t = *job.transfer;
   // admin_ before the write barrier, always: quiesce() runs under admin_ and
   // waits for writers, which may wait for the barrier.
@@ -321,7 +321,7 @@ Status Migrator::finish(Job& job, JobState state, const std::string& reason) {
 // commit the map change; writes wait for this commit only. Returns true when
 // the job completed; false with *st ok when a write slipped in and the copier
 // must go on, or with *st the error that fails the job.
-bool Migrator::switch_over(Job& job, Status* st) {
+bool VolumeManager::switch_over(Job& job, Status* st) {
   Transfer& t = *job.transfer;
   if (std::string failure = t.write_failure(); !failure.empty()) {
     *st = Status::Error(EIO, failure);
@@ -361,7 +361,7 @@ bool Migrator::switch_over(Job& job, Status* st) {
   return true;
 }
 
-void Migrator::run(Job& job) {
+void VolumeManager::run(Job& job) {
   Transfer& t = *job.transfer;
   auto last_checkpoint = Clock::now();
   auto rate_mark = Clock::now();
@@ -447,7 +447,7 @@ void Migrator::run(Job& job) {
   (void)t.checkpoint();  // stop: unmount; resumes on the next mount
 }
 
-Status Migrator::abort(uint64_t id) {
+Status VolumeManager::abort(uint64_t id) {
   Job* job;
   {
     std::lock_guard lock(admin_);
@@ -465,7 +465,7 @@ Status Migrator::abort(uint64_t id) {
   return Status::Ok();
 }
 
-Status Migrator::pause(uint64_t id) {
+Status VolumeManager::pause(uint64_t id) {
   Job* job;
   {
     std::lock_guard lock(admin_);
@@ -479,7 +479,7 @@ Status Migrator::pause(uint64_t id) {
   return job->transfer->checkpoint();
 }
 
-Status Migrator::resume(uint64_t id) {
+Status VolumeManager::resume(uint64_t id) {
   Job* job;
   {
     std::lock_guard lock(admin_);
@@ -496,7 +496,7 @@ Status Migrator::resume(uint64_t id) {
   return job->transfer->checkpoint();
 }
 
-Status Migrator::limit(uint64_t id, uint64_t rate) {
+Status VolumeManager::limit(uint64_t id, uint64_t rate) {
   Job* job;
   {
     std::lock_guard lock(admin_);
@@ -532,7 +532,7 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
   return s;
 }
 
-JobStatus Migrator::status_of(const Job& j) const {
+JobStatus VolumeManager::status_of(const Job& j) const {
   JobStatus s = recorded_job_status(store_.metadata(), j.info);
   s.rate = j.rate.load();
   if (s.rate == 0 && j.transfer && !j.done && !j.transfer->paused()) {  // before the first rate sample
@@ -551,21 +551,21 @@ JobStatus Migrator::status_of(const Job& j) const {
   return s;
 }
 
-std::vector<JobStatus> Migrator::jobs() const {
+std::vector<JobStatus> VolumeManager::jobs() const {
   std::lock_guard lock(admin_);
   std::vector<JobStatus> out;
   for (const auto& j : jobs_) out.push_back(status_of(*j));
   return out;
 }
 
-Result<JobStatus> Migrator::job(uint64_t id) const {
+Result<JobStatus> VolumeManager::job(uint64_t id) const {
   std::lock_guard lock(admin_);
   Job* j = find(id);
   if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
   return status_of(*j);
 }
 
-Result<std::string> Migrator::bitmap(uint64_t id) const {
+Result<std::string> VolumeManager::bitmap(uint64_t id) const {
   std::lock_guard lock(admin_);
   Job* j = find(id);
   if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
@@ -573,7 +573,7 @@ Result<std::string> Migrator::bitmap(uint64_t id) const {
   return j->transfer->bitmap_bytes();
 }
 
-VgMetadata Migrator::metadata() const {
+VgMetadata VolumeManager::metadata() const {
   std::lock_guard lock(admin_);
   return store_.metadata();
 }

@@ -1,4 +1,5 @@
-// Migrator: the online migration jobs of a mounted VG (SPEC §6, §7).
+// VolumeManager: every metadata change of a mounted VG: the online migration
+// jobs (SPEC §6, §7).
 //
 // Invariant: every change of the VG metadata while mounted goes through one
 // admin mutex and is one VgStore::commit(); a job's destination is reserved
@@ -43,10 +44,10 @@ struct JobStatus {
 // The status of a job from the metadata alone (offline, or ended jobs).
 JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& job);
 
-class Migrator {
+class VolumeManager {
  public:
-  Migrator(VgStore& store, VolumeSet& volume);
-  ~Migrator();
+  VolumeManager(VgStore& store, VolumeSet& volume);
+  ~VolumeManager();
 
   // Resumes every job the metadata lists as running (read-write mounts).
   Status start();
