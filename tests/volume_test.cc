@@ -93,6 +93,14 @@ struct Fixture {
   }
 };
 
+// The PV index of the device a piece lands on.
+uint32_t pv_of(const Fixture& f, const PvPiece& p) {
+  for (uint32_t i = 0; i < f.store->pv_count(); ++i)
+    if (&f.store->pv(i) == p.dev) return i;
+  FAIL("piece on a device that is no PV of the store");
+  return UINT32_MAX;
+}
+
 bool same_file(int fd, const std::string& path) {
   struct stat a {}, b {};
   if (fstat(fd, &a) != 0 || stat(path.c_str(), &b) != 0) return false;
@@ -115,9 +123,9 @@ void check_map(const Fixture& f, VolumeSet& vs, uint32_t lv, uint64_t offset, ui
     const PvPiece& p = pieces[i];
     REQUIRE(p.length > 0);
     auto [pv, off] = f.locate(lv, at);
-    CHECK(p.pv == pv);
+    CHECK(pv_of(f, p) == pv);
     CHECK(p.offset == off);
-    CHECK(same_file(p.fd, f.pv_path(pv)));
+    CHECK(same_file(p.dev->fd(), f.pv_path(pv)));
     // The piece is physically contiguous: its last byte is where the model says.
     auto [pv_last, off_last] = f.locate(lv, at + p.length - 1);
     CHECK(pv_last == pv);
@@ -128,7 +136,7 @@ void check_map(const Fixture& f, VolumeSet& vs, uint32_t lv, uint64_t offset, ui
   CHECK(total == expect_total);
   // Pieces are maximal: consecutive pieces are not contiguous on one PV.
   for (size_t i = 1; i < n; ++i)
-    CHECK_FALSE((pieces[i].pv == pieces[i - 1].pv && pieces[i].offset == pieces[i - 1].offset + pieces[i - 1].length));
+    CHECK_FALSE((pv_of(f, pieces[i]) == pv_of(f, pieces[i - 1]) && pieces[i].offset == pieces[i - 1].offset + pieces[i - 1].length));
 }
 
 std::string random_bytes(std::mt19937_64& rng, size_t n) {
@@ -142,7 +150,7 @@ std::string random_bytes(std::mt19937_64& rng, size_t n) {
 TEST_CASE("VolumeSet sizes") {
   Fixture f;
   VolumeSet vs(*f.store);
-  CHECK(vs.lv_count() == 2);
+  CHECK(vs.slots().size() == 2);
   CHECK(vs.lv_size(f.lv) == 8 * kEs);
   CHECK(vs.lv_size(f.other) == 2 * kEs);
 }
@@ -157,41 +165,41 @@ TEST_CASE("map splits at run boundaries with PV offsets") {
   SUBCASE("the whole LV") {
     size_t n = vs.map(f.lv, 0, 8 * kEs, p);
     REQUIRE(n == 4);
-    CHECK(p[0].pv == pv0);
+    CHECK(pv_of(f, p[0]) == pv0);
     CHECK(p[0].offset == f.pe_start(pv0) + 5 * kEs);
     CHECK(p[0].length == 2 * kEs);
-    CHECK(p[1].pv == pv1);
+    CHECK(pv_of(f, p[1]) == pv1);
     CHECK(p[1].offset == f.pe_start(pv1) + 0 * kEs);
     CHECK(p[1].length == 3 * kEs);
-    CHECK(p[2].pv == pv0);
+    CHECK(pv_of(f, p[2]) == pv0);
     CHECK(p[2].offset == f.pe_start(pv0) + 20 * kEs);
     CHECK(p[2].length == kEs);
-    CHECK(p[3].pv == pv1);
+    CHECK(pv_of(f, p[3]) == pv1);
     CHECK(p[3].offset == f.pe_start(pv1) + 10 * kEs);
     CHECK(p[3].length == 2 * kEs);
-    for (size_t i = 0; i < n; ++i) CHECK(same_file(p[i].fd, f.pv_path(p[i].pv)));
+    for (size_t i = 0; i < n; ++i) CHECK(same_file(p[i].dev->fd(), f.pv_path(pv_of(f, p[i]))));
   }
   SUBCASE("a range crossing one boundary") {
     size_t n = vs.map(f.lv, 100 * KiB, 100 * KiB, p);
     REQUIRE(n == 2);
-    CHECK(p[0].pv == pv0);
+    CHECK(pv_of(f, p[0]) == pv0);
     CHECK(p[0].offset == f.pe_start(pv0) + 5 * kEs + 100 * KiB);
     CHECK(p[0].length == 28 * KiB);
-    CHECK(p[1].pv == pv1);
+    CHECK(pv_of(f, p[1]) == pv1);
     CHECK(p[1].offset == f.pe_start(pv1));
     CHECK(p[1].length == 72 * KiB);
   }
   SUBCASE("inside one extent") {
     size_t n = vs.map(f.lv, 5 * kEs + 1000, 3000, p);
     REQUIRE(n == 1);
-    CHECK(p[0].pv == pv0);
+    CHECK(pv_of(f, p[0]) == pv0);
     CHECK(p[0].offset == f.pe_start(pv0) + 20 * kEs + 1000);
     CHECK(p[0].length == 3000);
   }
   SUBCASE("clipped at the LV end") {
     size_t n = vs.map(f.lv, 8 * kEs - 10, 100, p);
     REQUIRE(n == 1);
-    CHECK(p[0].pv == pv1);
+    CHECK(pv_of(f, p[0]) == pv1);
     CHECK(p[0].offset == f.pe_start(pv1) + 12 * kEs - 10);
     CHECK(p[0].length == 10);
     CHECK(vs.map(f.lv, 7 * kEs, kMaxIoSize, p) == 1);

@@ -21,12 +21,16 @@ namespace vgfs {
 class VolumeManager;
 
 struct Command {
-  std::string verb;  // move, pvmove, abort, pause, resume, limit
-  std::string lv;                   // move
+  std::string verb;  // move, pvmove, abort, pause, resume, limit, lvcreate, lvextend,
+                     // lvreduce, lvremove, lvrename, pvadd, pvremove
+  std::string lv;                   // move and the lv* commands (lvrename: the old name)
+  std::string new_name;             // lvrename
+  uint64_t size = 0;                // lvcreate, lvextend, lvreduce: bytes
+  std::string path;                 // pvadd
   std::optional<IndexRange> les;    // move LV:FIRST-LAST
-  std::string pv;                   // move (destination), pvmove (source)
+  std::string pv;                   // move (destination), pvmove (source), pvadd (name, may be empty), pvremove
   std::optional<uint64_t> pe;       // move PV:PE
-  std::vector<std::string> dest_pvs;  // pvmove
+  std::vector<std::string> dest_pvs;  // pvmove destinations, lvcreate candidates
   uint64_t job = 0;                 // abort, pause, resume, limit
   uint64_t rate = 0;                // limit, bytes/s (0 = none)
 };

@@ -7,7 +7,9 @@
 // daemon keeps it) and conflicts with any other open of the same PV.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "vgfs/status.h"
@@ -33,6 +35,14 @@ class PvDevice {
   Status write_at(const void* buf, uint64_t length, uint64_t offset) const;
   Status sync() const;  // fdatasync
 
+  // Durability tracking for fsync of LV files. note_written() after every
+  // completed data write; sync_if_written() fdatasyncs unless a sync that
+  // started after every write completed before this call has finished. A
+  // sync still running on another thread never counts, since it may have
+  // started before a write it would then miss.
+  void note_written() const { counters_->written.fetch_add(1, std::memory_order_acq_rel); }
+  Status sync_if_written() const;
+
   int fd() const { return fd_; }
   uint64_t size() const { return size_; }
   bool is_block_device() const { return block_device_; }
@@ -47,6 +57,11 @@ class PvDevice {
   bool writable_ = false;
   std::string path_;
   std::string label_;
+  struct Counters {
+    std::atomic<uint64_t> written{0};  // data writes completed
+    std::atomic<uint64_t> synced{0};   // `written` as of the start of the last finished fdatasync
+  };
+  std::unique_ptr<Counters> counters_ = std::make_unique<Counters>();
 };
 
 }  // namespace vgfs

@@ -37,7 +37,6 @@ class Transfer {
   struct Place {
     const PvDevice* dev = nullptr;
     uint64_t offset = 0;
-    uint32_t pv = 0;  // index of the PV in the VG
   };
   struct Geometry {
     uint64_t job_id = 0;

@@ -44,8 +44,22 @@ class VgStore {
   Status commit(VgMetadata next);
   const std::vector<std::string>& commit_problems() const { return commit_problems_; }
 
+  // Makes `dev` (locked, checked by check_unused) a PV of this VG: writes its
+  // label, clears its slots and migration area, and appends it. The caller
+  // then commits metadata that lists it (uuid in `label`).
+  Status add_pv(PvDevice dev, const PvLabel& label);
+  // Takes PV `index` out (the caller commits metadata without it); the
+  // device stays open until the returned pointer goes.
+  std::unique_ptr<PvDevice> remove_pv(uint32_t index);
+  // Puts a removed PV back (when the commit without it failed).
+  void restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const PvLabel& label);
+  // Each commit first saves the metadata it replaces as
+  // `<archive>/<vg>_<seqno>.yaml`, keeping the newest kArchiveKeep.
+  void set_archive(std::string folder) { archive_ = std::move(folder); }
+  static constexpr size_t kArchiveKeep = 20;
+
   size_t pv_count() const { return pvs_.size(); }
-  const PvDevice& pv(uint32_t index) const { return pvs_[index]; }
+  const PvDevice& pv(uint32_t index) const { return *pvs_[index]; }
   const PvLabel& label(uint32_t index) const { return labels_[index]; }
   bool read_only() const { return mode_ == OpenMode::kReadOnly; }
 
@@ -53,10 +67,17 @@ class VgStore {
   VgStore() = default;
   OpenMode mode_ = OpenMode::kReadOnly;
   VgMetadata metadata_;
-  std::vector<PvDevice> pvs_;  // indexed like metadata_.pvs
+  std::vector<std::unique_ptr<PvDevice>> pvs_;  // indexed like metadata_.pvs; devices never move
   std::vector<PvLabel> labels_;
   std::vector<std::string> commit_problems_;
+  std::string archive_;
 };
+
+// Refuses a device that holds a vgfs label (EEXIST) or any non-zero byte
+// vgfs did not write (sparse holes skipped; block devices: first 16 MiB).
+Status check_unused(const PvDevice& dev);
+// Overwrites both label copies with zeros (pvremove).
+Status wipe_label(const PvDevice& dev);
 
 // Builds the initial metadata a config describes (explicit runs checked,
 // size-only LVs placed by the allocator) for devices of the given sizes.

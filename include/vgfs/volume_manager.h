@@ -1,5 +1,5 @@
 // VolumeManager: every metadata change of a mounted VG: the online migration
-// jobs (SPEC §6, §7).
+// jobs (SPEC §6, §7) and the LV and PV lifecycle (src/manager/lifecycle.cc).
 //
 // Invariant: every change of the VG metadata while mounted goes through one
 // admin mutex and is one VgStore::commit(); a job's destination is reserved
@@ -64,6 +64,17 @@ class VolumeManager {
   Status resume(uint64_t id);
   Status limit(uint64_t id, uint64_t bytes_per_second);
 
+  // LV and PV lifecycle (SPEC §7): each is one metadata commit; the Result
+  // is the reply after "ok ". Sizes round up to whole extents.
+  Result<std::string> lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs);
+  Result<std::string> lvextend(const std::string& name, uint64_t size);
+  Result<std::string> lvreduce(const std::string& name, uint64_t size);
+  Result<std::string> lvremove(const std::string& name);
+  Result<std::string> lvrename(const std::string& from, const std::string& to);
+  Result<std::string> pvadd(const std::string& path, std::string name);
+  Result<std::string> pvremove(const std::string& name);
+  std::vector<std::string> pv_names() const;
+
   std::vector<JobStatus> jobs() const;
   Result<JobStatus> job(uint64_t id) const;
   Result<std::string> bitmap(uint64_t id) const;
@@ -78,8 +89,9 @@ class VolumeManager {
   bool switch_over(Job& job, Status* st);
   JobStatus status_of(const Job& job) const;
   Status finish(Job& job, JobState state, const std::string& reason);
-  void publish_transfers(uint32_t lv);
+  void publish_transfers(const std::string& lv);
   Job* find(uint64_t id) const;
+  Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
 
   VgStore& store_;
   VolumeSet& volume_;

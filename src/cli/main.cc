@@ -242,6 +242,52 @@ int cmd_dump(const std::string& config) {
   return 0;
 }
 
+// Writes a backup (a file of the metadata archive, or `vgfs dump` output)
+// back as the newest metadata of an unmounted VG.
+int cmd_restore(const std::string& config_path, const std::string& backup_path) {
+  Result<VgConfig> config = load_config(config_path);
+  if (!config.ok()) return fail(config.status().message());
+  std::ifstream in(backup_path);
+  if (!in) return fail(fmt::format("{}: cannot read the backup", backup_path));
+  std::stringstream text;
+  text << in.rdbuf();
+  Result<VgMetadata> backup = decode_metadata(text.str(), backup_path);
+  if (!backup.ok()) return fail(backup.status().message());
+  std::vector<std::string> warnings;
+  auto store = VgStore::open(*config, OpenMode::kReadWrite, &warnings);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  if (!store.ok()) return fail(store.status().message());
+  const VgMetadata& now = (*store)->metadata();
+  if (backup->uuid != now.uuid)
+    return fail(fmt::format("{}: the backup is of VG {} ({}), not of VG {} ({})", backup_path, backup->name,
+                            format_uuid(backup->uuid), now.name, format_uuid(now.uuid)));
+  std::vector<Uuid> have, want;
+  for (const PvInfo& p : now.pvs) have.push_back(p.uuid);
+  for (const PvInfo& p : backup->pvs) want.push_back(p.uuid);
+  std::sort(have.begin(), have.end());
+  std::sort(want.begin(), want.end());
+  if (have != want) return fail(fmt::format("{}: the backup lists other PVs than the VG has now", backup_path));
+  for (uint32_t i = 0; i < (*store)->pv_count(); ++i) {
+    const PvLayout& l = (*store)->label(i).layout;
+    for (const PvInfo& p : backup->pvs)
+      if (p.uuid == now.pvs[i].uuid && (p.pe_start != l.pe_start || p.pe_count > l.pe_count || backup->extent_size != l.extent_size))
+        return fail(fmt::format("{}: PV {} does not match its label in the backup", backup_path, p.name));
+  }
+  // Jobs of the backup cannot resume: their records belong to another time.
+  for (JobInfo& j : backup->jobs)
+    if (j.running()) {
+      j.state = JobState::kAborted;
+      j.reason = "restored from a backup";
+    }
+  (*store)->set_archive((std::filesystem::path(config->path).parent_path() / "archive").string());
+  uint64_t was = now.seqno;
+  Status st = (*store)->commit(std::move(*backup));
+  if (!st.ok()) return fail(st.message());
+  fmt::print("restored VG {} from {}: metadata seqno {} (was {})\n", (*store)->metadata().name, backup_path,
+             (*store)->metadata().seqno, was);
+  return 0;
+}
+
 int cmd_check(const std::string& config) {
   std::vector<std::string> problems;
   auto store = open_offline(config, &problems);
@@ -312,6 +358,26 @@ int run(int argc, char** argv) {
     c->add_option("JOB", job, "job number")->required();
     job_verbs[verb] = c;
   }
+  std::string backup;
+  auto* restore = app.add_subcommand("restore", "write a metadata backup back onto an unmounted VG");
+  restore->add_option("CONFIG", config, "VG configuration (YAML)")->required();
+  restore->add_option("BACKUP", backup, "a file of the archive folder or of vgfs dump")->required();
+
+  // Lifecycle commands: MOUNTPOINT, then the control-file arguments.
+  std::map<std::string, CLI::App*> lifecycle;
+  std::vector<std::string> lifecycle_args;
+  const std::pair<const char*, const char*> lifecycle_verbs[] = {
+      {"lvcreate", "NAME SIZE [PV...]: create an LV"},  {"lvextend", "NAME SIZE: grow an LV"},
+      {"lvreduce", "NAME SIZE: shrink an LV"},          {"lvremove", "NAME: remove an LV"},
+      {"lvrename", "OLD NEW: rename an LV"},            {"pvadd", "PATH [NAME]: add an image or device as a PV"},
+      {"pvremove", "PV: take an empty PV out of the VG"}};
+  for (auto [verb, help] : lifecycle_verbs) {
+    auto* c = app.add_subcommand(verb, help);
+    c->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+    c->add_option("ARGS", lifecycle_args, "arguments")->required();
+    lifecycle[verb] = c;
+  }
+
   auto* limit = app.add_subcommand("limit", "cap a job's copy rate (0 = none)");
   limit->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   limit->add_option("JOB", job, "job number")->required();
@@ -343,6 +409,14 @@ int run(int argc, char** argv) {
   for (auto& [verb, c] : job_verbs)
     if (*c) return cmd_control(mountpoint, fmt::format("{} {}", verb, job), false);
   if (*limit) return cmd_control(mountpoint, fmt::format("limit {} {}", job, rate), false);
+  if (*restore) return cmd_restore(config, backup);
+  for (auto& [verb, c] : lifecycle)
+    if (*c) {
+      if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
+      std::string line = verb;
+      for (const std::string& a : lifecycle_args) line += " " + a;
+      return cmd_control(mountpoint, line, false);
+    }
   return 2;
 }
 

@@ -12,7 +12,8 @@ namespace {
 
 constexpr std::string_view kUsage[] = {
     "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST]", "pvmove PV [DEST_PV ...]", "abort JOB", "pause JOB", "resume JOB",
-    "limit JOB RATE",
+    "limit JOB RATE", "lvcreate NAME SIZE [PV ...]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
+    "lvrename OLD NEW", "pvadd PATH [NAME]", "pvremove PV",
 };
 
 std::vector<std::string> split(std::string_view line) {
@@ -93,9 +94,45 @@ Result<Command> parse_command(std::string_view line) {
     Result<uint64_t> r = parse_size(rate);
     if (!r.ok()) return usage(c.verb, r.status().message());
     c.rate = *r;
+  } else if (c.verb == "lvcreate" || c.verb == "lvextend" || c.verb == "lvreduce") {
+    const bool create = c.verb == "lvcreate";
+    if (args < 2 || (!create && args != 2)) return usage(c.verb, fmt::format("{} takes a name and a size", c.verb));
+    c.lv = w[1];
+    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed(c.verb));
+    Result<uint64_t> size = parse_size(w[2]);
+    if (!size.ok()) return usage(c.verb, size.status().message());
+    if (*size == 0) return usage(c.verb, "the size must not be 0");
+    c.size = *size;
+    for (size_t i = 3; i < w.size(); ++i) {
+      VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed(c.verb));
+      c.dest_pvs.push_back(w[i]);
+    }
+  } else if (c.verb == "lvremove") {
+    if (args != 1) return usage(c.verb, "lvremove takes one LV name");
+    c.lv = w[1];
+    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed(c.verb));
+  } else if (c.verb == "lvrename") {
+    if (args != 2) return usage(c.verb, "lvrename takes the old and the new name");
+    c.lv = w[1];
+    c.new_name = w[2];
+    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed(c.verb));
+    VGFS_RETURN_IF_ERROR(check_name("LV", c.new_name).prefixed(c.verb));
+  } else if (c.verb == "pvadd") {
+    if (args < 1 || args > 2) return usage(c.verb, "pvadd takes a path and an optional name");
+    c.path = w[1];
+    if (c.path.empty() || c.path[0] != '/') return usage(c.verb, fmt::format("\"{}\" is not an absolute path", c.path));
+    if (args == 2) {
+      c.pv = w[2];
+      VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed(c.verb));
+    }
+  } else if (c.verb == "pvremove") {
+    if (args != 1) return usage(c.verb, "pvremove takes one PV name");
+    c.pv = w[1];
+    VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed(c.verb));
   } else {
     return Status::Error(EINVAL, fmt::format("unknown command \"{}\"; commands: move, pvmove, abort, pause, "
-                                             "resume, limit", c.verb));
+                                             "resume, limit, lvcreate, lvextend, lvreduce, lvremove, lvrename, "
+                                             "pvadd, pvremove", c.verb));
   }
   return c;
 }
@@ -121,7 +158,16 @@ Reply execute(VolumeManager& manager, const Command& c) {
   if (c.verb == "pause") return Reply::from(manager.pause(c.job));
   if (c.verb == "resume") return Reply::from(manager.resume(c.job));
   if (c.verb == "limit") return Reply::from(manager.limit(c.job, c.rate));
-  return Reply::from(Status::Error(EINVAL, fmt::format("unknown command \"{}\"", c.verb)));
+  Result<std::string> done = Status::Error(EINVAL, fmt::format("unknown command \"{}\"", c.verb));
+  if (c.verb == "lvcreate") done = manager.lvcreate(c.lv, c.size, c.dest_pvs);
+  if (c.verb == "lvextend") done = manager.lvextend(c.lv, c.size);
+  if (c.verb == "lvreduce") done = manager.lvreduce(c.lv, c.size);
+  if (c.verb == "lvremove") done = manager.lvremove(c.lv);
+  if (c.verb == "lvrename") done = manager.lvrename(c.lv, c.new_name);
+  if (c.verb == "pvadd") done = manager.pvadd(c.path, c.pv);
+  if (c.verb == "pvremove") done = manager.pvremove(c.pv);
+  if (!done.ok()) return Reply::from(done.status());
+  return Reply::ok(*done);
 }
 
 }  // namespace vgfs

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstddef>
+#include <filesystem>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -33,25 +34,21 @@ namespace vgfs {
 
 namespace {
 
-enum class Kind { kDir, kLv, kCtl, kVg, kVgJson, kLvInfo, kLvMap, kPvInfo, kPvMap, kJobsDir, kJobDir, kJobStatus, kJobBitmap };
+enum class Kind { kDir, kLv, kCtl, kVg, kVgJson, kLvInfo, kLvMap, kPvInfo, kPvMap, kLvsDir, kPvsDir, kJobsDir, kLvDir, kPvDir, kJobDir, kJobStatus, kJobBitmap };
 
-struct Node {
-  std::string name;
-  fuse_ino_t parent = 0;
-  Kind kind = Kind::kDir;
-  uint32_t index = 0;  // LV or PV index for kLv and the per-LV/PV views
-  std::map<std::string, fuse_ino_t, std::less<>> children;
-};
+// Inode numbers. The fixed entries are 1-8; LVs, PVs and jobs come and go,
+// so their inodes derive from a number that stays theirs: LV slot s owns
+// kLvBase + 4s .. +3 (file, folder, info, map), PV index i owns kPvBase + 3i
+// .. +2 (folder, info, map), job N owns kJobBase + 3N .. +2 (folder, status,
+// bitmap).
+enum : fuse_ino_t { kRootIno = 1, kDotIno, kCtlIno, kVgIno, kVgJsonIno, kLvsIno, kPvsIno, kJobsIno };
+constexpr fuse_ino_t kLvBase = fuse_ino_t{1} << 32;
+constexpr fuse_ino_t kPvBase = fuse_ino_t{2} << 32;
+constexpr fuse_ino_t kJobBase = fuse_ino_t{1} << 40;
 
-// Job entries come and go, so they are not in the table: job N owns the
-// three inodes from kJobInoBase + 3N (its folder, status, bitmap).
-constexpr fuse_ino_t kJobInoBase = fuse_ino_t{1} << 40;
-
-// What an inode is, for fixed and job entries alike.
 struct Entry {
   Kind kind = Kind::kDir;
-  uint32_t index = 0;  // LV or PV index
-  uint64_t job = 0;
+  uint64_t id = 0;  // LV slot, PV index or job number
   fuse_ino_t parent = 0;
 };
 
@@ -70,57 +67,88 @@ class VgFs {
       : store_(std::move(store)), volume_(*store_), manager_(*store_, volume_), options_(options), uid_(getuid()),
         gid_(getgid()) {
     clock_gettime(CLOCK_REALTIME, &mounted_at_);
-    build_tree();
   }
 
   VolumeSet& volume() { return volume_; }
   VolumeManager& manager() { return manager_; }
+  void set_session(fuse_session* se) { se_ = se; }
   static VgFs& of(fuse_req_t req) { return *static_cast<VgFs*>(fuse_req_userdata(req)); }
 
   std::optional<Entry> entry(fuse_ino_t ino) const {
-    if (ino >= kJobInoBase) {
-      uint64_t id = (ino - kJobInoBase) / 3;
+    static const Entry fixed[] = {{Kind::kDir, 0, kRootIno},   {Kind::kDir, 0, kRootIno},    {Kind::kCtl, 0, kDotIno},
+                                  {Kind::kVg, 0, kDotIno},     {Kind::kVgJson, 0, kDotIno},  {Kind::kLvsDir, 0, kDotIno},
+                                  {Kind::kPvsDir, 0, kDotIno}, {Kind::kJobsDir, 0, kDotIno}};
+    if (ino >= kRootIno && ino <= kJobsIno) return fixed[ino - kRootIno];
+    if (ino >= kJobBase) {
+      uint64_t id = (ino - kJobBase) / 3;
       if (!manager_.job(id).ok()) return std::nullopt;
-      Kind kinds[] = {Kind::kJobDir, Kind::kJobStatus, Kind::kJobBitmap};
-      fuse_ino_t dir = kJobInoBase + 3 * id;
-      return Entry{kinds[(ino - kJobInoBase) % 3], 0, id, ino == dir ? jobs_dir_ : dir};
+      const Kind kinds[] = {Kind::kJobDir, Kind::kJobStatus, Kind::kJobBitmap};
+      fuse_ino_t dir = kJobBase + 3 * id;
+      return Entry{kinds[(ino - kJobBase) % 3], id, ino == dir ? fuse_ino_t{kJobsIno} : dir};
     }
-    if (ino < 1 || ino > nodes_.size()) return std::nullopt;
-    const Node& n = nodes_[ino - 1];
-    return Entry{n.kind, n.index, 0, n.parent};
+    if (ino >= kPvBase) {
+      uint64_t i = (ino - kPvBase) / 3;
+      if (i >= manager_.pv_names().size()) return std::nullopt;
+      const Kind kinds[] = {Kind::kPvDir, Kind::kPvInfo, Kind::kPvMap};
+      fuse_ino_t dir = kPvBase + 3 * i;
+      return Entry{kinds[(ino - kPvBase) % 3], i, ino == dir ? fuse_ino_t{kPvsIno} : dir};
+    }
+    if (ino >= kLvBase) {
+      uint64_t slot = (ino - kLvBase) / 4;
+      if (slot >= kMaxLvSlots || !volume_.exists(static_cast<uint32_t>(slot))) return std::nullopt;
+      const Kind kinds[] = {Kind::kLv, Kind::kLvDir, Kind::kLvInfo, Kind::kLvMap};
+      fuse_ino_t dir = kLvBase + 4 * slot + 1;
+      Kind k = kinds[(ino - kLvBase) % 4];
+      return Entry{k, slot, k == Kind::kLv ? fuse_ino_t{kRootIno} : k == Kind::kLvDir ? fuse_ino_t{kLvsIno} : dir};
+    }
+    return std::nullopt;
   }
-  // The LV index behind an LV file inode (only valid for kLv inodes).
-  uint32_t lv_of(fuse_ino_t ino) const { return nodes_[ino - 1].index; }
-  Kind kind_of(fuse_ino_t ino) const { return ino >= kJobInoBase ? Kind::kJobStatus : nodes_[ino - 1].kind; }
-
-  std::optional<fuse_ino_t> child(fuse_ino_t parent, std::string_view name) const {
-    if (parent == jobs_dir_) {
-      uint64_t id = 0;
-      auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
-      if (ec != std::errc() || p != name.data() + name.size() || !manager_.job(id).ok()) return std::nullopt;
-      return kJobInoBase + 3 * id;
-    }
-    if (parent >= kJobInoBase) {
-      if (name == "status") return parent + 1;
-      if (name == "bitmap") return parent + 2;
-      return std::nullopt;
-    }
-    const Node& dir = nodes_[parent - 1];
-    auto it = dir.children.find(name);
-    if (it == dir.children.end()) return std::nullopt;
-    return it->second;
-  }
+  static uint32_t slot_of(fuse_ino_t ino) { return static_cast<uint32_t>((ino - kLvBase) / 4); }
+  static bool is_lv_file(fuse_ino_t ino) { return ino >= kLvBase && ino < kPvBase && (ino - kLvBase) % 4 == 0; }
+  static fuse_ino_t lv_file_ino(uint32_t slot) { return kLvBase + 4 * fuse_ino_t{slot}; }
 
   std::vector<std::pair<std::string, fuse_ino_t>> children(fuse_ino_t dir) const {
     std::vector<std::pair<std::string, fuse_ino_t>> out;
-    if (dir == jobs_dir_) {
-      for (const JobStatus& j : manager_.jobs()) out.emplace_back(std::to_string(j.id), kJobInoBase + 3 * j.id);
-    } else if (dir >= kJobInoBase) {
-      out = {{"status", dir + 1}, {"bitmap", dir + 2}};
-    } else {
-      for (const auto& [name, ino] : nodes_[dir - 1].children) out.emplace_back(name, ino);
+    switch (dir) {
+      case kRootIno:
+        for (const auto& [name, slot] : volume_.slots()) out.emplace_back(name, lv_file_ino(slot));
+        out.emplace_back(".vgfs", kDotIno);
+        return out;
+      case kDotIno:
+        return {{"ctl", kCtlIno}, {"vg", kVgIno}, {"vg.json", kVgJsonIno}, {"lvs", kLvsIno}, {"pvs", kPvsIno}, {"jobs", kJobsIno}};
+      case kLvsIno:
+        for (const auto& [name, slot] : volume_.slots()) out.emplace_back(name, lv_file_ino(slot) + 1);
+        return out;
+      case kPvsIno: {
+        std::vector<std::string> names = manager_.pv_names();
+        for (size_t i = 0; i < names.size(); ++i) out.emplace_back(names[i], kPvBase + 3 * i);
+        return out;
+      }
+      case kJobsIno:
+        for (const JobStatus& j : manager_.jobs()) out.emplace_back(std::to_string(j.id), kJobBase + 3 * j.id);
+        return out;
     }
+    if (dir >= kJobBase) return {{"status", dir + 1}, {"bitmap", dir + 2}};
+    if (dir >= kPvBase || dir >= kLvBase) return {{"info", dir + 1}, {"map", dir + 2}};
     return out;
+  }
+
+  std::optional<fuse_ino_t> child(fuse_ino_t parent, std::string_view name) const {
+    if (parent == kRootIno || parent == kLvsIno) {
+      if (parent == kRootIno && name == ".vgfs") return fuse_ino_t{kDotIno};
+      std::optional<uint32_t> slot = volume_.slot(name);
+      if (!slot) return std::nullopt;
+      return lv_file_ino(*slot) + (parent == kLvsIno ? 1 : 0);
+    }
+    if (parent == kJobsIno) {
+      uint64_t id = 0;
+      auto [p, ec] = std::from_chars(name.data(), name.data() + name.size(), id);
+      if (ec != std::errc() || p != name.data() + name.size() || !manager_.job(id).ok()) return std::nullopt;
+      return kJobBase + 3 * id;
+    }
+    for (const auto& [n, ino] : children(parent))
+      if (n == name) return ino;
+    return std::nullopt;
   }
 
   void fill_attr(fuse_ino_t ino, const Entry& e, struct stat* st) const {
@@ -131,15 +159,14 @@ class VgFs {
     st->st_nlink = 1;
     st->st_atim = st->st_mtim = st->st_ctim = mounted_at_;
     switch (e.kind) {
-      case Kind::kDir:
-      case Kind::kJobsDir:
-      case Kind::kJobDir:
+      case Kind::kDir: case Kind::kLvsDir: case Kind::kPvsDir: case Kind::kJobsDir:
+      case Kind::kLvDir: case Kind::kPvDir: case Kind::kJobDir:
         st->st_mode = S_IFDIR | 0755;
         st->st_nlink = 2;
         break;
       case Kind::kLv:
-        st->st_mode = S_IFREG | lv_modes_[e.index];
-        st->st_size = static_cast<off_t>(volume_.lv_size(e.index));
+        st->st_mode = S_IFREG | volume_.lv_mode(static_cast<uint32_t>(e.id));
+        st->st_size = static_cast<off_t>(volume_.lv_size(static_cast<uint32_t>(e.id)));
         st->st_blksize = 4096;
         st->st_blocks = st->st_size / 512;
         break;
@@ -156,21 +183,22 @@ class VgFs {
   // Renders a view file from the current metadata and jobs.
   std::string render(const Entry& e) {
     if (e.kind == Kind::kJobStatus) {
-      Result<JobStatus> j = manager_.job(e.job);
+      Result<JobStatus> j = manager_.job(e.id);
       return j.ok() ? views::job_status(*j) : std::string();
     }
     if (e.kind == Kind::kJobBitmap) {
-      Result<std::string> b = manager_.bitmap(e.job);
+      Result<std::string> b = manager_.bitmap(e.id);
       return b.ok() ? *b : std::string();
     }
     const VgMetadata md = manager_.metadata();
+    int lv = md.find_lv(volume_.lv_name(static_cast<uint32_t>(e.id)));
     switch (e.kind) {
       case Kind::kVg: return views::vg_summary(md);
       case Kind::kVgJson: return views::vg_json(md, manager_.jobs()).dump(2) + "\n";
-      case Kind::kLvInfo: return views::lv_info(md, e.index);
-      case Kind::kLvMap: return views::lv_map(md, e.index);
-      case Kind::kPvInfo: return views::pv_info(md, e.index);
-      case Kind::kPvMap: return views::pv_map(md, e.index);
+      case Kind::kLvInfo: return lv < 0 ? "" : views::lv_info(md, static_cast<uint32_t>(lv));
+      case Kind::kLvMap: return lv < 0 ? "" : views::lv_map(md, static_cast<uint32_t>(lv));
+      case Kind::kPvInfo: return e.id < md.pvs.size() ? views::pv_info(md, static_cast<uint32_t>(e.id)) : "";
+      case Kind::kPvMap: return e.id < md.pvs.size() ? views::pv_map(md, static_cast<uint32_t>(e.id)) : "";
       default: return {};
     }
   }
@@ -179,7 +207,10 @@ class VgFs {
     Result<Command> cmd = parse_command(line);
     if (!cmd.ok()) return Reply::from(cmd.status());
     if (store_->read_only()) return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
-    return execute(manager_, *cmd);
+    std::vector<std::string> pvs_before = manager_.pv_names();
+    Reply reply = execute(manager_, *cmd);
+    if (reply.code == 0) invalidate(*cmd, pvs_before);
+    return reply;
   }
 
   bool read_only() const { return store_->read_only(); }
@@ -187,37 +218,29 @@ class VgFs {
   VgMetadata metadata() const { return manager_.metadata(); }
 
  private:
-  fuse_ino_t add(fuse_ino_t parent, std::string name, Kind kind, uint32_t index = 0) {
-    nodes_.push_back(Node{name, parent, kind, index, {}});
-    fuse_ino_t ino = nodes_.size();
-    if (parent) nodes_[parent - 1].children.emplace(std::move(name), ino);
-    return ino;
-  }
-
-  void build_tree() {
-    const VgMetadata& md = store_->metadata();
-    fuse_ino_t root = add(0, "", Kind::kDir);
-    for (uint32_t i = 0; i < md.lvs.size(); ++i) {
-      add(root, md.lvs[i].name, Kind::kLv, i);
-      lv_modes_.push_back(md.lvs[i].mode);
+  // Tells the kernel what a lifecycle command changed, so `ls`, `stat` and
+  // open descriptors see it at once instead of after the cache timeout.
+  void invalidate(const Command& c, const std::vector<std::string>& pvs_before) {
+    if (!se_) return;
+    auto entry = [&](fuse_ino_t parent, const std::string& name) {
+      if (!name.empty()) fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
+    };
+    auto lv_names = [&](const std::string& name) {
+      entry(kRootIno, name);
+      entry(kLvsIno, name);
+    };
+    if (c.verb == "lvcreate" || c.verb == "lvremove") lv_names(c.lv);
+    if (c.verb == "lvrename") {
+      lv_names(c.lv);
+      lv_names(c.new_name);
     }
-    fuse_ino_t dot = add(root, ".vgfs", Kind::kDir);
-    add(dot, "ctl", Kind::kCtl);
-    add(dot, "vg", Kind::kVg);
-    add(dot, "vg.json", Kind::kVgJson);
-    fuse_ino_t lvs = add(dot, "lvs", Kind::kDir);
-    for (uint32_t i = 0; i < md.lvs.size(); ++i) {
-      fuse_ino_t d = add(lvs, md.lvs[i].name, Kind::kDir, i);
-      add(d, "info", Kind::kLvInfo, i);
-      add(d, "map", Kind::kLvMap, i);
+    if (c.verb == "lvextend" || c.verb == "lvreduce" || c.verb == "move" || c.verb == "pvmove")
+      if (std::optional<uint32_t> slot = volume_.slot(c.lv))
+        fuse_lowlevel_notify_inval_inode(se_, lv_file_ino(*slot), 0, 0);
+    if (c.verb == "pvadd" || c.verb == "pvremove") {
+      for (const std::string& name : pvs_before) entry(kPvsIno, name);
+      for (const std::string& name : manager_.pv_names()) entry(kPvsIno, name);
     }
-    fuse_ino_t pvs = add(dot, "pvs", Kind::kDir);
-    for (uint32_t i = 0; i < md.pvs.size(); ++i) {
-      fuse_ino_t d = add(pvs, md.pvs[i].name, Kind::kDir, i);
-      add(d, "info", Kind::kPvInfo, i);
-      add(d, "map", Kind::kPvMap, i);
-    }
-    jobs_dir_ = add(dot, "jobs", Kind::kJobsDir);
   }
 
   std::unique_ptr<VgStore> store_;
@@ -227,9 +250,7 @@ class VgFs {
   uid_t uid_;
   gid_t gid_;
   timespec mounted_at_{};
-  std::vector<Node> nodes_;  // inode ino is nodes_[ino - 1]
-  std::vector<uint32_t> lv_modes_;
-  fuse_ino_t jobs_dir_ = 0;
+  fuse_session* se_ = nullptr;
 };
 
 // ---- FUSE operations ------------------------------------------------------
@@ -249,14 +270,17 @@ void reply_entry(fuse_req_t req, VgFs& fs, fuse_ino_t ino, const Entry& e) {
   fuse_entry_param param{};
   param.ino = ino;
   // Job entries come and go: the kernel must ask again each time.
-  bool dynamic = ino >= kJobInoBase;
+  bool dynamic = ino >= kJobBase;
   param.attr_timeout = dynamic ? 0 : kTimeout;
   param.entry_timeout = dynamic ? 0 : kTimeout;
   fs.fill_attr(ino, e, &param.attr);
   fuse_reply_entry(req, &param);
 }
 
-bool is_dir(Kind k) { return k == Kind::kDir || k == Kind::kJobsDir || k == Kind::kJobDir; }
+bool is_dir(Kind k) {
+  return k == Kind::kDir || k == Kind::kLvsDir || k == Kind::kPvsDir || k == Kind::kJobsDir || k == Kind::kLvDir ||
+         k == Kind::kPvDir || k == Kind::kJobDir;
+}
 
 void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   VgFs& fs = VgFs::of(req);
@@ -268,6 +292,7 @@ void op_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (!e) {
     // A negative entry for fixed folders may be cached; not for the jobs folder.
     if (dir->kind == Kind::kJobsDir || dir->kind == Kind::kJobDir) return (void)fuse_reply_err(req, ENOENT);
+    // Other negative entries are cached; lifecycle commands invalidate them.
     fuse_entry_param none{};
     none.entry_timeout = kTimeout;
     return (void)fuse_reply_entry(req, &none);
@@ -281,7 +306,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
   if (!e) return (void)fuse_reply_err(req, ENOENT);
   struct stat st;
   fs.fill_attr(ino, *e, &st);
-  fuse_reply_attr(req, &st, ino >= kJobInoBase ? 0 : kTimeout);
+  fuse_reply_attr(req, &st, ino >= kJobBase ? 0 : kTimeout);
 }
 
 // Block-device semantics: the size is fixed, owner and mode come from the
@@ -306,7 +331,7 @@ void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   std::optional<Entry> e = VgFs::of(req).entry(ino);
   if (!e) return (void)fuse_reply_err(req, ENOENT);
   if (!is_dir(e->kind)) return (void)fuse_reply_err(req, ENOTDIR);
-  fi->cache_readdir = e->kind == Kind::kDir;
+  fi->cache_readdir = 0;  // LVs, PVs and jobs come and go
   fuse_reply_open(req, fi);
 }
 
@@ -339,6 +364,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   if (e->kind == Kind::kLv) {
     if (writing && fs.read_only()) return (void)fuse_reply_err(req, EROFS);
     fi->keep_cache = 1;  // all writes pass through this mount, so cached pages stay true
+    fi->fh = 0;
+    fs.volume().opened(VgFs::slot_of(ino));
     return (void)fuse_reply_open(req, fi);  // O_TRUNC is ignored, as on a block device
   }
   if (e->kind != Kind::kCtl && writing) return (void)fuse_reply_err(req, EACCES);
@@ -349,7 +376,8 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   fuse_reply_open(req, fi);
 }
 
-void op_release(fuse_req_t req, fuse_ino_t, struct fuse_file_info* fi) {
+void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
+  if (VgFs::is_lv_file(ino)) VgFs::of(req).volume().closed(VgFs::slot_of(ino));
   delete reinterpret_cast<OpenText*>(fi->fh);
   fuse_reply_err(req, 0);
 }
@@ -363,7 +391,7 @@ static_assert(offsetof(PieceVec, more) == sizeof(fuse_bufvec));
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
-  if (fs.kind_of(ino) != Kind::kLv) {
+  if (!VgFs::is_lv_file(ino)) {
     auto* text = reinterpret_cast<OpenText*>(fi->fh);
     std::lock_guard lock(text->mutex);
     size_t from = std::min(static_cast<size_t>(off), text->text.size());
@@ -371,7 +399,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   }
   VolumeSet::IoGuard guard(fs.volume());  // the PEs stay this LV's until the reply is sent
   PvPiece pieces[kMaxPieces];
-  size_t count = fs.volume().map(fs.lv_of(ino), static_cast<uint64_t>(off), size, pieces);
+  size_t count = fs.volume().map(VgFs::slot_of(ino), static_cast<uint64_t>(off), size, pieces);
   if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
   PieceVec pv;
   pv.vec.count = count;
@@ -382,7 +410,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     b = fuse_buf{};
     b.size = pieces[i].length;
     b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
-    b.fd = pieces[i].fd;
+    b.fd = pieces[i].dev->fd();
     b.pos = static_cast<off_t>(pieces[i].offset);
   }
   fuse_reply_data(req, &pv.vec, FUSE_BUF_SPLICE_MOVE);
@@ -390,7 +418,7 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 
 void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
-  const Kind kind = fs.kind_of(ino);
+  const Kind kind = VgFs::is_lv_file(ino) ? Kind::kLv : ino == kCtlIno ? Kind::kCtl : Kind::kVg;
   const size_t size = fuse_buf_size(in);
   auto to_memory = [&](char* dst, size_t length) {
     fuse_bufvec mem = FUSE_BUFVEC_INIT(length);
@@ -413,7 +441,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
   }
   if (kind != Kind::kLv) return (void)fuse_reply_err(req, EACCES);
   if (fs.read_only()) return (void)fuse_reply_err(req, EROFS);
-  const uint32_t lv = fs.lv_of(ino);
+  const uint32_t lv = VgFs::slot_of(ino);
   VolumeSet& volume = fs.volume();
   if (static_cast<uint64_t>(off) >= volume.lv_size(lv)) return (void)fuse_reply_err(req, ENOSPC);
   {
@@ -425,11 +453,11 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
       for (size_t i = 0; i < count; ++i) {
         fuse_bufvec dst = FUSE_BUFVEC_INIT(pieces[i].length);
         dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
-        dst.buf[0].fd = pieces[i].fd;
+        dst.buf[0].fd = pieces[i].dev->fd();
         dst.buf[0].pos = static_cast<off_t>(pieces[i].offset);
         ssize_t got = fuse_buf_copy(&dst, in, static_cast<fuse_buf_copy_flags>(0));
         if (got != static_cast<ssize_t>(pieces[i].length)) return (void)fuse_reply_err(req, EIO);
-        volume.note_written(pieces[i].pv);
+        pieces[i].dev->note_written();
         done += pieces[i].length;
       }
       return (void)fuse_reply_write(req, done);
@@ -446,7 +474,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  if (fs.kind_of(ino) != Kind::kLv) return (void)fuse_reply_err(req, 0);
+  if (!VgFs::is_lv_file(ino)) return (void)fuse_reply_err(req, 0);
   Status st = fs.volume().flush();
   fuse_reply_err(req, st.ok() ? 0 : EIO);
 }
@@ -455,8 +483,8 @@ void op_flush(fuse_req_t req, fuse_ino_t, struct fuse_file_info*) { fuse_reply_e
 
 void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t length, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
-  if (fs.kind_of(ino) != Kind::kLv) return (void)fuse_reply_err(req, EOPNOTSUPP);
-  const uint32_t lv = fs.lv_of(ino);
+  if (!VgFs::is_lv_file(ino)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+  const uint32_t lv = VgFs::slot_of(ino);
   if (fs.read_only()) return (void)fuse_reply_err(req, EROFS);
   const bool keep = mode & FALLOC_FL_KEEP_SIZE;
   const int op = mode & ~FALLOC_FL_KEEP_SIZE;
@@ -542,6 +570,7 @@ int run_mount(const MountOptions& options) {
     fmt::print(stderr, "vgfs: {}\n", store.status().message());
     return 1;
   }
+  (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
   std::string vg_name = (*store)->metadata().name;
   VgFs fs(std::move(*store), options);
 
@@ -561,6 +590,7 @@ int run_mount(const MountOptions& options) {
     fmt::print(stderr, "vgfs: cannot start the FUSE session\n");
     return 1;
   }
+  fs.set_session(se);
   int status = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {

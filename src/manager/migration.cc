@@ -18,28 +18,16 @@
 #include <condition_variable>
 #include <thread>
 
+#include "manager/job.h"
 #include "vgfs/job_record.h"
 
 namespace vgfs {
 
 namespace {
-using Clock = std::chrono::steady_clock;
 constexpr auto kCheckpointInterval = std::chrono::seconds(1);
 // Below this many regions left to recopy, a resync pass is not worth it.
 constexpr uint64_t kSyncThreshold = 16;
 }  // namespace
-
-struct VolumeManager::Job {
-  JobInfo info;
-  std::unique_ptr<Transfer> transfer;  // null for jobs that ended before this mount
-  std::thread thread;
-  std::mutex m;
-  std::condition_variable cv;
-  bool stop = false, abort = false;  // guarded by m
-  std::atomic<bool> done{false};     // set under m, read anywhere
-  std::atomic<uint64_t> rate{0};
-  Clock::time_point started = Clock::now();
-};
 
 VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
   for (const JobInfo& info : store.metadata().jobs) {
@@ -65,24 +53,24 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   g.lv_begin = j.le * md.extent_size;
   g.size = j.count * md.extent_size;
   g.region_size = md.region_size;
-  g.source = {&store.pv(j.src_pv), md.pvs[j.src_pv].pe_start + j.src_pe * md.extent_size, j.src_pv};
-  g.destination = {&store.pv(j.dst_pv), md.pvs[j.dst_pv].pe_start + j.dst_pe * md.extent_size, j.dst_pv};
-  g.record = {&store.pv(j.src_pv), store.label(j.src_pv).layout.migration_offset + j.record_offset, j.src_pv};
+  g.source = {&store.pv(j.src_pv), md.pvs[j.src_pv].pe_start + j.src_pe * md.extent_size};
+  g.destination = {&store.pv(j.dst_pv), md.pvs[j.dst_pv].pe_start + j.dst_pe * md.extent_size};
+  g.record = {&store.pv(j.src_pv), store.label(j.src_pv).layout.migration_offset + j.record_offset};
   return g;
 }
 
-void VolumeManager::publish_transfers(uint32_t lv) {
-  const std::string& name = store_.metadata().lvs[lv].name;
+void VolumeManager::publish_transfers(const std::string& name) {
+  std::optional<uint32_t> slot = volume_.slot(name);
+  if (!slot) return;
   std::vector<Transfer*> list;
   for (const auto& j : jobs_)
     if (j->info.running() && j->transfer && j->info.lv == name) list.push_back(j->transfer.get());
-  volume_.publish_transfers(lv, std::move(list));
+  volume_.publish_transfers(*slot, std::move(list));
 }
 
 Status VolumeManager::start() {
   std::lock_guard lock(admin_);
-  const VgMetadata& md = store_.metadata();
-  std::vector<uint32_t> lvs;
+  std::vector<std::string> lvs;
   for (auto& job : jobs_) {
     if (!job->info.running()) continue;
     Transfer::Geometry g = geometry_of(store_, job->info);
@@ -98,9 +86,9 @@ Status VolumeManager::start() {
       if (rec.ok() && (!best || rec->generation > best->generation)) best = std::move(*rec);
     }
     job->transfer = std::make_unique<Transfer>(g, best ? &*best : nullptr);
-    lvs.push_back(static_cast<uint32_t>(md.find_lv(job->info.lv)));
+    lvs.push_back(job->info.lv);
   }
-  for (uint32_t lv : lvs) publish_transfers(lv);
+  for (const std::string& lv : lvs) publish_transfers(lv);
   volume_.quiesce();
   for (auto& job : jobs_)
     if (job->info.running()) job->thread = std::thread([this, j = job.get()] { run(*j); });
@@ -172,11 +160,11 @@ Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vect
     started.push_back(job.get());
     jobs_.push_back(std::move(job));
   }
-  std::vector<uint32_t> lvs;
-  for (const JobInfo& info : created) lvs.push_back(static_cast<uint32_t>(store_.metadata().find_lv(info.lv)));
+  std::vector<std::string> lvs;
+  for (const JobInfo& info : created) lvs.push_back(info.lv);
   std::sort(lvs.begin(), lvs.end());
   lvs.erase(std::unique(lvs.begin(), lvs.end()), lvs.end());
-  for (uint32_t lv : lvs) publish_transfers(lv);
+  for (const std::string& lv : lvs) publish_transfers(lv);
   // Writes that began before the transfers were published did not see them:
   // let them end before the first region is copied.
   volume_.quiesce();
@@ -311,7 +299,7 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   job.info.state = state;
   job.info.reason = st.ok() ? reason : fmt::format("{} (and the metadata commit failed: {})", reason, st.message());
   t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
-  publish_transfers(static_cast<uint32_t>(store_.metadata().find_lv(job.info.lv)));
+  publish_transfers(job.info.lv);
   t.finish();
   volume_.quiesce();
   return st;
@@ -347,8 +335,8 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
   }
   job.info.state = JobState::kCompleted;
   t.set_sync_status(SyncStatus::kCompleted);
-  volume_.publish_map(static_cast<uint32_t>(lv), store_.metadata().lvs[static_cast<size_t>(lv)].map);
-  publish_transfers(static_cast<uint32_t>(lv));
+  (void)volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
+  publish_transfers(job.info.lv);
   t.finish();  // held writers retry through the new map
   // Freed source PEs are handed out again only under admin_, still held
   // until every request that saw the old map has ended.

@@ -51,6 +51,25 @@ Result<bool> holds_data(const PvDevice& dev) {
 
 }  // namespace
 
+Status check_unused(const PvDevice& dev) {
+  std::string head(2 * kLabelSize, '\0');
+  if (dev.size() >= head.size()) {
+    VGFS_RETURN_IF_ERROR(dev.read_at(head.data(), head.size(), 0));
+    if (looks_like_label(head) || looks_like_label(std::string_view(head).substr(kLabelSize)))
+      return Status::Error(EEXIST, fmt::format("{}: already holds a vgfs label", dev.label()));
+  }
+  Result<bool> data = holds_data(dev);
+  if (!data.ok()) return data.status();
+  if (*data) return Status::Error(EEXIST, fmt::format("{}: holds data vgfs did not create", dev.label()));
+  return Status::Ok();
+}
+
+Status wipe_label(const PvDevice& dev) {
+  std::string zero(kLabelSize, '\0');
+  for (uint64_t at : kLabelOffsets) VGFS_RETURN_IF_ERROR(dev.write_at(zero.data(), zero.size(), at));
+  return dev.sync();
+}
+
 Result<VgMetadata> metadata_from_config(const VgConfig& config, const std::vector<uint64_t>& device_sizes,
                                         std::vector<std::string>* notes) {
   VgMetadata md;
@@ -155,16 +174,8 @@ Status VgStore::create(const VgConfig& config, bool force, std::vector<std::stri
                                                format_size(*pc.size)));
     if (pc.size) size = *pc.size;
     if (!force) {
-      std::string head(2 * kLabelSize, '\0');
-      if (dev->size() >= head.size()) {
-        VGFS_RETURN_IF_ERROR(dev->read_at(head.data(), head.size(), 0));
-        if (looks_like_label(head) || looks_like_label(std::string_view(head).substr(kLabelSize)))
-          return Status::Error(EEXIST, fmt::format("{}: already holds a vgfs label; use --force to overwrite it", label));
-      }
-      Result<bool> data = holds_data(*dev);
-      if (!data.ok()) return data.status();
-      if (*data)
-        return Status::Error(EEXIST, fmt::format("{}: holds data vgfs did not create; use --force to overwrite it", label));
+      Status unused = check_unused(*dev);
+      if (!unused.ok()) return Status::Error(unused.code(), unused.message() + "; use --force to overwrite it");
     }
     sizes.push_back(size);
     exists.push_back(true);

@@ -23,6 +23,7 @@ PvDevice& PvDevice::operator=(PvDevice&& o) noexcept {
     writable_ = o.writable_;
     path_ = std::move(o.path_);
     label_ = std::move(o.label_);
+    counters_ = std::move(o.counters_);
   }
   return *this;
 }
@@ -94,6 +95,16 @@ Status PvDevice::write_at(const void* buf, uint64_t length, uint64_t offset) con
 Status PvDevice::sync() const {
   if (::fdatasync(fd_) != 0)
     return Status::Error(EIO, fmt::format("{}: fdatasync failed: {}", label_, std::strerror(errno)));
+  return Status::Ok();
+}
+
+Status PvDevice::sync_if_written() const {
+  const uint64_t seen = counters_->written.load(std::memory_order_acquire);
+  if (counters_->synced.load(std::memory_order_acquire) >= seen) return Status::Ok();
+  VGFS_RETURN_IF_ERROR(sync());
+  uint64_t prev = counters_->synced.load(std::memory_order_relaxed);
+  while (prev < seen && !counters_->synced.compare_exchange_weak(prev, seen, std::memory_order_acq_rel)) {
+  }
   return Status::Ok();
 }
 

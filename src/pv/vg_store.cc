@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 
 namespace vgfs {
 
@@ -247,26 +249,74 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
       if (mode == OpenMode::kReadWrite) VGFS_RETURN_IF_ERROR(c.dev.sync());
     }
     store->labels_[i] = c.label;
-    store->pvs_[i] = std::move(c.dev);
+    store->pvs_[i] = std::make_unique<PvDevice>(std::move(c.dev));
   }
   return store;
 }
+
+Status VgStore::add_pv(PvDevice dev, const PvLabel& label) {
+  const PvLayout& l = label.layout;
+  std::string zero(kSlotHeaderSize, '\0');
+  for (uint64_t at : {l.slot_offset[0], l.slot_offset[1], l.migration_offset})
+    VGFS_RETURN_IF_ERROR(dev.write_at(zero.data(), zero.size(), at));
+  std::string block = encode_label(label);
+  for (uint64_t at : kLabelOffsets) VGFS_RETURN_IF_ERROR(dev.write_at(block.data(), block.size(), at));
+  VGFS_RETURN_IF_ERROR(dev.sync());
+  pvs_.push_back(std::make_unique<PvDevice>(std::move(dev)));
+  labels_.push_back(label);
+  return Status::Ok();
+}
+
+std::unique_ptr<PvDevice> VgStore::remove_pv(uint32_t index) {
+  std::unique_ptr<PvDevice> dev = std::move(pvs_[index]);
+  pvs_.erase(pvs_.begin() + index);
+  labels_.erase(labels_.begin() + index);
+  return dev;
+}
+
+void VgStore::restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const PvLabel& label) {
+  pvs_.insert(pvs_.begin() + index, std::move(dev));
+  labels_.insert(labels_.begin() + index, label);
+}
+
+namespace {
+// Saves the metadata a commit replaces, like LVM2's archive; best effort.
+void archive_metadata(const std::string& folder, const VgMetadata& md, std::vector<std::string>* problems) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  const std::string prefix = md.name + "_";
+  std::string path = fmt::format("{}/{}{:08}.yaml", folder, prefix, md.seqno);
+  std::ofstream out(path, std::ios::trunc);
+  out << encode_metadata(md);
+  if (!out.flush()) {
+    problems->push_back(fmt::format("cannot write the metadata archive {}", path));
+    return;
+  }
+  std::vector<fs::path> kept;
+  for (const auto& e : fs::directory_iterator(folder, ec))
+    if (e.path().filename().string().rfind(prefix, 0) == 0 && e.path().extension() == ".yaml") kept.push_back(e.path());
+  std::sort(kept.begin(), kept.end());
+  for (size_t i = 0; i + VgStore::kArchiveKeep < kept.size(); ++i) fs::remove(kept[i], ec);
+}
+}  // namespace
 
 Status VgStore::commit(VgMetadata next) {
   if (mode_ != OpenMode::kReadWrite) return Status::Error(EROFS, "the VG is open read-only");
   next.seqno = metadata_.seqno + 1;
   VGFS_RETURN_IF_ERROR(next.validate());
   const std::string text = encode_metadata(next);
+  commit_problems_.clear();
+  if (!archive_.empty()) archive_metadata(archive_, metadata_, &commit_problems_);
   const int slot = static_cast<int>(next.seqno % 2);
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
   // the next read-write open rewrites.
   std::vector<Status> results;
-  for (size_t i = 0; i < pvs_.size(); ++i) results.push_back(write_slot(pvs_[i], labels_[i].layout, slot, next.seqno, text));
+  for (size_t i = 0; i < pvs_.size(); ++i) results.push_back(write_slot(*pvs_[i], labels_[i].layout, slot, next.seqno, text));
   size_t durable = 0;
-  commit_problems_.clear();
   for (size_t i = 0; i < pvs_.size(); ++i) {
-    if (results[i].ok()) results[i] = pvs_[i].sync();
+    if (results[i].ok()) results[i] = pvs_[i]->sync();
     if (results[i].ok()) ++durable;
     else commit_problems_.push_back(results[i].message());
   }

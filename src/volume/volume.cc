@@ -21,7 +21,7 @@ size_t shard_of_this_thread() {
 }
 }  // namespace
 
-VolumeSet::IoGuard::IoGuard(VolumeSet& v) : v_(v) {
+VolumeSet::IoGuard::IoGuard(const VolumeSet& v) {
   Shard& shard = v.shards_[shard_of_this_thread() % kShards];
   for (;;) {
     uint64_t e = v.epoch_.load();
@@ -38,40 +38,137 @@ VolumeSet::VolumeSet(VgStore& store)
     : store_(store),
       extent_size_(store.metadata().extent_size),
       extent_shift_(static_cast<uint32_t>(std::countr_zero(store.metadata().extent_size))),
-      sync_state_(new PvSyncState[store.pv_count()]) {
-  const VgMetadata& md = store.metadata();
-  for (const PvInfo& pv : md.pvs) pe_start_.push_back(pv.pe_start);
-  for (const LvInfo& lv : md.lvs) {
-    auto layout = std::make_unique<LvLayout>();
-    layout->size = lv.map.extent_count() * extent_size_;
-    layout->runs = lv.map.runs();
-    lvs_.push_back(std::make_unique<std::atomic<const LvLayout*>>(layout.get()));
-    transfers_.push_back(std::make_unique<std::atomic<const TransferList*>>(nullptr));
-    live_layouts_.push_back(std::move(layout));
+      lvs_(new std::atomic<const LvLayout*>[kMaxLvSlots]),
+      transfers_(new std::atomic<const TransferList*>[kMaxLvSlots]),
+      open_count_(new std::atomic<int>[kMaxLvSlots]) {
+  for (uint32_t i = 0; i < kMaxLvSlots; ++i) {
+    lvs_[i].store(nullptr);
+    transfers_[i].store(nullptr);
+    open_count_[i].store(0);
   }
+  const VgMetadata& md = store.metadata();
+  for (uint32_t i = 0; i < md.lvs.size(); ++i) (void)publish_lv(md, i);
+  std::lock_guard lock(change_mutex_);
+  publish_devices();
 }
 
 VolumeSet::~VolumeSet() {
-  for (auto& t : transfers_) delete t->load();
+  for (uint32_t i = 0; i < kMaxLvSlots; ++i) delete transfers_[i].load();
 }
 
-uint64_t VolumeSet::lv_size(uint32_t lv) const { return layout(lv)->size; }
+std::unique_ptr<VolumeSet::LvLayout> VolumeSet::make_layout(const VgMetadata& md, uint32_t lv) const {
+  auto layout = std::make_unique<LvLayout>();
+  const LvInfo& info = md.lvs[lv];
+  layout->name = info.name;
+  layout->mode = info.mode;
+  layout->size = info.map.extent_count() * extent_size_;
+  for (const MapRun& r : info.map.runs())
+    layout->runs.push_back(Run{r.le, r.count, &store_.pv(r.pv), md.pvs[r.pv].pe_start + (r.pe << extent_shift_)});
+  return layout;
+}
 
-size_t VolumeSet::map(uint32_t lv, uint64_t offset, uint64_t length, PvPiece* out) const {
-  const LvLayout* l = layout(lv);
-  if (offset >= l->size) return 0;
+void VolumeSet::replace(uint32_t slot, std::unique_ptr<LvLayout> layout) {
+  lvs_[slot].store(layout.get(), std::memory_order_release);
+  if (live_layouts_.size() <= slot) live_layouts_.resize(slot + 1);
+  if (live_layouts_[slot]) retired_layouts_.push_back(std::move(live_layouts_[slot]));
+  live_layouts_[slot] = std::move(layout);
+}
+
+void VolumeSet::publish_devices() {
+  auto list = std::make_unique<DeviceList>();
+  for (uint32_t i = 0; i < store_.pv_count(); ++i) list->push_back(&store_.pv(i));
+  devices_.store(list.get(), std::memory_order_release);
+  if (live_devices_) retired_devices_.push_back(std::move(live_devices_));
+  live_devices_ = std::move(list);
+}
+
+Result<uint32_t> VolumeSet::publish_lv(const VgMetadata& md, uint32_t lv) {
+  auto layout = make_layout(md, lv);
+  std::lock_guard lock(change_mutex_);
+  auto it = slot_of_.find(layout->name);
+  uint32_t slot;
+  if (it != slot_of_.end()) {
+    slot = it->second;
+  } else {
+    if (next_slot_ >= kMaxLvSlots)
+      return Status::Error(ENOSPC, fmt::format("this mount has served {} LVs already; remount to serve more", kMaxLvSlots));
+    slot = next_slot_++;
+    slot_of_.emplace(layout->name, slot);
+  }
+  replace(slot, std::move(layout));
+  return slot;
+}
+
+void VolumeSet::republish_all(const VgMetadata& md) {
+  for (uint32_t i = 0; i < md.lvs.size(); ++i) (void)publish_lv(md, i);
+  std::lock_guard lock(change_mutex_);
+  publish_devices();
+}
+
+void VolumeSet::rename_lv(uint32_t slot, const std::string& name) {
+  std::lock_guard lock(change_mutex_);
+  auto renamed = std::make_unique<LvLayout>(*layout(slot));
+  slot_of_.erase(renamed->name);
+  renamed->name = name;
+  slot_of_[name] = slot;
+  replace(slot, std::move(renamed));
+}
+
+void VolumeSet::remove_lv(uint32_t slot) {
+  std::lock_guard lock(change_mutex_);
+  slot_of_.erase(layout(slot)->name);
+  lvs_[slot].store(nullptr, std::memory_order_release);
+  retired_layouts_.push_back(std::move(live_layouts_[slot]));
+}
+
+std::optional<uint32_t> VolumeSet::slot(std::string_view name) const {
+  std::lock_guard lock(change_mutex_);
+  auto it = slot_of_.find(name);
+  if (it == slot_of_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<std::pair<std::string, uint32_t>> VolumeSet::slots() const {
+  std::lock_guard lock(change_mutex_);
+  return {slot_of_.begin(), slot_of_.end()};
+}
+
+// These may run outside any request: the guard keeps the layout alive.
+bool VolumeSet::exists(uint32_t slot) const {
+  return slot < kMaxLvSlots && layout(slot) != nullptr;
+}
+
+std::string VolumeSet::lv_name(uint32_t slot) const {
+  IoGuard guard(*this);
+  const LvLayout* l = slot < kMaxLvSlots ? layout(slot) : nullptr;
+  return l ? l->name : std::string();
+}
+
+uint64_t VolumeSet::lv_size(uint32_t slot) const {
+  IoGuard guard(*this);
+  const LvLayout* l = layout(slot);
+  return l ? l->size : 0;
+}
+
+uint32_t VolumeSet::lv_mode(uint32_t slot) const {
+  IoGuard guard(*this);
+  const LvLayout* l = layout(slot);
+  return l ? l->mode : 0;
+}
+
+size_t VolumeSet::map(uint32_t slot, uint64_t offset, uint64_t length, PvPiece* out) const {
+  const LvLayout* l = layout(slot);
+  if (!l || offset >= l->size) return 0;
   length = std::min({length, l->size - offset, kMaxIoSize});
   uint64_t le = offset >> extent_shift_;
   auto run = std::upper_bound(l->runs.begin(), l->runs.end(), le,
-                              [](uint64_t v, const MapRun& r) { return v < r.le; }) - 1;
+                              [](uint64_t v, const Run& r) { return v < r.le; }) - 1;
   size_t n = 0;
   while (length > 0) {
     uint64_t run_end = run->le_end() << extent_shift_;  // byte end of this run in the LV
     uint64_t take = std::min(length, run_end - offset);
-    uint64_t within = offset - (run->le << extent_shift_);
-    out[n].pv = run->pv;
-    out[n].fd = store_.pv(run->pv).fd();
-    out[n].offset = pe_start_[run->pv] + (run->pe << extent_shift_) + within;
+    out[n].dev = run->dev;
+    out[n].offset = run->offset + (offset - (run->le << extent_shift_));
     out[n].length = take;
     ++n;
     offset += take;
@@ -81,16 +178,16 @@ size_t VolumeSet::map(uint32_t lv, uint64_t offset, uint64_t length, PvPiece* ou
   return n;
 }
 
-Result<size_t> VolumeSet::read(uint32_t lv, uint64_t offset, void* buf, size_t length) {
+Result<size_t> VolumeSet::read(uint32_t slot, uint64_t offset, void* buf, size_t length) {
   IoGuard guard(*this);
   size_t done = 0;
   auto* p = static_cast<char*>(buf);
   while (done < length) {
     PvPiece pieces[kMaxPieces];
-    size_t n = map(lv, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
+    size_t n = map(slot, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
-      VGFS_RETURN_IF_ERROR(store_.pv(pieces[i].pv).read_at(p + done, pieces[i].length, pieces[i].offset));
+      VGFS_RETURN_IF_ERROR(pieces[i].dev->read_at(p + done, pieces[i].length, pieces[i].offset));
       done += pieces[i].length;
     }
   }
@@ -98,53 +195,53 @@ Result<size_t> VolumeSet::read(uint32_t lv, uint64_t offset, void* buf, size_t l
 }
 
 // Plain writes through the map, for ranges no transfer covers.
-Result<size_t> VolumeSet::write_pieces(uint32_t lv, uint64_t offset, const char* p, size_t length) {
+Result<size_t> VolumeSet::write_pieces(uint32_t slot, uint64_t offset, const char* p, size_t length) {
   size_t done = 0;
   while (done < length) {
     PvPiece pieces[kMaxPieces];
-    size_t n = map(lv, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
+    size_t n = map(slot, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
-      VGFS_RETURN_IF_ERROR(store_.pv(pieces[i].pv).write_at(p + done, pieces[i].length, pieces[i].offset));
-      note_written(pieces[i].pv);
+      VGFS_RETURN_IF_ERROR(pieces[i].dev->write_at(p + done, pieces[i].length, pieces[i].offset));
+      pieces[i].dev->note_written();
       done += pieces[i].length;
     }
   }
   return done;
 }
 
-Result<size_t> VolumeSet::write(uint32_t lv, uint64_t offset, const void* buf, size_t length) {
+Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf, size_t length) {
   const char* p = static_cast<const char*>(buf);
   for (;;) {
     IoGuard guard(*this);
-    const uint64_t size = lv_size(lv);
+    const uint64_t size = lv_size(slot);
     if (offset >= size) return size_t{0};
     length = std::min<uint64_t>(length, size - offset);
-    const TransferList* list = transfers_[lv]->load(std::memory_order_acquire);
-    if (!list) return write_pieces(lv, offset, p, length);
+    const TransferList* list = transfers_[slot].load(std::memory_order_acquire);
+    if (!list) return write_pieces(slot, offset, p, length);
 
     // Each part inside a running transfer goes through its write rules.
     bool retry = false;
     for (uint64_t at = offset, end = offset + length; at < end && !retry;) {
-      const Transfer* inside = nullptr;
+      Transfer* inside = nullptr;
       uint64_t next = end;
-      for (const Transfer* t : *list) {
+      for (Transfer* t : *list) {
         if (t->lv_begin() <= at && at < t->lv_end()) inside = t;
         else if (t->lv_begin() > at) next = std::min(next, t->lv_begin());
       }
       if (inside) {
         uint64_t part = std::min(end, inside->lv_end()) - at;
-        Status st = const_cast<Transfer*>(inside)->write(at - inside->lv_begin(), p + (at - offset), part);
+        Status st = inside->write(at - inside->lv_begin(), p + (at - offset), part);
         if (st.code() == EAGAIN) {  // it switched or stopped: look up the new map
           retry = true;
           break;
         }
         if (!st.ok()) return st;
-        note_written(inside->geometry().source.pv);
-        note_written(inside->geometry().destination.pv);
+        inside->geometry().source.dev->note_written();
+        inside->geometry().destination.dev->note_written();
         at += part;
       } else {
-        Result<size_t> done = write_pieces(lv, at, p + (at - offset), next - at);
+        Result<size_t> done = write_pieces(slot, at, p + (at - offset), next - at);
         if (!done.ok()) return done.status();
         at = next;
       }
@@ -153,58 +250,38 @@ Result<size_t> VolumeSet::write(uint32_t lv, uint64_t offset, const void* buf, s
   }
 }
 
-Status VolumeSet::discard(uint32_t lv, uint64_t offset, uint64_t length, bool zero) {
+Status VolumeSet::discard(uint32_t slot, uint64_t offset, uint64_t length, bool zero) {
   IoGuard guard(*this);
   const int mode = zero ? (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE) : (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
-  uint64_t end = std::min(offset + length, lv_size(lv));
+  uint64_t end = std::min(offset + length, lv_size(slot));
   while (offset < end) {
     PvPiece pieces[kMaxPieces];
-    size_t n = map(lv, offset, std::min<uint64_t>(end - offset, kMaxIoSize), pieces);
+    size_t n = map(slot, offset, std::min<uint64_t>(end - offset, kMaxIoSize), pieces);
+    if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
-      if (fallocate(pieces[i].fd, mode, static_cast<off_t>(pieces[i].offset), static_cast<off_t>(pieces[i].length)) != 0) {
+      if (fallocate(pieces[i].dev->fd(), mode, static_cast<off_t>(pieces[i].offset), static_cast<off_t>(pieces[i].length)) != 0) {
         int err = errno;
         return Status::Error(err == EOPNOTSUPP ? EOPNOTSUPP : EIO,
-                             fmt::format("{}: {} at byte {} failed: {}", store_.pv(pieces[i].pv).label(),
+                             fmt::format("{}: {} at byte {} failed: {}", pieces[i].dev->label(),
                                          zero ? "zeroing" : "discard", pieces[i].offset, std::strerror(err)));
       }
-      note_written(pieces[i].pv);
+      pieces[i].dev->note_written();
       offset += pieces[i].length;
     }
   }
   return Status::Ok();
 }
 
-// A flush must cover every write completed before it began, including one
-// whose fdatasync another thread has started but not finished: so each PV
-// counts completed writes, and a flush skips the sync only when a finished
-// sync already covered the count it saw at its start.
 Status VolumeSet::flush() {
-  for (size_t i = 0; i < store_.pv_count(); ++i) {
-    PvSyncState& s = sync_state_[i];
-    uint64_t seen = s.written.load(std::memory_order_acquire);
-    if (s.synced.load(std::memory_order_acquire) >= seen) continue;
-    VGFS_RETURN_IF_ERROR(store_.pv(static_cast<uint32_t>(i)).sync());
-    uint64_t prev = s.synced.load(std::memory_order_relaxed);
-    while (prev < seen && !s.synced.compare_exchange_weak(prev, seen, std::memory_order_acq_rel)) {
-    }
-  }
+  IoGuard guard(*this);
+  for (const PvDevice* dev : *devices_.load(std::memory_order_acquire)) VGFS_RETURN_IF_ERROR(dev->sync_if_written());
   return Status::Ok();
 }
 
-void VolumeSet::publish_map(uint32_t lv, const ExtentMap& map) {
-  auto layout = std::make_unique<LvLayout>();
-  layout->size = map.extent_count() * extent_size_;
-  layout->runs = map.runs();
-  std::lock_guard lock(change_mutex_);
-  lvs_[lv]->store(layout.get(), std::memory_order_release);
-  retired_layouts_.push_back(std::move(live_layouts_[lv]));
-  live_layouts_[lv] = std::move(layout);
-}
-
-void VolumeSet::publish_transfers(uint32_t lv, std::vector<Transfer*> transfers) {
+void VolumeSet::publish_transfers(uint32_t slot, std::vector<Transfer*> transfers) {
   const TransferList* next = transfers.empty() ? nullptr : new TransferList(std::move(transfers));
   std::lock_guard lock(change_mutex_);
-  const TransferList* old = transfers_[lv]->exchange(next, std::memory_order_acq_rel);
+  const TransferList* old = transfers_[slot].exchange(next, std::memory_order_acq_rel);
   if (old) retired_lists_.emplace_back(old);
 }
 
@@ -212,10 +289,12 @@ void VolumeSet::quiesce() {
   std::lock_guard serial(quiesce_mutex_);
   std::vector<std::unique_ptr<const LvLayout>> layouts;
   std::vector<std::unique_ptr<const TransferList>> lists;
+  std::vector<std::unique_ptr<const DeviceList>> devices;
   {
     std::lock_guard lock(change_mutex_);
     layouts.swap(retired_layouts_);
     lists.swap(retired_lists_);
+    devices.swap(retired_devices_);
   }
   // After the flip, new requests count in the other parity and load the new
   // snapshots; the ones counted in the old parity are waited out. (The
