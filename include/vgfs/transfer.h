@@ -64,7 +64,7 @@ class Transfer {
   Status write(uint64_t offset, const void* buf, size_t length);
 
   // ---- copier (rules 3, 4, 8) ----
-  // First pass: copies region `r` (which must be the one at P) and moves P past it.
+  // First pass: copies the region at P and moves P past it.
   Status copy_next();
   // Recopies region `r` if its bit is set: clear the bit, then copy, under the lock.
   Status recopy(uint64_t r);
@@ -131,7 +131,7 @@ class Transfer {
   std::condition_variable flush_cv_;
   bool flushing_ = false;
   uint64_t requested_ = 0, completed_ = 0, advance_wanted_ = 0;
-  Status flush_error_;
+  Status flush_status_;  // result of the newest finished flush
   uint64_t generation_ = 0;
   uint64_t persisted_pointer_ = 0;
   std::vector<uint64_t> persisted_bits_;

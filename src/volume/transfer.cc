@@ -218,10 +218,12 @@ Status Transfer::flush(bool advance) {
     lock.lock();
     flushing_ = false;
     completed_ = covers;
-    if (!st.ok()) flush_error_ = st;
+    // The newest flush's result: a later success also covers earlier tickets,
+    // since its snapshot was taken after their bits were set.
+    flush_status_ = st;
     flush_cv_.notify_all();
   }
-  return flush_error_;
+  return flush_status_;
 }
 
 // Only the flush leader runs this, so the persisted_* fields change under
