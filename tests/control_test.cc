@@ -204,3 +204,42 @@ TEST_CASE("Reply::from an ok status and Reply::ok") {
   CHECK(Reply::ok("jobs 1,2,3").text == "ok jobs 1,2,3\n");
   CHECK(Reply::ok("").text == "ok\n");
 }
+
+TEST_CASE("lifecycle verbs parse") {
+  Result<vgfs::Command> c = vgfs::parse_command("lvcreate data 10MiB pv0 pv1\n");
+  REQUIRE(c.ok());
+  CHECK(c->lv == "data");
+  CHECK(c->size == 10 * vgfs::MiB);
+  CHECK(c->dest_pvs == std::vector<std::string>{"pv0", "pv1"});
+  c = vgfs::parse_command("lvextend data 1GiB");
+  REQUIRE(c.ok());
+  CHECK(c->size == vgfs::GiB);
+  c = vgfs::parse_command("lvrename old new");
+  REQUIRE(c.ok());
+  CHECK(c->lv == "old");
+  CHECK(c->new_name == "new");
+  c = vgfs::parse_command("pvadd /srv/pv9.img");
+  REQUIRE(c.ok());
+  CHECK(c->path == "/srv/pv9.img");
+  CHECK(c->pv.empty());
+  c = vgfs::parse_command("pvadd /srv/pv9.img pv9");
+  REQUIRE(c.ok());
+  CHECK(c->pv == "pv9");
+  c = vgfs::parse_command("pvremove pv0");
+  REQUIRE(c.ok());
+  CHECK(c->pv == "pv0");
+  REQUIRE(vgfs::parse_command("lvremove data").ok());
+}
+
+TEST_CASE("malformed lifecycle commands are EINVAL") {
+  for (const char* line : {"lvcreate", "lvcreate data", "lvcreate data 0", "lvcreate data ten", "lvcreate .x 1MiB",
+                           "lvextend data", "lvextend data 1MiB pv0", "lvreduce data", "lvremove",
+                           "lvremove a b", "lvrename a", "lvrename a -b", "pvadd", "pvadd rel/path.img",
+                           "pvadd /a /b /c", "pvremove", "pvremove a b"}) {
+    CAPTURE(line);
+    Result<vgfs::Command> c = vgfs::parse_command(line);
+    CHECK_FALSE(c.ok());
+    CHECK(c.status().code() == EINVAL);
+    CHECK_FALSE(c.status().message().empty());
+  }
+}
