@@ -34,6 +34,9 @@ class PvDevice {
   Status read_at(void* buf, uint64_t length, uint64_t offset) const;
   Status write_at(const void* buf, uint64_t length, uint64_t offset) const;
   Status sync() const;  // fdatasync
+  // Makes a byte range read as zeros: punches it, or zeroes it where the
+  // device cannot punch.
+  Status zero(uint64_t offset, uint64_t length) const;
 
   // Durability tracking for fsync of LV files. note_written() after every
   // completed data write; sync_if_written() fdatasyncs unless a sync that

@@ -91,6 +91,7 @@ class VolumeManager {
   Status finish(Job& job, JobState state, const std::string& reason);
   void publish_transfers(const std::string& lv);
   Job* find(uint64_t id) const;
+  Status zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs);
   Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
 
   VgStore& store_;

@@ -392,10 +392,16 @@ static_assert(offsetof(PieceVec, more) == sizeof(fuse_bufvec));
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
   if (!VgFs::is_lv_file(ino)) {
+    // Reply after the lock is released: once the reply is out the reader may
+    // close, and RELEASE on another thread deletes `text`.
     auto* text = reinterpret_cast<OpenText*>(fi->fh);
-    std::lock_guard lock(text->mutex);
-    size_t from = std::min(static_cast<size_t>(off), text->text.size());
-    return (void)fuse_reply_buf(req, text->text.data() + from, std::min(size, text->text.size() - from));
+    std::string slice;
+    {
+      std::lock_guard lock(text->mutex);
+      size_t from = std::min(static_cast<size_t>(off), text->text.size());
+      slice = text->text.substr(from, size);
+    }
+    return (void)fuse_reply_buf(req, slice.data(), slice.size());
   }
   VolumeSet::IoGuard guard(fs.volume());  // the PEs stay this LV's until the reply is sent
   PvPiece pieces[kMaxPieces];

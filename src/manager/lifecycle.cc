@@ -32,6 +32,19 @@ Result<std::vector<uint32_t>> pv_indices(const VgMetadata& md, const std::vector
 
 }  // namespace
 
+// New extents read as zeros, never as what an earlier LV left there; the
+// zeroes are durable before the commit that hands the PEs out.
+Status VolumeManager::zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs) {
+  std::vector<bool> touched(md.pvs.size(), false);
+  for (const MapRun& r : runs) {
+    VGFS_RETURN_IF_ERROR(store_.pv(r.pv).zero(md.pvs[r.pv].pe_start + r.pe * md.extent_size, r.count * md.extent_size));
+    touched[r.pv] = true;
+  }
+  for (uint32_t i = 0; i < touched.size(); ++i)
+    if (touched[i]) VGFS_RETURN_IF_ERROR(store_.pv(i).sync());
+  return Status::Ok();
+}
+
 std::vector<std::string> VolumeManager::pv_names() const {
   std::lock_guard lock(admin_);
   std::vector<std::string> out;
@@ -59,6 +72,7 @@ Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t si
   const uint64_t extents = extents_for(md, size);
   Result<std::vector<MapRun>> runs = allocate_extents(md, extents, *candidates);
   if (!runs.ok()) return runs.status().prefixed(fmt::format("LV {}", name));
+  VGFS_RETURN_IF_ERROR(zero_extents(md, *runs));
   LvInfo lv{name, new_uuid(), 0600, {}};
   for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
   md.lvs.push_back(std::move(lv));
@@ -90,6 +104,7 @@ Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t si
     if (!placed.ok()) return placed.status().prefixed(fmt::format("LV {}", name));
     runs = *placed;
   }
+  VGFS_RETURN_IF_ERROR(zero_extents(md, runs));
   for (const MapRun& r : runs) map.append(r.pv, r.pe, r.count);
   VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));

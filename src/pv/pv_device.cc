@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <vector>
 
 namespace vgfs {
 
@@ -95,6 +96,18 @@ Status PvDevice::write_at(const void* buf, uint64_t length, uint64_t offset) con
 Status PvDevice::sync() const {
   if (::fdatasync(fd_) != 0)
     return Status::Error(EIO, fmt::format("{}: fdatasync failed: {}", label_, std::strerror(errno)));
+  return Status::Ok();
+}
+
+Status PvDevice::zero(uint64_t offset, uint64_t length) const {
+  for (int mode : {FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE})
+    if (fallocate(fd_, mode, static_cast<off_t>(offset), static_cast<off_t>(length)) == 0) return Status::Ok();
+  std::vector<char> zeros(std::min<uint64_t>(length, 1 << 20), 0);
+  for (uint64_t done = 0; done < length;) {
+    uint64_t n = std::min<uint64_t>(zeros.size(), length - done);
+    VGFS_RETURN_IF_ERROR(write_at(zeros.data(), n, offset + done));
+    done += n;
+  }
   return Status::Ok();
 }
 
