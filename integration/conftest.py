@@ -966,3 +966,33 @@ class RandomWriters:
             assert not t.is_alive(), "a writer thread is stuck"
         assert not self.errors, "writer errors: " + "; ".join(self.errors)
         return dict(self.per_phase)
+
+
+def warm_up_lv(m: Mount, lv: str, other_pv: str) -> None:
+    """Moves LE 0 of `lv` to `other_pv` and back to its original PE, so
+    the LV's first (slow) move is not the one a test times: the copier starts
+    before `move` replies, and a job whose first move is slow copies a large
+    burst before a `limit` sent right after the reply takes effect."""
+    runs = lv_map(m, lv)
+    pv, pe = runs[0][2], runs[0][3]
+    for cmd in (f"move {lv}:0-0 {other_pv}", f"move {lv}:0-0 {pv}:{pe}"):
+        st = wait_job(m, start_job(m, cmd), timeout=30)
+        assert st["sync_status"] == "completed", st
+    assert lv_map(m, lv) == runs, f"warm-up moves did not restore the map of {lv}"
+
+
+def start_slow_job(m: Mount, command: str, limit: str, max_fraction: float = 0.4, tries: int = 4) -> int:
+    """start_job with a rate limit, retried (after `abort`) while the job
+    copied more than `max_fraction` of its range before the limit applied."""
+    for _ in range(tries):
+        job = start_job(m, command, limit=limit)
+        st = job_status(m, job)
+        if st["sync_status"] == "copying" and job_int(st, "progress_pointer") <= max_fraction * job_int(st, "size"):
+            return job
+        assert st["sync_status"] != "completed", (
+            f"{command!r}: job {job} completed before its limit {limit} applied: {st}")
+        ctl(m, f"abort {job}")
+        st = wait_job(m, job, timeout=30)
+        assert st["sync_status"] in ("aborted", "completed"), st
+        assert st["sync_status"] == "aborted", f"{command!r}: job {job} completed before it could be aborted"
+    raise AssertionError(f"{command!r}: every try copied over {max_fraction:.0%} before the limit applied")

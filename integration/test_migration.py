@@ -20,7 +20,7 @@ import pytest
 
 from conftest import (VGFS_BIN, MiB, LvModel, LvSpec, PvSpec, RandomWriters, ctl, ctl_ok, job_int, job_status, lv_map,
                       parse_int_bytes, pv_allocated, pv_map, read_kv, read_pv_bytes, reply_job_ids, sha256_file,
-                      start_job, wait_job)
+                      start_job, start_slow_job, wait_job, warm_up_lv)
 
 ACTIVE = ("copying", "resyncing", "synchronized")
 
@@ -114,6 +114,18 @@ def assert_pv_image_holds(vg, pe_starts, runs, model: LvModel, es: int, what: st
             raise AssertionError(f"{what}: PV {pv} image is short at LE {le}")
 
 
+def fill_pattern(m, lv: str, size: int) -> None:
+    """Non-zero data over the whole LV, quickly (content not checked)."""
+    chunk = bytes(range(256)) * (4 * MiB // 256)
+    fd = os.open(m.lv(lv), os.O_RDWR)
+    try:
+        for off in range(0, size, 4 * MiB):
+            os.pwrite(fd, chunk, off)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def vg_state(m) -> tuple:
     """Everything a refused command must leave alone: seqno, every LV and PV
     map, and the list of job ids with their ranges."""
@@ -144,16 +156,25 @@ def test_move_whole_lv_under_random_writers(env):
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=11)
     lvpath = m.lv("lv0")
+    warm_up_lv(m, "lv0", "pv1")
 
-    job = start_job(m, "move lv0 pv1", limit="32MiB")
-    watch = PhaseWatch(m, job).start()
-    writers = RandomWriters(model, lvpath, n=4, seed=5, phase=watch.phase).start()
+    phase = {"now": "before"}
+    writers = RandomWriters(model, lvpath, n=4, seed=5, phase=lambda: phase["now"]).start()
+    watch = None
     try:
+        time.sleep(0.2)
+        job = start_slow_job(m, "move lv0 pv1", limit="32MiB")
+        watch = PhaseWatch(m, job).start()
+        phase["now"] = "started"
+        while watch.current == "before":
+            time.sleep(0.01)
+        writers.phase = watch.phase
         st = wait_job(m, job, timeout=45)
         time.sleep(0.5)       # writes after the switch go to the destination
     finally:
         per_phase = writers.stop()
-        watch.stop()
+        if watch:
+            watch.stop()
     assert st["sync_status"] == "completed", st
     assert per_phase.get("copying", 0) > 0, f"no write landed while copying: {per_phase}"
     assert per_phase.get("completed", 0) > 0, f"no write landed after the switch: {per_phase}"
@@ -186,33 +207,42 @@ def test_move_whole_lv_under_random_writers(env):
 
 
 def test_move_le_subrange_under_writes(env):
-    size = 64 * MiB
-    vg = two_pv_vg(env, lv_mib=64)
+    size = 128 * MiB
+    vg = two_pv_vg(env, lv_mib=128, pv_size="400MiB")
     vg.create()
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=12)
     lvpath = m.lv("lv0")
+    warm_up_lv(m, "lv0", "pv1")
 
-    job = start_job(m, "move lv0:10-40 pv1", limit="16MiB")
-    st0 = job_status(m, job)
-    assert st0["le_range"] == "10-40" and st0["source"] == "pv0 10-40", st0
-    assert job_int(st0, "size") == 31 * MiB, st0
-    watch = PhaseWatch(m, job).start()
-    writers = RandomWriters(model, lvpath, n=3, seed=6, phase=watch.phase).start()
+    phase = {"now": "before"}
+    writers = RandomWriters(model, lvpath, n=3, seed=6, phase=lambda: phase["now"]).start()
+    watch = None
     try:
+        time.sleep(0.2)
+        job = start_slow_job(m, "move lv0:10-100 pv1", limit="16MiB")
+        watch = PhaseWatch(m, job).start()
+        phase["now"] = "started"
+        while watch.current == "before":
+            time.sleep(0.01)
+        writers.phase = watch.phase
+        st0 = job_status(m, job)
+        assert st0["le_range"] == "10-100" and st0["source"] == "pv0 10-100", st0
+        assert job_int(st0, "size") == 91 * MiB, st0
         st = wait_job(m, job, timeout=60)
         time.sleep(0.3)
     finally:
         per_phase = writers.stop()
-        watch.stop()
+        if watch:
+            watch.stop()
     assert st["sync_status"] == "completed", st
     assert per_phase.get("copying", 0) > 0, per_phase
     dest_first = int(st["destination"].split()[1].split("-")[0])
     model.assert_equals(lvpath, "after the sub-range move")
     runs = lv_map(m, "lv0")
-    assert runs == [(0, 10, "pv0", 0), (10, 31, "pv1", dest_first), (41, 23, "pv0", 41)], runs
-    assert pv_allocated(m, "pv0") == [(0, 10, "lv0", 0), (41, 23, "lv0", 41)], pv_map(m, "pv0")
-    assert pv_allocated(m, "pv1") == [(dest_first, 31, "lv0", 10)], pv_map(m, "pv1")
+    assert runs == [(0, 10, "pv0", 0), (10, 91, "pv1", dest_first), (101, 27, "pv0", 101)], runs
+    assert pv_allocated(m, "pv0") == [(0, 10, "lv0", 0), (101, 27, "lv0", 101)], pv_map(m, "pv0")
+    assert pv_allocated(m, "pv1") == [(dest_first, 91, "lv0", 10)], pv_map(m, "pv1")
     m.unmount()
     m2 = vg.mount()
     model.assert_equals(m2.lv("lv0"), "sub-range move, after remount")
@@ -226,6 +256,7 @@ def test_move_converges_under_fio_randwrite_with_verify(env):
     vg.create()
     m = vg.mount()
     lvpath = m.lv("lv0")
+    warm_up_lv(m, "lv0", "pv1")
     fio_out = env.tmp / "fio.json"
     fio_err = env.tmp / "fio.err"
     loops = 3
@@ -241,7 +272,7 @@ def test_move_converges_under_fio_randwrite_with_verify(env):
     try:
         time.sleep(1.0)
         assert fio.poll() is None, f"fio ended early: {fio_err.read_text()}"
-        job = start_job(m, "move lv0 pv1", limit="32MiB")
+        job = start_slow_job(m, "move lv0 pv1", limit="32MiB", max_fraction=0.6)
         seen, max_dirty = [], 0
         deadline = time.monotonic() + 60
         st = job_status(m, job)
@@ -307,12 +338,14 @@ def test_move_under_ext4_file_copy(env):
     vg.create()
     m = vg.mount()
     lvfile = m.lv("lvfs")
+    fill_pattern(m, "lvfs", 192 * MiB)
+    warm_up_lv(m, "lvfs", "pv1")
     dev = env.losetup(lvfile)
-    env.run(["mkfs.ext4", "-q", "-F", dev], check=True)
+    env.run(["mkfs.ext4", "-q", "-F", "-E", "nodiscard", dev], check=True)
     ext = env.tmp / "ext"
     env.mount_ext4(dev, ext)
 
-    job = start_job(m, "move lvfs pv1", limit="40MiB")
+    job = start_slow_job(m, "move lvfs pv1", limit="40MiB")
     done = threading.Event()
     copies: list[str] = []          # trees fully copied (the last two are kept)
     during_move = []                # trees finished while the move ran
@@ -390,6 +423,7 @@ def test_abort_midway_leaves_source_untouched(env):
     vg.create()
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=21)
+    warm_up_lv(m, "lv0", "pv1")
     map_before = lv_map(m, "lv0")
     pv0_before = pv_map(m, "pv0")
 
@@ -447,12 +481,13 @@ def test_abort_midway_leaves_source_untouched(env):
 
 
 def test_pause_stops_the_copier_and_resume_completes(env):
-    size = 64 * MiB
-    vg = two_pv_vg(env, lv_mib=64)
+    size = 128 * MiB
+    vg = two_pv_vg(env, lv_mib=128, pv_size="400MiB")
     vg.create()
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=31)
-    job = start_job(m, "move lv0 pv1", limit="8MiB")
+    warm_up_lv(m, "lv0", "pv1")
+    job = start_slow_job(m, "move lv0 pv1", limit="8MiB")
     deadline = time.monotonic() + 20
     while job_int(job_status(m, job), "progress_pointer") < 8 * MiB:
         assert time.monotonic() < deadline
@@ -494,7 +529,8 @@ def test_limit_caps_the_copy_rate(env):
     vg.create()
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=41)
-    job = start_job(m, "move lv0 pv1", limit="4MiB")
+    warm_up_lv(m, "lv0", "pv1")
+    job = start_slow_job(m, "move lv0 pv1", limit="4MiB")
     time.sleep(0.5)
     st_a, t_a = job_status(m, job), time.monotonic()
     time.sleep(2.0)
@@ -534,15 +570,17 @@ def test_refusals_change_nothing(env):
         name="vgref",
         pvs=[PvSpec("pv0", "pv0.img", "300MiB"), PvSpec("pv1", "pv1.img", "300MiB"),
              PvSpec("pv2", "pv2.img", "20MiB")],
-        lvs=[LvSpec("lv0", extents=[("0-63", "pv0", "0-63")]),
-             LvSpec("lv1", extents=[("0-15", "pv0", "100-115")])],
+        lvs=[LvSpec("lv0", extents=[("0-191", "pv0", "0-191")]),
+             LvSpec("lv1", extents=[("0-15", "pv0", "200-215")])],
         extent_size="1MiB",
     )
     vg.create()
     m = vg.mount()
+    fill_pattern(m, "lv0", 192 * MiB)      # data, not holes: the copy takes time
     pv2_free = parse_int_bytes(read_kv(m.meta / "pvs" / "pv2" / "info")["free_pe"])
     assert 0 < pv2_free < 16, f"pv2 should have a few free PEs, has {pv2_free}"
-    job = start_job(m, "move lv0 pv1", limit="1MiB")
+    warm_up_lv(m, "lv0", "pv1")
+    job = start_slow_job(m, "move lv0 pv1", limit="1MiB")
     before = vg_state(m)
 
     assert_refused(m, "move lv0:5-6 pv2", errno.EBUSY, before)
@@ -571,12 +609,13 @@ def test_refusals_change_nothing(env):
 
 
 def test_read_only_mount_refuses_and_runs_no_job(env):
-    size = 64 * MiB
-    vg = two_pv_vg(env, lv_mib=64)
+    size = 128 * MiB
+    vg = two_pv_vg(env, lv_mib=128, pv_size="400MiB")
     vg.create()
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=51)
-    job = start_job(m, "move lv0 pv1", limit="2MiB")
+    warm_up_lv(m, "lv0", "pv1")
+    job = start_slow_job(m, "move lv0 pv1", limit="2MiB")
     time.sleep(1.2)
     m.unmount()                       # the unfinished job is checkpointed
     hashes = vg.pv_hashes()
@@ -662,19 +701,21 @@ def test_pvmove_empties_the_pv(env):
 def test_concurrent_jobs_on_disjoint_ranges(env):
     vg = env.make_vg(
         name="vgcc",
-        pvs=[PvSpec("pv0", "pv0.img", "300MiB"), PvSpec("pv1", "pv1.img", "300MiB"),
-             PvSpec("pv2", "pv2.img", "300MiB")],
-        lvs=[LvSpec("lv0", extents=[("0-63", "pv0", "0-63")]),
-             LvSpec("lv1", extents=[("0-31", "pv0", "100-131")])],
+        pvs=[PvSpec("pv0", "pv0.img", "400MiB"), PvSpec("pv1", "pv1.img", "400MiB"),
+             PvSpec("pv2", "pv2.img", "400MiB")],
+        lvs=[LvSpec("lv0", extents=[("0-127", "pv0", "0-127")]),
+             LvSpec("lv1", extents=[("0-63", "pv0", "150-213")])],
         extent_size="1MiB",
     )
     vg.create()
     m = vg.mount()
-    m0 = fill_lv(m, "lv0", 64 * MiB, seed=71)
-    m1 = fill_lv(m, "lv1", 32 * MiB, seed=72)
-    ja = start_job(m, "move lv0:0-31 pv1", limit="12MiB")
-    jb = start_job(m, "move lv0:32-63 pv2", limit="12MiB")
-    jc = start_job(m, "move lv1 pv1", limit="12MiB")
+    m0 = fill_lv(m, "lv0", 128 * MiB, seed=71)
+    m1 = fill_lv(m, "lv1", 64 * MiB, seed=72)
+    warm_up_lv(m, "lv0", "pv1")
+    warm_up_lv(m, "lv1", "pv2")
+    ja = start_slow_job(m, "move lv0:0-63 pv1", limit="16MiB", max_fraction=0.5)
+    jb = start_slow_job(m, "move lv0:64-127 pv2", limit="16MiB", max_fraction=0.5)
+    jc = start_slow_job(m, "move lv1 pv1", limit="16MiB", max_fraction=0.5)
     assert len({ja, jb, jc}) == 3
     w0 = RandomWriters(m0, m.lv("lv0"), n=2, seed=8).start()
     w1 = RandomWriters(m1, m.lv("lv1"), n=1, seed=9).start()
