@@ -46,10 +46,11 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& job);
 
 class VolumeManager {
  public:
+  // Loads the jobs of the metadata and the records of the running ones
+  // (their status shows on read-only mounts too).
   VolumeManager(VgStore& store, VolumeSet& volume);
   ~VolumeManager();
-
-  // Resumes every job the metadata lists as running (read-write mounts).
+  // Resumes every running job (read-write mounts).
   Status start();
   // Stops every copier and checkpoints its job (unmount).
   void shutdown();

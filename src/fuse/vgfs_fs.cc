@@ -317,6 +317,8 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
   if (!e) return (void)fuse_reply_err(req, ENOENT);
   struct stat st;
   fs.fill_attr(ino, *e, &st);
+  if (fs.read_only() && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
+    return (void)fuse_reply_err(req, EROFS);
   if (to_set & FUSE_SET_ATTR_SIZE) {
     if (e->kind == Kind::kCtl) {  // `echo cmd > ctl` truncates first
     } else if (e->kind != Kind::kLv || attr->st_size != st.st_size) {
@@ -580,10 +582,12 @@ int run_mount(const MountOptions& options) {
   std::string vg_name = (*store)->metadata().name;
   VgFs fs(std::move(*store), options);
 
+  // `-o ro` is enforced here, not by the kernel: LV files refuse writes with
+  // EROFS, and the control file still opens for writing so that a command
+  // can be answered "error: the VG is mounted read-only".
   std::vector<std::string> argv_store = {"vgfs", "-o",
-                                         fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions{}{}", vg_name,
-                                                     options.allow_other ? ",allow_other" : "",
-                                                     options.read_only ? ",ro" : "")};
+                                         fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions{}", vg_name,
+                                                     options.allow_other ? ",allow_other" : "")};
   if (options.debug) argv_store.push_back("-d");
   std::vector<char*> argv;
   for (std::string& a : argv_store) argv.push_back(a.data());

@@ -29,23 +29,6 @@ constexpr auto kCheckpointInterval = std::chrono::seconds(1);
 constexpr uint64_t kSyncThreshold = 16;
 }  // namespace
 
-VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
-  for (const JobInfo& info : store.metadata().jobs) {
-    auto job = std::make_unique<Job>();
-    job->info = info;
-    job->done = !info.running();
-    jobs_.push_back(std::move(job));
-  }
-}
-
-VolumeManager::~VolumeManager() { shutdown(); }
-
-VolumeManager::Job* VolumeManager::find(uint64_t id) const {
-  for (const auto& j : jobs_)
-    if (j->info.id == id) return j.get();
-  return nullptr;
-}
-
 Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   const VgMetadata& md = store.metadata();
   Transfer::Geometry g;
@@ -59,6 +42,39 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   return g;
 }
 
+VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
+  for (const JobInfo& info : store.metadata().jobs) {
+    auto job = std::make_unique<Job>();
+    job->info = info;
+    job->done = !info.running();
+    if (info.running()) {
+      // The newest valid copy of the record; none means start again from 0,
+      // which is always safe: nothing is below P = 0.
+      Transfer::Geometry g = geometry_of(store, info);
+      const uint64_t regions = (g.size + g.region_size - 1) / g.region_size;
+      const uint64_t copy = job_record_copy_size(regions);
+      std::optional<JobRecord> best;
+      for (int c = 0; c < 2; ++c) {
+        std::string bytes(copy, '\0');
+        if (!g.record.dev->read_at(bytes.data(), copy, g.record.offset + c * copy).ok()) continue;
+        Result<JobRecord> rec = decode_job_record(bytes, info.id, regions);
+        if (rec.ok() && (!best || rec->generation > best->generation)) best = std::move(*rec);
+      }
+      job->transfer = std::make_unique<Transfer>(g, best ? &*best : nullptr);
+    }
+    jobs_.push_back(std::move(job));
+  }
+}
+
+VolumeManager::~VolumeManager() { shutdown(); }
+
+VolumeManager::Job* VolumeManager::find(uint64_t id) const {
+  for (const auto& j : jobs_)
+    if (j->info.id == id) return j.get();
+  return nullptr;
+}
+
+
 void VolumeManager::publish_transfers(const std::string& name) {
   std::optional<uint32_t> slot = volume_.slot(name);
   if (!slot) return;
@@ -71,23 +87,8 @@ void VolumeManager::publish_transfers(const std::string& name) {
 Status VolumeManager::start() {
   std::lock_guard lock(admin_);
   std::vector<std::string> lvs;
-  for (auto& job : jobs_) {
-    if (!job->info.running()) continue;
-    Transfer::Geometry g = geometry_of(store_, job->info);
-    const uint64_t regions = (g.size + g.region_size - 1) / g.region_size;
-    const uint64_t copy = job_record_copy_size(regions);
-    // The newest valid copy of the record; none means start again from 0,
-    // which is always safe: nothing is below P = 0.
-    std::optional<JobRecord> best;
-    for (int c = 0; c < 2; ++c) {
-      std::string bytes(copy, '\0');
-      if (!g.record.dev->read_at(bytes.data(), copy, g.record.offset + c * copy).ok()) continue;
-      Result<JobRecord> rec = decode_job_record(bytes, job->info.id, regions);
-      if (rec.ok() && (!best || rec->generation > best->generation)) best = std::move(*rec);
-    }
-    job->transfer = std::make_unique<Transfer>(g, best ? &*best : nullptr);
-    lvs.push_back(job->info.lv);
-  }
+  for (auto& job : jobs_)
+    if (job->info.running()) lvs.push_back(job->info.lv);
   for (const std::string& lv : lvs) publish_transfers(lv);
   volume_.quiesce();
   for (auto& job : jobs_)
