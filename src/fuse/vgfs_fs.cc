@@ -9,6 +9,7 @@
 #include "fuse/vgfs_fs.h"
 
 #include <fcntl.h>
+#include <malloc.h>
 #include <fmt/format.h>
 #include <fuse3/fuse_lowlevel.h>
 #include <sys/stat.h>
@@ -581,6 +582,9 @@ int run_mount(const MountOptions& options) {
   (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
   std::string vg_name = (*store)->metadata().name;
   VgFs fs(std::move(*store), options);
+  // Loading parsed the metadata text into a tree that is gone now; give its
+  // memory back to the system instead of keeping it in malloc's free lists.
+  malloc_trim(0);
 
   // `-o ro` is enforced here, not by the kernel: LV files refuse writes with
   // EROFS, and the control file still opens for writing so that a command

@@ -2,8 +2,9 @@
 // by `vgfs dump` (see encode_metadata/decode_metadata in
 // include/vgfs/metadata.h and docs/format.md).
 //
-// Map runs are one scalar each in the FIG.3 form "LE-range PV PE-range", so
-// a VG with many runs stays compact and quick to parse.
+// Each LV's map is one literal block with a run per line in the FIG.3 form
+// "LE-range PV PE-range", so a VG with many runs stays compact and quick to
+// parse.
 #include <charconv>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -42,10 +43,11 @@ std::string encode_metadata(const VgMetadata& md) {
     out << YAML::Key << "name" << YAML::Value << lv.name;
     out << YAML::Key << "uuid" << YAML::Value << format_uuid(lv.uuid);
     out << YAML::Key << "mode" << YAML::Value << YAML::DoubleQuoted << fmt::format("{:04o}", lv.mode);
-    out << YAML::Key << "extents" << YAML::Value << YAML::BeginSeq;
+    std::string runs;
     for (const MapRun& r : lv.map.runs())
-      out << fmt::format("{} {} {}", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
-    out << YAML::EndSeq << YAML::EndMap;
+      runs += fmt::format("{} {} {}\n", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
+    out << YAML::Key << "extents" << YAML::Value << YAML::Literal << runs;
+    out << YAML::EndMap;
   }
   out << YAML::EndSeq;
 
@@ -178,11 +180,16 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
     VGFS_ASSIGN(mode, f.str("mode"));
     auto [p, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), lv.mode, 8);
     if (ec != std::errc() || p != mode.data() + mode.size()) return f.error(fmt::format("bad mode \"{}\"", mode));
+    // One literal block, a run per line (a YAML node per run would cost far
+    // more time and memory for maps of many runs).
     YAML::Node runs = lvs[i]["extents"];
-    if (!runs.IsSequence()) return f.error("has no \"extents\" list");
-    for (const YAML::Node& run : runs) {
-      if (!run.IsScalar()) return f.error("has an extent run that is not a string");
-      VGFS_RETURN_IF_ERROR(parse_run(run.Scalar(), md, &lv, f));
+    if (!runs.IsScalar()) return f.error("has no \"extents\" block");
+    std::string_view text = runs.Scalar();
+    for (size_t at = 0; at < text.size();) {
+      size_t end = text.find('\n', at);
+      if (end == std::string_view::npos) end = text.size();
+      if (end > at) VGFS_RETURN_IF_ERROR(parse_run(text.substr(at, end - at), md, &lv, f));
+      at = end + 1;
     }
     md.lvs.push_back(std::move(lv));
   }
