@@ -667,9 +667,12 @@ def env(request, tmp_path, vgfs_bin):
 
 
 def pytest_sessionfinish(session, exitstatus):
-    # Last line of defence: report (and remove) anything left under pytest's
-    # temporary base directory.
-    base = "/tmp/pytest-of-"
+    # Last line of defence: report (and remove) anything left under this
+    # session's own temporary base directory (not other sessions').
+    try:
+        base = str(session.config._tmp_path_factory.getbasetemp()) + "/"
+    except Exception:
+        return
     leaks = [pt for pt in mountinfo_points() if pt.startswith(base)]
     loops = loop_devices_for(base)
     for dev in loops:
@@ -981,7 +984,7 @@ def warm_up_lv(m: Mount, lv: str, other_pv: str) -> None:
     assert lv_map(m, lv) == runs, f"warm-up moves did not restore the map of {lv}"
 
 
-def start_slow_job(m: Mount, command: str, limit: str, max_fraction: float = 0.4, tries: int = 4) -> int:
+def start_slow_job(m: Mount, command: str, limit: str, max_fraction: float = 0.4, tries: int = 6) -> int:
     """start_job with a rate limit, retried (after `abort`) while the job
     copied more than `max_fraction` of its range before the limit applied."""
     for _ in range(tries):

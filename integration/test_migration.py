@@ -6,7 +6,6 @@ control file, pvmove and concurrent jobs."""
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import random
@@ -20,7 +19,7 @@ import pytest
 
 from conftest import (VGFS_BIN, MiB, LvModel, LvSpec, PvSpec, RandomWriters, ctl, ctl_ok, job_int, job_status, lv_map,
                       parse_int_bytes, pv_allocated, pv_map, read_kv, read_pv_bytes, reply_job_ids, sha256_file,
-                      start_job, start_slow_job, wait_job, warm_up_lv)
+                      start_slow_job, wait_job, warm_up_lv)
 
 ACTIVE = ("copying", "resyncing", "synchronized")
 
@@ -353,7 +352,10 @@ def test_move_under_ext4_file_copy(env):
 
     def copier():
         try:
-            for k in range(40):
+            give_up = time.monotonic() + 120
+            k = -1
+            while time.monotonic() < give_up:
+                k += 1
                 dst = ext / f"tree{k}"
                 dst.mkdir()
                 r = subprocess.run(["cp", "-a"] + [str(s) for s in srcs] + [str(dst)],
@@ -524,13 +526,13 @@ def test_pause_stops_the_copier_and_resume_completes(env):
 
 
 def test_limit_caps_the_copy_rate(env):
-    size = 64 * MiB
-    vg = two_pv_vg(env, lv_mib=64)
+    size = 128 * MiB
+    vg = two_pv_vg(env, lv_mib=128, pv_size="400MiB")
     vg.create()
     m = vg.mount()
     model = fill_lv(m, "lv0", size, seed=41)
     warm_up_lv(m, "lv0", "pv1")
-    job = start_slow_job(m, "move lv0 pv1", limit="4MiB")
+    job = start_slow_job(m, "move lv0 pv1", limit="4MiB", max_fraction=0.6)
     time.sleep(0.5)
     st_a, t_a = job_status(m, job), time.monotonic()
     time.sleep(2.0)

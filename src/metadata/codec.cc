@@ -183,8 +183,14 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
     // One literal block, a run per line (a YAML node per run would cost far
     // more time and memory for maps of many runs).
     YAML::Node runs = lvs[i]["extents"];
-    if (!runs.IsScalar()) return f.error("has no \"extents\" block");
-    std::string_view text = runs.Scalar();
+    std::string joined;  // a list of run strings, as early builds wrote, reads too
+    if (runs.IsSequence())
+      for (const YAML::Node& run : runs) joined += (run.IsScalar() ? run.Scalar() : std::string("?")) + "\n";
+    else if (runs.IsScalar())
+      joined = runs.Scalar();
+    else
+      return f.error("has no \"extents\" block");
+    std::string_view text = joined;
     for (size_t at = 0; at < text.size();) {
       size_t end = text.find('\n', at);
       if (end == std::string_view::npos) end = text.size();
