@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -92,6 +93,8 @@ class VolumeManager {
   Status finish(Job& job, JobState state, const std::string& reason);
   void publish_transfers(const std::string& lv);
   Job* find(uint64_t id) const;
+  Result<Job*> running_job(uint64_t id) const;
+  Status set(uint64_t id, const std::function<void(Transfer&)>& change, bool checkpoint);
   Status zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs);
   Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
 

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <condition_variable>
 #include <thread>
@@ -436,15 +437,20 @@ void VolumeManager::run(Job& job) {
   (void)t.checkpoint();  // stop: unmount; resumes on the next mount
 }
 
+// The running job `id`, or why a control command cannot act on it.
+Result<VolumeManager::Job*> VolumeManager::running_job(uint64_t id) const {
+  std::lock_guard lock(admin_);
+  Job* job = find(id);
+  if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
+  if (!job->info.running() || !job->transfer)
+    return Status::Error(EINVAL, fmt::format("job {} is {} already", id, job_state_name(job->info.state)));
+  return job;
+}
+
 Status VolumeManager::abort(uint64_t id) {
-  Job* job;
-  {
-    std::lock_guard lock(admin_);
-    job = find(id);
-    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
-    if (!job->info.running() || !job->transfer)
-      return Status::Error(EINVAL, fmt::format("job {} is {} already", id, job_state_name(job->info.state)));
-  }
+  Result<Job*> found = running_job(id);
+  if (!found.ok()) return found.status();
+  Job* job = *found;
   std::unique_lock lock(job->m);
   job->abort = true;
   job->cv.notify_all();
@@ -454,52 +460,24 @@ Status VolumeManager::abort(uint64_t id) {
   return Status::Ok();
 }
 
-Status VolumeManager::pause(uint64_t id) {
-  Job* job;
-  {
-    std::lock_guard lock(admin_);
-    job = find(id);
-    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
-    if (!job->info.running() || !job->transfer)
-      return Status::Error(EINVAL, fmt::format("job {} is {}", id, job_state_name(job->info.state)));
-  }
-  job->transfer->set_paused(true);
-  job->cv.notify_all();
-  return job->transfer->checkpoint();
-}
-
-Status VolumeManager::resume(uint64_t id) {
-  Job* job;
-  {
-    std::lock_guard lock(admin_);
-    job = find(id);
-    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
-    if (!job->info.running() || !job->transfer)
-      return Status::Error(EINVAL, fmt::format("job {} is {}", id, job_state_name(job->info.state)));
-  }
-  {
-    std::lock_guard lock(job->m);
-    job->transfer->set_paused(false);
-  }
-  job->cv.notify_all();
-  return job->transfer->checkpoint();
-}
-
+// pause, resume and limit change a copier setting under the job's lock and
+// wake the copier; pause and resume also checkpoint (rule 6).
+Status VolumeManager::pause(uint64_t id) { return set(id, [](Transfer& t) { t.set_paused(true); }, true); }
+Status VolumeManager::resume(uint64_t id) { return set(id, [](Transfer& t) { t.set_paused(false); }, true); }
 Status VolumeManager::limit(uint64_t id, uint64_t rate) {
-  Job* job;
-  {
-    std::lock_guard lock(admin_);
-    job = find(id);
-    if (!job) return Status::Error(ENOENT, fmt::format("no job {}", id));
-    if (!job->info.running() || !job->transfer)
-      return Status::Error(EINVAL, fmt::format("job {} is {}", id, job_state_name(job->info.state)));
-  }
+  return set(id, [rate](Transfer& t) { t.set_rate_limit(rate); }, false);
+}
+
+Status VolumeManager::set(uint64_t id, const std::function<void(Transfer&)>& change, bool checkpoint) {
+  Result<Job*> found = running_job(id);
+  if (!found.ok()) return found.status();
+  Job* job = *found;
   {
     std::lock_guard lock(job->m);
-    job->transfer->set_rate_limit(rate);
+    change(*job->transfer);
   }
   job->cv.notify_all();
-  return Status::Ok();
+  return checkpoint ? job->transfer->checkpoint() : Status::Ok();
 }
 
 JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
