@@ -26,7 +26,9 @@ namespace vgfs {
 
 namespace {
 constexpr auto kCheckpointInterval = std::chrono::seconds(1);
-// Below this many regions left to recopy, a resync pass is not worth it.
+// Resync passes go on only while they at least halve the dirty set and more
+// than kSyncThreshold regions are left; otherwise synchronized is cheaper: it
+// costs each write a second copy but never dirties a region again.
 constexpr uint64_t kSyncThreshold = 16;
 }  // namespace
 
@@ -410,12 +412,12 @@ void VolumeManager::run(Job& job) {
   }
   // Rule 4: resync passes while they shrink the dirty set, then synchronized.
   if (g == Gate::kGo && st.ok()) t.set_sync_status(SyncStatus::kResyncing);
-  uint64_t before = UINT64_MAX;
+  uint64_t before = t.region_count();  // the first pass went over every region
   while (g == Gate::kGo && st.ok()) {
     if ((g = gate()) != Gate::kGo) break;
     const uint64_t pending = t.pending_count();
     const bool synchronized = t.sync_status() == SyncStatus::kSynchronized;
-    if (!synchronized && (pending <= kSyncThreshold || pending >= before)) {
+    if (!synchronized && (pending <= kSyncThreshold || pending * 2 > before)) {
       // From here writes dirty no region for the copier: the count only falls.
       t.set_sync_status(SyncStatus::kSynchronized);
       st = t.checkpoint();
