@@ -63,3 +63,11 @@ class [[nodiscard]] Result {
     ::vgfs::Status vgfs_status_ = (expr);       \
     if (!vgfs_status_.ok()) return vgfs_status_; \
   } while (0)
+
+// Early return of a failed Result, or its value moved into `lhs`.
+#define VGFS_ASSIGN_OR_RETURN(lhs, expr)         \
+  do {                                           \
+    auto vgfs_result_ = (expr);                  \
+    if (!vgfs_result_.ok()) return vgfs_result_.status(); \
+    lhs = std::move(*vgfs_result_);              \
+  } while (0)

@@ -76,6 +76,10 @@ class VgStore {
 // Refuses a device that holds a vgfs label (EEXIST) or any non-zero byte
 // vgfs did not write (sparse holes skipped; block devices: first 16 MiB).
 Status check_unused(const PvDevice& dev);
+// Writes header and text of metadata `seqno` into slot `slot` in one write
+// (ENOSPC when the text does not fit the slot).
+Status write_metadata_slot(const PvDevice& dev, const PvLayout& layout, int slot, uint64_t seqno,
+                           const std::string& text);
 // Overwrites both label copies with zeros (pvremove).
 Status wipe_label(const PvDevice& dev);
 

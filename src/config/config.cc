@@ -72,13 +72,6 @@ class Reader {
   std::string file_;
 };
 
-#define VGFS_ASSIGN(lhs, expr)                  \
-  do {                                          \
-    auto vgfs_r_ = (expr);                      \
-    if (!vgfs_r_.ok()) return vgfs_r_.status(); \
-    lhs = std::move(*vgfs_r_);                  \
-  } while (0)
-
 Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
   Reader in(path);
   VgConfig cfg;
@@ -89,11 +82,11 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
   YAML::Node vg = root["vg"];
   if (!vg) return in.error(root, "the config has no \"vg\" section");
   VGFS_RETURN_IF_ERROR(in.check_map(vg, "vg", {"name", "extent_size", "region_size"}));
-  VGFS_ASSIGN(cfg.name, in.name(vg, "VG", "vg"));
+  VGFS_ASSIGN_OR_RETURN(cfg.name, in.name(vg, "VG", "vg"));
   cfg.extent_size = kDefaultExtentSize;
   cfg.region_size = kDefaultRegionSize;
   if (vg["extent_size"]) {
-    VGFS_ASSIGN(cfg.extent_size, in.size(vg, "extent_size", "vg"));
+    VGFS_ASSIGN_OR_RETURN(cfg.extent_size, in.size(vg, "extent_size", "vg"));
     if (!is_power_of_two(cfg.extent_size) || cfg.extent_size < kMinExtentSize || cfg.extent_size > kMaxExtentSize)
       return in.error(vg["extent_size"], fmt::format("vg.extent_size {} must be a power of two from 64KiB to 1GiB",
                                                      vg["extent_size"].Scalar()));
@@ -101,7 +94,7 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
   // The default region size shrinks with small extents: it must divide them.
   cfg.region_size = std::min(kDefaultRegionSize, cfg.extent_size);
   if (vg["region_size"]) {
-    VGFS_ASSIGN(cfg.region_size, in.size(vg, "region_size", "vg"));
+    VGFS_ASSIGN_OR_RETURN(cfg.region_size, in.size(vg, "region_size", "vg"));
     if (!is_power_of_two(cfg.region_size) || cfg.region_size < 4 * KiB || cfg.extent_size % cfg.region_size)
       return in.error(vg["region_size"], fmt::format("vg.region_size {} must be a power of two of at least 4KiB "
                                                      "that divides the extent size",
@@ -117,14 +110,14 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
     VGFS_RETURN_IF_ERROR(in.check_map(n, where, {"name", "path", "size"}));
     PvConfig pv;
     pv.place = in.place(n);
-    VGFS_ASSIGN(pv.name, in.name(n, "PV", where));
+    VGFS_ASSIGN_OR_RETURN(pv.name, in.name(n, "PV", where));
     std::string raw;
-    VGFS_ASSIGN(raw, in.scalar(n, "path", where));
+    VGFS_ASSIGN_OR_RETURN(raw, in.scalar(n, "path", where));
     if (raw.empty()) return in.error(n["path"], fmt::format("{}.path is empty", where));
     pv.path = std::filesystem::absolute(base / raw).lexically_normal().string();
     if (n["size"]) {
       uint64_t size = 0;
-      VGFS_ASSIGN(size, in.size(n, "size", where));
+      VGFS_ASSIGN_OR_RETURN(size, in.size(n, "size", where));
       if (size == 0) return in.error(n["size"], fmt::format("{}.size must not be 0", where));
       pv.size = size;
     }
@@ -142,11 +135,11 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
     VGFS_RETURN_IF_ERROR(in.check_map(n, where, {"name", "size", "mode", "extents"}));
     LvConfig lv;
     lv.place = in.place(n);
-    VGFS_ASSIGN(lv.name, in.name(n, "LV", where));
+    VGFS_ASSIGN_OR_RETURN(lv.name, in.name(n, "LV", where));
     if (!lv_names.insert(lv.name).second) return in.error(n["name"], fmt::format("LV name {} is used twice", lv.name));
     if (n["mode"]) {
       std::string mode;
-      VGFS_ASSIGN(mode, in.scalar(n, "mode", where));
+      VGFS_ASSIGN_OR_RETURN(mode, in.scalar(n, "mode", where));
       auto [p, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), lv.mode, 8);
       if (mode.empty() || ec != std::errc() || p != mode.data() + mode.size() || lv.mode > 0777)
         return in.error(n["mode"], fmt::format("{}.mode \"{}\" is not an octal permission mode like \"0640\"", where, mode));
@@ -155,7 +148,7 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
       return in.error(n, fmt::format("LV {} has both \"size\" and \"extents\"; give one", lv.name));
     if (n["size"]) {
       uint64_t size = 0;
-      VGFS_ASSIGN(size, in.size(n, "size", where));
+      VGFS_ASSIGN_OR_RETURN(size, in.size(n, "size", where));
       if (size == 0) return in.error(n["size"], fmt::format("LV {}: size must not be 0", lv.name));
       lv.size = size;
     } else if (n["extents"]) {
@@ -169,9 +162,9 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
         ExplicitRun run;
         run.place = in.place(r);
         IndexRange le, pe;
-        VGFS_ASSIGN(le, in.range(r, "le", rwhere));
-        VGFS_ASSIGN(pe, in.range(r, "pe", rwhere));
-        VGFS_ASSIGN(run.pv, in.scalar(r, "pv", rwhere));
+        VGFS_ASSIGN_OR_RETURN(le, in.range(r, "le", rwhere));
+        VGFS_ASSIGN_OR_RETURN(pe, in.range(r, "pe", rwhere));
+        VGFS_ASSIGN_OR_RETURN(run.pv, in.scalar(r, "pv", rwhere));
         if (le.count != pe.count)
           return in.error(r, fmt::format("LV {}: LE {} and PE {} have different lengths", lv.name,
                                          format_range(le.first, le.count), format_range(pe.first, pe.count)));

@@ -119,13 +119,6 @@ class Fields {
   std::string_view origin_;
 };
 
-#define VGFS_ASSIGN(lhs, expr)            \
-  do {                                    \
-    auto vgfs_r_ = (expr);                \
-    if (!vgfs_r_.ok()) return vgfs_r_.status(); \
-    lhs = std::move(*vgfs_r_);            \
-  } while (0)
-
 Status parse_run(std::string_view text, const VgMetadata& md, LvInfo* lv, const Fields& where) {
   size_t a = text.find(' '), b = text.rfind(' ');
   if (a == std::string_view::npos || a == b)
@@ -149,12 +142,12 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
   VGFS_RETURN_IF_ERROR(top.check({"vg", "pvs", "lvs", "jobs"}));
   Fields vg(root["vg"], "vg", origin);
   VGFS_RETURN_IF_ERROR(vg.check({"name", "uuid", "extent_size", "region_size", "seqno", "next_job_id"}));
-  VGFS_ASSIGN(md.name, vg.str("name"));
-  VGFS_ASSIGN(md.uuid, vg.uuid("uuid"));
-  VGFS_ASSIGN(md.extent_size, vg.u64("extent_size"));
-  VGFS_ASSIGN(md.region_size, vg.u64("region_size"));
-  VGFS_ASSIGN(md.seqno, vg.u64("seqno"));
-  if (root["vg"]["next_job_id"]) VGFS_ASSIGN(md.next_job_id, vg.u64("next_job_id"));
+  VGFS_ASSIGN_OR_RETURN(md.name, vg.str("name"));
+  VGFS_ASSIGN_OR_RETURN(md.uuid, vg.uuid("uuid"));
+  VGFS_ASSIGN_OR_RETURN(md.extent_size, vg.u64("extent_size"));
+  VGFS_ASSIGN_OR_RETURN(md.region_size, vg.u64("region_size"));
+  VGFS_ASSIGN_OR_RETURN(md.seqno, vg.u64("seqno"));
+  if (root["vg"]["next_job_id"]) VGFS_ASSIGN_OR_RETURN(md.next_job_id, vg.u64("next_job_id"));
 
   YAML::Node pvs = root["pvs"], lvs = root["lvs"];
   if (!pvs.IsSequence()) return top.error("has no \"pvs\" list");
@@ -162,11 +155,11 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
     Fields f(pvs[i], fmt::format("pvs[{}]", i), origin);
     VGFS_RETURN_IF_ERROR(f.check({"name", "uuid", "path", "pe_start", "pe_count"}));
     PvInfo pv;
-    VGFS_ASSIGN(pv.name, f.str("name"));
-    VGFS_ASSIGN(pv.uuid, f.uuid("uuid"));
-    VGFS_ASSIGN(pv.path, f.str("path"));
-    VGFS_ASSIGN(pv.pe_start, f.u64("pe_start"));
-    VGFS_ASSIGN(pv.pe_count, f.u64("pe_count"));
+    VGFS_ASSIGN_OR_RETURN(pv.name, f.str("name"));
+    VGFS_ASSIGN_OR_RETURN(pv.uuid, f.uuid("uuid"));
+    VGFS_ASSIGN_OR_RETURN(pv.path, f.str("path"));
+    VGFS_ASSIGN_OR_RETURN(pv.pe_start, f.u64("pe_start"));
+    VGFS_ASSIGN_OR_RETURN(pv.pe_count, f.u64("pe_count"));
     md.pvs.push_back(std::move(pv));
   }
   if (lvs && !lvs.IsSequence()) return top.error("\"lvs\" is not a list");
@@ -174,10 +167,10 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
     Fields f(lvs[i], fmt::format("lvs[{}]", i), origin);
     VGFS_RETURN_IF_ERROR(f.check({"name", "uuid", "mode", "extents"}));
     LvInfo lv;
-    VGFS_ASSIGN(lv.name, f.str("name"));
-    VGFS_ASSIGN(lv.uuid, f.uuid("uuid"));
+    VGFS_ASSIGN_OR_RETURN(lv.name, f.str("name"));
+    VGFS_ASSIGN_OR_RETURN(lv.uuid, f.uuid("uuid"));
     std::string mode;
-    VGFS_ASSIGN(mode, f.str("mode"));
+    VGFS_ASSIGN_OR_RETURN(mode, f.str("mode"));
     auto [p, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), lv.mode, 8);
     if (ec != std::errc() || p != mode.data() + mode.size()) return f.error(fmt::format("bad mode \"{}\"", mode));
     // One literal block, a run per line (a YAML node per run would cost far
@@ -205,15 +198,15 @@ Result<VgMetadata> decode(const YAML::Node& root, std::string_view origin) {
     Fields f(jobs[i], fmt::format("jobs[{}]", i), origin);
     VGFS_RETURN_IF_ERROR(f.check({"id", "lv", "le", "source", "destination", "state", "reason", "record"}));
     JobInfo j;
-    VGFS_ASSIGN(j.id, f.u64("id"));
-    VGFS_ASSIGN(j.lv, f.str("lv"));
-    VGFS_ASSIGN(j.reason, f.str("reason"));
+    VGFS_ASSIGN_OR_RETURN(j.id, f.u64("id"));
+    VGFS_ASSIGN_OR_RETURN(j.lv, f.str("lv"));
+    VGFS_ASSIGN_OR_RETURN(j.reason, f.str("reason"));
     std::string le, src, dst, state, record;
-    VGFS_ASSIGN(le, f.str("le"));
-    VGFS_ASSIGN(src, f.str("source"));
-    VGFS_ASSIGN(dst, f.str("destination"));
-    VGFS_ASSIGN(state, f.str("state"));
-    VGFS_ASSIGN(record, f.str("record"));
+    VGFS_ASSIGN_OR_RETURN(le, f.str("le"));
+    VGFS_ASSIGN_OR_RETURN(src, f.str("source"));
+    VGFS_ASSIGN_OR_RETURN(dst, f.str("destination"));
+    VGFS_ASSIGN_OR_RETURN(state, f.str("state"));
+    VGFS_ASSIGN_OR_RETURN(record, f.str("record"));
     Result<IndexRange> range = parse_range(le);
     if (!range.ok()) return f.error(range.status().message());
     j.le = range->first;

@@ -214,13 +214,10 @@ Status VgStore::create(const VgConfig& config, bool force, std::vector<std::stri
     const PvLayout& l = label.layout;
     // Slots and migration area first (clearing what an old VG left there),
     // the labels last: a crash before them leaves no half-made PV.
-    std::string image = encode_slot_header(SlotHeader{md->seqno, text.size(), crc32c(text.data(), text.size())}) + text;
-    if (image.size() > l.slot_size)
-      return undo(Status::Error(ENOSPC, fmt::format("{}: metadata of {} bytes does not fit its slot", dev.label(), text.size())));
     // The first metadata has no predecessor: both slots hold it.
     std::string zero(kSlotHeaderSize, '\0');
-    Status st = dev.write_at(image.data(), image.size(), l.slot_offset[0]);
-    if (st.ok()) st = dev.write_at(image.data(), image.size(), l.slot_offset[1]);
+    Status st = write_metadata_slot(dev, l, 0, md->seqno, text);
+    if (st.ok()) st = write_metadata_slot(dev, l, 1, md->seqno, text);
     if (st.ok()) st = dev.write_at(zero.data(), zero.size(), l.migration_offset);
     if (st.ok()) st = dev.sync();
     std::string block = encode_label(label);

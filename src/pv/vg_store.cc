@@ -61,13 +61,18 @@ std::string slot_image(uint64_t seqno, const std::string& text) {
   return image;
 }
 
-Status write_slot(const PvDevice& dev, const PvLayout& layout, int slot, uint64_t seqno, const std::string& text) {
+}  // namespace
+
+Status write_metadata_slot(const PvDevice& dev, const PvLayout& layout, int slot, uint64_t seqno,
+                           const std::string& text) {
   std::string image = slot_image(seqno, text);
   if (image.size() > layout.slot_size)
     return Status::Error(ENOSPC, fmt::format("{}: metadata of {} bytes does not fit its {} slot", dev.label(),
                                              text.size(), format_size(layout.slot_size)));
   return dev.write_at(image.data(), image.size(), layout.slot_offset[slot]);
 }
+
+namespace {
 
 // A PV opened for loading: the device, its label copies and slots.
 struct Candidate {
@@ -241,7 +246,7 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
                                         mode == OpenMode::kReadWrite ? fmt::format("; rewritten with seqno {}", seqno)
                                                                      : ""));
       if (mode == OpenMode::kReadWrite) {
-        VGFS_RETURN_IF_ERROR(write_slot(c.dev, c.label.layout, k, seqno, text));
+        VGFS_RETURN_IF_ERROR(write_metadata_slot(c.dev, c.label.layout, k, seqno, text));
         repaired = true;
       }
     }
@@ -313,7 +318,7 @@ Status VgStore::commit(VgMetadata next) {
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
   // the next read-write open rewrites.
   std::vector<Status> results;
-  for (size_t i = 0; i < pvs_.size(); ++i) results.push_back(write_slot(*pvs_[i], labels_[i].layout, slot, next.seqno, text));
+  for (size_t i = 0; i < pvs_.size(); ++i) results.push_back(write_metadata_slot(*pvs_[i], labels_[i].layout, slot, next.seqno, text));
   size_t durable = 0;
   for (size_t i = 0; i < pvs_.size(); ++i) {
     if (results[i].ok()) results[i] = pvs_[i]->sync();
