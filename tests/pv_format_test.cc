@@ -212,10 +212,10 @@ TEST_CASE("slot header round trip") {
   CHECK(back->text_length == 12345);
   CHECK(back->text_crc == 0xDEADBEEFu);
 
-  SlotHeader full{UINT64_MAX - 1, slot_size - kSlotHeaderSize, 1};
+  SlotHeader full{kMaxSlotSeqno, slot_size - kSlotHeaderSize, 1};
   Result<SlotHeader> f = decode_slot_header(encode_slot_header(full), slot_size);
   REQUIRE(f.ok());
-  CHECK(f->seqno == UINT64_MAX - 1);
+  CHECK(f->seqno == kMaxSlotSeqno);
   CHECK(f->text_length == slot_size - kSlotHeaderSize);
 }
 

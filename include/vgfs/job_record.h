@@ -31,11 +31,16 @@ struct JobRecord {
 };
 
 constexpr uint64_t kJobRecordHeaderSize = 4096;
+// A record whose generation is above this is invalid (the next write adds 1).
+constexpr uint64_t kMaxJobRecordGeneration = uint64_t{1} << 62;
+// 2^52 regions of at least 4 KiB cover 2^64 bytes; more is never a job.
+constexpr uint64_t kMaxJobRecordRegions = uint64_t{1} << 52;
 // Bytes of one copy of the record of a job with `region_count` regions.
 uint64_t job_record_copy_size(uint64_t region_count);
 // One copy of the record, exactly job_record_copy_size() bytes.
 std::string encode_job_record(const JobRecord& record);
-// Checks magic, checksums, job id and region count before trusting anything.
+// Checks magic, checksums, job id, region count, status and generation
+// before trusting anything (the Transfer bounds progress_pointer by its size).
 Result<JobRecord> decode_job_record(std::string_view bytes, uint64_t job_id, uint64_t region_count);
 
 }  // namespace vgfs

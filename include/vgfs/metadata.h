@@ -27,6 +27,13 @@ constexpr uint64_t kDefaultExtentSize = 4 * MiB;
 constexpr uint64_t kDefaultRegionSize = 256 * KiB;
 constexpr uint64_t kMinExtentSize = 64 * KiB;
 constexpr uint64_t kMaxExtentSize = 1 * GiB;
+// Bounds on what a metadata text may say (docs/format.md, "Checks"). A
+// commit never goes past kMaxSeqno, so seqno + 1 can never wrap; job ids stay
+// below kMaxJobId so the FUSE inodes derived from them cannot wrap either.
+constexpr uint64_t kMaxSeqno = uint64_t{1} << 62;
+constexpr uint64_t kMaxJobId = uint64_t{1} << 40;
+constexpr uint64_t kMaxMetadataText = 64 * MiB;
+constexpr size_t kMaxPvs = 65536;
 
 struct PvInfo {
   std::string name;
@@ -96,15 +103,29 @@ struct VgMetadata {
   // Names of the PVs holding extents of LV `lv`, in order of first use.
   std::vector<std::string> pvs_of_lv(uint32_t lv) const;
 
-  // Checks names, sizes, extent/region sizes and that the maps and running
-  // jobs' destinations are a consistent, in-range, non-overlapping assignment
-  // of PEs, and that every running job's source is what its LV maps there.
+  // Checks names, sizes, extent/region sizes, the seqno and job id bounds,
+  // and that the maps and running jobs' destinations are a consistent,
+  // in-range, non-overlapping assignment of PEs, that every running job's
+  // source is what its LV maps there, and that the record places of the
+  // running jobs of one source PV are 4 KiB aligned and do not overlap. (That
+  // they fit the PV's migration area is checked against its label:
+  // check_against_labels in vgfs/vg_store.h.)
   Status validate() const;
 };
 
+// Paths and reasons are carried byte-exact: as double-quoted YAML when they
+// are UTF-8, as `!!binary` base64 otherwise.
 std::string encode_metadata(const VgMetadata& md);
-// `origin` names where the text came from for error messages.
+// `origin` names where the text came from for error messages. The text is
+// untrusted: anchors, aliases, several documents and more nodes than its size
+// can honestly hold are refused before anything is built, so the work done
+// is bounded by the text size.
 Result<VgMetadata> decode_metadata(std::string_view text, std::string_view origin);
+
+// `bytes` safe to show in a one-line message: printable ASCII and whole
+// UTF-8 characters as they are, backslash and double quote escaped, every
+// other byte (newline, ESC, invalid UTF-8) as \xNN.
+std::string printable(std::string_view bytes);
 
 // Places `extents` extents on the PVs listed in `candidates` (all PVs when
 // empty): one contiguous run when any single free run fits (the smallest

@@ -28,6 +28,14 @@ constexpr uint64_t kSlotAreaOffset = 1 * MiB;
 constexpr uint64_t kDefaultSlotSize = 4 * MiB;
 constexpr uint64_t kDefaultMigrationAreaSize = 4 * MiB;
 constexpr uint64_t kSlotHeaderSize = 4 * KiB;
+// Bounds a label must keep (docs/format.md, "Checks"): a hostile label can
+// make a reader allocate or read at most this much.
+constexpr uint64_t kMaxSlotSize = 64 * MiB;
+constexpr uint64_t kMinMigrationAreaSize = 16 * KiB;  // one record of two 8 KiB copies
+constexpr uint64_t kMaxMigrationAreaSize = 1 * GiB;
+constexpr uint64_t kMaxAreaOffset = 8 * GiB;  // no area starts past it; pe_start neither
+// The largest seqno a slot may hold (vgfs/metadata.h kMaxSeqno).
+constexpr uint64_t kMaxSlotSeqno = uint64_t{1} << 62;
 
 struct PvLayout {
   uint64_t slot_offset[2] = {0, 0};
@@ -53,8 +61,10 @@ struct PvLabel {
 
 // Encodes into exactly kLabelSize bytes.
 std::string encode_label(const PvLabel& label);
-// Checks magic, version, CRC and that the layout is self-consistent and fits
-// in `device_size` bytes.
+// Checks magic, version, label size, CRC, and that the layout is
+// self-consistent: every area 4 KiB aligned, within its bounds, in order
+// without overlap (no sum can wrap), at least one PE, and the PEs inside both
+// `device_size` and the label's own device size.
 Result<PvLabel> decode_label(std::string_view block, uint64_t device_size);
 // True when the block starts with the label magic (whatever its checksum).
 bool looks_like_label(std::string_view block);
@@ -67,7 +77,8 @@ struct SlotHeader {
 
 // Encodes into exactly kSlotHeaderSize bytes.
 std::string encode_slot_header(const SlotHeader& header);
-// Checks magic and header CRC, and that the text fits in `slot_size`.
+// Checks magic, header CRC and version, that the seqno is 1-kMaxSlotSeqno
+// and that the text fits in `slot_size`.
 Result<SlotHeader> decode_slot_header(std::string_view block, uint64_t slot_size);
 
 }  // namespace vgfs

@@ -27,8 +27,11 @@ enum class OpenMode {
 
 class VgStore {
  public:
-  // Opens and locks every PV the config names, loads the metadata. Warnings
-  // (damaged copies, repairs) are appended to `warnings`.
+  // Opens and locks every PV the config names and every PV the chosen
+  // metadata lists (at its last seen path), until no new one turns up, and
+  // loads the metadata: the highest seqno that is valid and agrees with the
+  // labels. Two valid texts with one seqno are refused, never resolved.
+  // Warnings (damaged copies, repairs) are appended to `warnings`.
   static Result<std::unique_ptr<VgStore>> open(const VgConfig& config, OpenMode mode,
                                                std::vector<std::string>* warnings);
 
@@ -40,7 +43,9 @@ class VgStore {
 
   const VgMetadata& metadata() const { return metadata_; }
   // Ok once at least one PV holds the new metadata durably; the PVs that
-  // failed are listed in commit_problems() until the next commit.
+  // failed are listed in commit_problems() until the next commit. PVs added
+  // by add_pv since the last commit are written after the others hold it.
+  // The seqno of an attempt that failed everywhere is never reused.
   Status commit(VgMetadata next);
   const std::vector<std::string>& commit_problems() const { return commit_problems_; }
 
@@ -69,9 +74,18 @@ class VgStore {
   VgMetadata metadata_;
   std::vector<std::unique_ptr<PvDevice>> pvs_;  // indexed like metadata_.pvs; devices never move
   std::vector<PvLabel> labels_;
+  std::vector<bool> fresh_;  // added by add_pv since the last commit: written last
+  uint64_t burned_ = 0;      // seqno of the last attempt that reached no PV durably
   std::vector<std::string> commit_problems_;
   std::string archive_;
 };
+
+// Checks metadata `md` against the label of its PV `pv` (an index into
+// md.pvs): extent size, pe_start and PE count agree, and the record of every
+// running job whose source is this PV is two job_record_copy_size() copies
+// and lies inside the PV's migration area (overflow-safe). Every metadata a
+// VgStore loads or commits passes this for each of its PVs.
+Status check_against_label(const VgMetadata& md, uint32_t pv, const PvLabel& label);
 
 // Refuses a device that holds a vgfs label (EEXIST) or any non-zero byte
 // vgfs did not write (sparse holes skipped; block devices: first 16 MiB).

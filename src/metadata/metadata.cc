@@ -118,7 +118,9 @@ std::vector<std::string> VgMetadata::pvs_of_lv(uint32_t lv) const {
 }
 
 Status VgMetadata::validate() const {
-  VGFS_RETURN_IF_ERROR(check_name("VG", name));
+  // Names are checked in their printable form: the same verdict, and an
+  // error line that no byte read from disk can break.
+  VGFS_RETURN_IF_ERROR(check_name("VG", printable(name)));
   if (!is_power_of_two(extent_size) || extent_size < kMinExtentSize || extent_size > kMaxExtentSize)
     return Status::Error(EINVAL, fmt::format("extent size {} is not a power of two between 64KiB and 1GiB",
                                              format_size(extent_size)));
@@ -126,13 +128,24 @@ Status VgMetadata::validate() const {
     return Status::Error(EINVAL, fmt::format("region size {} is not a power of two of at least 4KiB that "
                                              "divides the extent size {}",
                                              format_size(region_size), format_size(extent_size)));
+  if (seqno > kMaxSeqno)
+    return Status::Error(EINVAL, fmt::format("seqno {} is above the largest vgfs uses ({})", seqno, kMaxSeqno));
+  if (next_job_id == 0 || next_job_id > kMaxJobId)
+    return Status::Error(EINVAL, fmt::format("next_job_id {} is not between 1 and {}", next_job_id, kMaxJobId));
   if (pvs.empty()) return Status::Error(EINVAL, fmt::format("VG {} has no PV", name));
+  if (pvs.size() > kMaxPvs) return Status::Error(EINVAL, fmt::format("VG {} has more than {} PVs", name, kMaxPvs));
 
   std::set<std::string_view> names;
+  std::set<Uuid> uuids;
   for (const PvInfo& pv : pvs) {
-    VGFS_RETURN_IF_ERROR(check_name("PV", pv.name));
+    VGFS_RETURN_IF_ERROR(check_name("PV", printable(pv.name)));
     if (!names.insert(pv.name).second)
       return Status::Error(EINVAL, fmt::format("PV name {} is used twice", pv.name));
+    if (!uuids.insert(pv.uuid).second)
+      return Status::Error(EINVAL, fmt::format("PV UUID {} is used twice", format_uuid(pv.uuid)));
+    if (pv.path.empty() || pv.path.size() > 4096 || pv.path.find('\0') != std::string::npos)
+      return Status::Error(EINVAL, fmt::format("PV {}: path \"{}\" is empty, too long or holds a NUL byte", pv.name,
+                                               printable(pv.path.substr(0, 200))));
     if (pv.pe_start % MiB != 0)
       return Status::Error(EINVAL, fmt::format("PV {}: pe_start {} is not aligned to 1MiB", pv.name, pv.pe_start));
     if (pv.pe_count > (UINT64_MAX - pv.pe_start) / extent_size)
@@ -140,7 +153,7 @@ Status VgMetadata::validate() const {
   }
   names.clear();
   for (const LvInfo& lv : lvs) {
-    VGFS_RETURN_IF_ERROR(check_name("LV", lv.name));
+    VGFS_RETURN_IF_ERROR(check_name("LV", printable(lv.name)));
     if (!names.insert(lv.name).second)
       return Status::Error(EINVAL, fmt::format("LV name {} is used twice", lv.name));
     if (lv.map.empty()) return Status::Error(EINVAL, fmt::format("LV {} has no extents", lv.name));
@@ -150,44 +163,79 @@ Status VgMetadata::validate() const {
         return Status::Error(EINVAL, fmt::format("LV {}: LE {} names PV #{} which does not exist", lv.name,
                                                  format_range(r.le, r.count), r.pv));
       const PvInfo& pv = pvs[r.pv];
-      if (r.pe >= pv.pe_count || r.count > pv.pe_count - r.pe)
+      if (r.count == 0 || r.pe >= pv.pe_count || r.count > pv.pe_count - r.pe)
         return Status::Error(EINVAL, fmt::format("LV {}: LE {} maps to PE {} of PV {}, which has only PEs 0-{}",
                                                  lv.name, format_range(r.le, r.count), format_range(r.pe, r.count),
                                                  pv.name, pv.pe_count == 0 ? 0 : pv.pe_count - 1));
     }
+    // The LV file's size must be a valid off_t.
+    if (lv.map.extent_count() > static_cast<uint64_t>(INT64_MAX) / extent_size)
+      return Status::Error(EINVAL, fmt::format("LV {} has {} extents, more than a file can hold", lv.name,
+                                               lv.map.extent_count()));
   }
   std::set<uint64_t> job_ids;
+  // Record places of running jobs, per source PV: [offset, end).
+  std::vector<std::vector<std::pair<uint64_t, uint64_t>>> records(pvs.size());
   for (const JobInfo& j : jobs) {
     if (j.id == 0 || j.id >= next_job_id || !job_ids.insert(j.id).second)
-      return Status::Error(EINVAL, fmt::format("job {} has a bad or repeated id", j.id));
+      return Status::Error(EINVAL, fmt::format("job {} has a bad or repeated id (ids run from 1 to next_job_id {})",
+                                               j.id, next_job_id));
+    if (j.src_pv >= pvs.size() || j.dst_pv >= pvs.size())
+      return Status::Error(EINVAL, fmt::format("job {} names a PV that does not exist", j.id));
+    VGFS_RETURN_IF_ERROR(check_name("LV", printable(j.lv)).prefixed(fmt::format("job {}", j.id)));
     if (!j.running()) continue;
     int lv = find_lv(j.lv);
     if (lv < 0) return Status::Error(EINVAL, fmt::format("job {} moves unknown LV {}", j.id, j.lv));
-    if (j.count == 0 || j.src_pv >= pvs.size() || j.dst_pv >= pvs.size() || j.dst_pe >= pvs[j.dst_pv].pe_count ||
-        j.count > pvs[j.dst_pv].pe_count - j.dst_pe)
+    if (j.count == 0 || j.dst_pe >= pvs[j.dst_pv].pe_count || j.count > pvs[j.dst_pv].pe_count - j.dst_pe)
       return Status::Error(EINVAL, fmt::format("job {} has an out-of-range source or destination", j.id));
     const MapRun* run = lvs[static_cast<size_t>(lv)].map.find(j.le);
-    if (!run || j.le + j.count > run->le_end() || run->pv != j.src_pv || run->pe + (j.le - run->le) != j.src_pe)
+    if (!run || j.count > run->le_end() - j.le || run->pv != j.src_pv || run->pe + (j.le - run->le) != j.src_pe)
       return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} is not mapped to its source PV {} PE {}", j.id,
                                                j.lv, format_range(j.le, j.count), pvs[j.src_pv].name,
                                                format_range(j.src_pe, j.count)));
+    if (j.record_size == 0 || j.record_offset % (4 * KiB) != 0 || j.record_size % (4 * KiB) != 0 ||
+        j.record_offset > UINT64_MAX - j.record_size)
+      return Status::Error(EINVAL, fmt::format("job {}: record place {} {} is not a whole number of 4KiB blocks",
+                                               j.id, j.record_offset, j.record_size));
+    records[j.src_pv].emplace_back(j.record_offset, j.record_offset + j.record_size);
   }
   for (uint32_t pv = 0; pv < pvs.size(); ++pv) {
-    std::vector<PvRun> used = used_runs(*this, pv);
-    for (size_t i = 1; i < used.size(); ++i) {
-      const PvRun& a = used[i - 1];
-      const PvRun& b = used[i];
-      if (b.pe < a.pe_end()) {
-        uint64_t first = b.pe, last = std::min(a.pe_end(), b.pe_end()) - 1;
-        if (a.job >= 0 || b.job >= 0)
-          return Status::Error(EINVAL, fmt::format("PE {} of PV {} is reserved by job {} and used otherwise too",
-                                                   format_range(first, last - first + 1), pvs[pv].name,
-                                                   a.job >= 0 ? a.job : b.job));
-        return Status::Error(EINVAL, fmt::format("PE {} of PV {} is mapped twice: by LV {} LE {} and by LV {} LE {}",
+    std::sort(records[pv].begin(), records[pv].end());
+    for (size_t i = 1; i < records[pv].size(); ++i)
+      if (records[pv][i].first < records[pv][i - 1].second)
+        return Status::Error(EINVAL, fmt::format("the records of two running jobs overlap at byte {} of the "
+                                                 "migration area of PV {}", records[pv][i].first, pvs[pv].name));
+  }
+  // Every used run of every PV, sorted by PV then PE, in one pass (per-PV
+  // passes would cost PVs x runs).
+  struct Used {
+    uint32_t pv;
+    PvRun run;
+  };
+  std::vector<Used> used;
+  for (size_t lv = 0; lv < lvs.size(); ++lv)
+    for (const MapRun& r : lvs[lv].map.runs())
+      used.push_back(Used{r.pv, PvRun{r.pe, r.count, static_cast<int64_t>(lv), r.le, -1}});
+  for (const JobInfo& j : jobs)
+    if (j.running())
+      used.push_back(Used{j.dst_pv, PvRun{j.dst_pe, j.count, find_lv(j.lv), j.le, static_cast<int64_t>(j.id)}});
+  std::sort(used.begin(), used.end(),
+            [](const Used& a, const Used& b) { return a.pv != b.pv ? a.pv < b.pv : a.run.pe < b.run.pe; });
+  for (size_t i = 1; i < used.size(); ++i) {
+    if (used[i].pv != used[i - 1].pv) continue;
+    const uint32_t pv = used[i].pv;
+    const PvRun& a = used[i - 1].run;
+    const PvRun& b = used[i].run;
+    if (b.pe < a.pe_end()) {
+      uint64_t first = b.pe, last = std::min(a.pe_end(), b.pe_end()) - 1;
+      if (a.job >= 0 || b.job >= 0)
+        return Status::Error(EINVAL, fmt::format("PE {} of PV {} is reserved by job {} and used otherwise too",
                                                  format_range(first, last - first + 1), pvs[pv].name,
-                                                 lvs[a.lv].name, format_range(a.le + (first - a.pe), last - first + 1),
-                                                 lvs[b.lv].name, format_range(b.le + (first - b.pe), last - first + 1)));
-      }
+                                                 a.job >= 0 ? a.job : b.job));
+      return Status::Error(EINVAL, fmt::format("PE {} of PV {} is mapped twice: by LV {} LE {} and by LV {} LE {}",
+                                               format_range(first, last - first + 1), pvs[pv].name,
+                                               lvs[a.lv].name, format_range(a.le + (first - a.pe), last - first + 1),
+                                               lvs[b.lv].name, format_range(b.le + (first - b.pe), last - first + 1)));
     }
   }
   return Status::Ok();

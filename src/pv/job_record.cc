@@ -57,6 +57,7 @@ Result<JobRecord> decode_job_record(std::string_view in, uint64_t job_id, uint64
   auto bad = [&](std::string what) {
     return Status::Error(EINVAL, fmt::format("record of job {} {}", job_id, what));
   };
+  if (region_count > kMaxJobRecordRegions) return bad(fmt::format("has {} regions, too many", region_count));
   if (in.size() < job_record_copy_size(region_count)) return bad("is truncated");
   if (std::memcmp(in.data(), kMagic, 8) != 0) return bad("has no record magic");
   if (boost::endian::load_little_u32(u8(in) + kHeaderCrc) != crc32c(in.data(), kHeaderCrc))
@@ -70,6 +71,8 @@ Result<JobRecord> decode_job_record(std::string_view in, uint64_t job_id, uint64
   r.region_count = boost::endian::load_little_u64(u8(in) + kRegions);
   r.rate_limit = boost::endian::load_little_u64(u8(in) + kRateLimit);
   if (r.job_id != job_id) return bad(fmt::format("belongs to job {}", r.job_id));
+  // generation + 1 must not wrap, or the next record would lose to this one.
+  if (r.generation > kMaxJobRecordGeneration) return bad(fmt::format("has generation {}", r.generation));
   if (r.region_count != region_count) return bad(fmt::format("has {} regions, not {}", r.region_count, region_count));
   if (status > static_cast<uint32_t>(SyncStatus::kFailed)) return bad(fmt::format("has unknown status {}", status));
   r.sync_status = static_cast<SyncStatus>(status);
@@ -79,6 +82,9 @@ Result<JobRecord> decode_job_record(std::string_view in, uint64_t job_id, uint64
   r.bitmap.resize(bytes / 8);
   for (size_t w = 0; w < r.bitmap.size(); ++w)
     r.bitmap[w] = boost::endian::load_little_u64(u8(in) + kJobRecordHeaderSize + w * 8);
+  // A bit past the last region would send a copy outside the job's range.
+  if (region_count % 64 != 0 && (r.bitmap.back() >> (region_count % 64)) != 0)
+    return bad("marks regions past its last one");
   return r;  // the Transfer checks progress_pointer against its range size
 }
 

@@ -38,12 +38,29 @@ Result<PvDevice> PvDevice::open(const std::string& path, bool writable, std::str
   d.path_ = path;
   d.label_ = std::move(label);
   d.writable_ = writable;
-  d.fd_ = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  // The path may come from disk (a PV's last seen path): look before
+  // opening, since opening a FIFO blocks and opening a device node can have
+  // side effects (a tape rewinds, a terminal becomes ours). O_NONBLOCK and
+  // O_NOCTTY cover the race with a swap after the stat; the fstat then proves
+  // the file opened is the one looked at.
+  struct stat before {};
+  if (::stat(path.c_str(), &before) != 0)
+    return Status::Error(errno, fmt::format("{}: cannot open: {}", d.label_, std::strerror(errno)));
+  if (!S_ISREG(before.st_mode) && !S_ISBLK(before.st_mode))
+    return Status::Error(EINVAL, fmt::format("{}: not a regular file or block device", d.label_));
+  d.fd_ = ::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (d.fd_ < 0)
     return Status::Error(errno, fmt::format("{}: cannot open: {}", d.label_, std::strerror(errno)));
   struct stat st {};
   if (fstat(d.fd_, &st) != 0)
     return Status::Error(errno, fmt::format("{}: cannot stat: {}", d.label_, std::strerror(errno)));
+  if (st.st_dev != before.st_dev || st.st_ino != before.st_ino || (st.st_mode & S_IFMT) != (before.st_mode & S_IFMT))
+    return Status::Error(EAGAIN, fmt::format("{}: the file changed while it was being opened", d.label_));
+  // Regular files and block devices ignore O_NONBLOCK for data, but clear it
+  // so no layer below ever sees EAGAIN.
+  int flags = fcntl(d.fd_, F_GETFL);
+  if (flags < 0 || fcntl(d.fd_, F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return Status::Error(errno, fmt::format("{}: cannot set file flags: {}", d.label_, std::strerror(errno)));
   if (S_ISBLK(st.st_mode)) {
     d.block_device_ = true;
     if (ioctl(d.fd_, BLKGETSIZE64, &d.size_) != 0)

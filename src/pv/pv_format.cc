@@ -105,18 +105,28 @@ Result<PvLabel> decode_label(std::string_view bytes, uint64_t device_size) {
   l.pe_count = b.get64(kLPeCount);
   l.device_size = b.get64(kLDeviceSize);
 
-  // Every area must lie in order after the labels, inside the device.
+  // Every area must be 4 KiB aligned and lie in order after the labels,
+  // inside the device. Each bound is checked before it is added to, so no sum
+  // below can wrap.
+  if (b.get32(kLHeaderSize) != kLabelSize) return bad(fmt::format("has label size {}", b.get32(kLHeaderSize)));
   const uint64_t labels_end = kLabelOffsets[1] + kLabelSize;
   if (!is_power_of_two(l.extent_size) || l.extent_size < (64 * KiB) || l.extent_size > GiB)
     return bad(fmt::format("has a bad extent size {}", l.extent_size));
-  if (l.slot_size < kSlotHeaderSize || l.slot_size > GiB || l.slot_offset[0] < labels_end ||
-      l.slot_offset[1] < l.slot_offset[0] + l.slot_size || l.migration_offset < l.slot_offset[1] + l.slot_size ||
-      l.migration_size > GiB || l.pe_start < l.migration_offset + l.migration_size || l.pe_start % MiB != 0 ||
-      l.slot_offset[0] > GiB || l.migration_offset > 4 * GiB || l.pe_start > 8 * GiB)
-    return bad("has an inconsistent layout");
-  if (l.pe_count > (UINT64_MAX - l.pe_start) / l.extent_size || l.pe_offset(l.pe_count) > device_size)
-    return bad(fmt::format("says {} PEs of {} from byte {}, but the device has only {} bytes", l.pe_count,
-                           format_size(l.extent_size), l.pe_start, device_size));
+  auto aligned = [](uint64_t v) { return v % (4 * KiB) == 0; };
+  if (l.slot_size < 2 * kSlotHeaderSize || l.slot_size > kMaxSlotSize || !aligned(l.slot_size))
+    return bad(fmt::format("has a bad metadata slot size {}", l.slot_size));
+  if (l.migration_size < kMinMigrationAreaSize || l.migration_size > kMaxMigrationAreaSize || !aligned(l.migration_size))
+    return bad(fmt::format("has a bad migration area size {}", l.migration_size));
+  if (l.slot_offset[0] < labels_end || l.slot_offset[0] > kMaxAreaOffset || !aligned(l.slot_offset[0]) ||
+      l.slot_offset[1] < l.slot_offset[0] + l.slot_size || l.slot_offset[1] > kMaxAreaOffset ||
+      !aligned(l.slot_offset[1]) || l.migration_offset < l.slot_offset[1] + l.slot_size ||
+      l.migration_offset > kMaxAreaOffset || !aligned(l.migration_offset) ||
+      l.pe_start < l.migration_offset + l.migration_size || l.pe_start > kMaxAreaOffset || l.pe_start % MiB != 0)
+    return bad("has an inconsistent layout (areas out of order, overlapping or unaligned)");
+  if (l.pe_count == 0 || l.pe_count > (UINT64_MAX - l.pe_start) / l.extent_size ||
+      l.pe_offset(l.pe_count) > device_size || l.pe_offset(l.pe_count) > l.device_size)
+    return bad(fmt::format("says {} PEs of {} from byte {}, but the device has {} bytes (label: {})", l.pe_count,
+                           format_size(l.extent_size), l.pe_start, device_size, l.device_size));
   return label;
 }
 
@@ -142,7 +152,9 @@ Result<SlotHeader> decode_slot_header(std::string_view bytes, uint64_t slot_size
   h.seqno = b.get64(kSSeqno);
   h.text_length = b.get64(kSTextLength);
   h.text_crc = b.get32(kSTextCrc);
-  if (h.text_length == 0 || h.text_length > slot_size - kSlotHeaderSize)
+  if (h.seqno == 0 || h.seqno > kMaxSlotSeqno)
+    return bad(fmt::format("has seqno {}, outside 1-{}", h.seqno, kMaxSlotSeqno));
+  if (slot_size < kSlotHeaderSize || h.text_length == 0 || h.text_length > slot_size - kSlotHeaderSize)
     return bad(fmt::format("claims {} bytes of text, more than the slot holds", h.text_length));
   return h;
 }
