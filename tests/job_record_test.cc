@@ -223,3 +223,21 @@ TEST_CASE("job record: decode refuses damaged or short input") {
     }
   }
 }
+
+TEST_CASE("job record: decode refuses a generation that would wrap") {
+  JobRecord r = sample(200);
+  r.generation = UINT64_MAX;
+  check_refused(encode_job_record(r), 42, 200, "generation 2^64-1");
+  r.generation = kMaxJobRecordGeneration;
+  CHECK(decode_job_record(encode_job_record(r), 42, 200).ok());
+}
+
+TEST_CASE("job record: decode refuses bits past the last region") {
+  // A set bit past region 199 would make the copier copy outside the range.
+  JobRecord r = sample(200);
+  r.bitmap.back() |= uint64_t{1} << 63;
+  check_refused(encode_job_record(r), 42, 200, "bit 255 of 200 regions");
+  r = sample(256);
+  r.bitmap.back() |= uint64_t{1} << 63;  // region 255 exists
+  CHECK(decode_job_record(encode_job_record(r), 42, 256).ok());
+}

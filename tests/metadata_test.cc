@@ -1,6 +1,7 @@
 // Unit tests of VgMetadata (include/vgfs/metadata.h): validate(), the derived
 // PE→LE maps (FIG.4), the LV/PV cross lists and the YAML text codec.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
@@ -682,4 +683,213 @@ TEST_CASE("encode/decode round trip with jobs") {
   REQUIRE_MESSAGE(back.ok(), back.status().message());
   check_same(*back, md);
   CHECK(encode_metadata(*back) == text);
+}
+
+// ---- Hostile metadata text (issue 8): everything read from disk is untrusted.
+
+namespace {
+
+std::string fixture_text() { return encode_metadata(fixture()); }
+
+Result<VgMetadata> decode_with(std::string text, const std::string& from, const std::string& to) {
+  size_t at = text.find(from);
+  REQUIRE_MESSAGE(at != std::string::npos, from);
+  text.replace(at, from.size(), to);
+  return decode_metadata(text, "hostile");
+}
+
+void check_one_line_error(const Result<VgMetadata>& r) {
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() != 0);
+  CHECK(r.status().message().find('\n') == std::string::npos);
+  CHECK(r.status().message().find('\x1b') == std::string::npos);
+}
+
+}  // namespace
+
+TEST_CASE("decode refuses YAML anchors and aliases (alias bomb)") {
+  std::string text = fixture_text();
+  // An anchor on the VG name and an alias as a PV path decode fine with a
+  // YAML::Node loader; vgfs never writes either.
+  Result<VgMetadata> r = decode_with(text, "name: vgtest", "name: &n vgtest");
+  check_one_line_error(r);
+  CHECK(r.status().message().find("anchor") != std::string::npos);
+  r = decode_with(text, "path: \"/srv/disk-b.img\"", "path: *n");
+  check_one_line_error(r);
+
+  // The classic bomb: each level doubles the one before.
+  std::string bomb = "a0: &a0 [x, x]\n";
+  for (int i = 1; i < 40; ++i) bomb += fmt::format("a{}: &a{} [*a{}, *a{}]\n", i, i, i - 1, i - 1);
+  Result<VgMetadata> b = decode_metadata(bomb, "bomb");
+  check_one_line_error(b);
+}
+
+TEST_CASE("decode bounds its work by the text size") {
+  // 2 bytes of text per node: more nodes than vgfs metadata ever has.
+  std::string text = "vg: [";
+  for (int i = 0; i < 200000; ++i) text += "0,";
+  text += "0]\n";
+  Result<VgMetadata> r = decode_metadata(text, "flat");
+  check_one_line_error(r);
+  CHECK(r.status().message().find("nodes") != std::string::npos);
+
+  std::string deep(100, '[');
+  deep += std::string(100, ']');
+  check_one_line_error(decode_metadata("vg: " + deep + "\n", "deep"));
+  check_one_line_error(decode_metadata(std::string(kMaxMetadataText + 1, ' '), "huge"));
+  check_one_line_error(decode_metadata("", "empty"));
+  check_one_line_error(decode_metadata(fixture_text() + "---\n" + fixture_text(), "two documents"));
+}
+
+TEST_CASE("decode refuses repeated and non-string keys and escapes what it quotes") {
+  std::string text = fixture_text();
+  check_one_line_error(decode_with(text, "  seqno: 7\n", "  seqno: 7\n  seqno: 8\n"));
+  check_one_line_error(decode_with(text, "  seqno: 7\n", "  seqno: 7\n  ? [a]\n  : b\n"));
+  Result<VgMetadata> r = decode_with(text, "  seqno: 7\n", "  seqno: 7\n  \"evil\\n\\e[31mkey\": 1\n");
+  check_one_line_error(r);
+  CHECK(r.status().message().find("\\x0a") != std::string::npos);
+  check_one_line_error(decode_with(text, "name: lv0", "name: \"lv0\\nrm -rf\""));
+  check_one_line_error(decode_with(text, "name: lv0", "name: ../../etc"));
+}
+
+TEST_CASE("a record place without a blank is refused (no pointer past npos)") {
+  VgMetadata md = fixture_with_jobs();
+  std::string text = encode_metadata(md);
+  check_one_line_error(decode_with(text, "record: 8192 4096", "record: 8192"));
+  check_one_line_error(decode_with(text, "record: 8192 4096", "record: \"8192 \""));
+  check_one_line_error(decode_with(text, "record: 8192 4096", "record: \" 4096\""));
+  check_one_line_error(decode_with(text, "record: 8192 4096", "record: 8192 18446744073709551616"));
+}
+
+TEST_CASE("paths and reasons that are not UTF-8 round trip byte-exact") {
+  VgMetadata md = fixture_with_jobs();
+  md.pvs[0].path = "/srv/d\xe9j\xe0-vu\xff.img";  // Latin-1, as a file name may be
+  md.pvs[1].path = "/srv/caf\xc3\xa9 \"quoted\"\\\n\t.img";  // UTF-8 with escapes
+  md.jobs[0].reason = std::string("bad\x80\x00\x1b[31m", 9);
+  std::string text = encode_metadata(md);
+  CHECK(text.find("\xef\xbf\xbd") == std::string::npos);  // no U+FFFD
+  Result<VgMetadata> back = decode_metadata(text, "bytes");
+  REQUIRE_MESSAGE(back.ok(), back.status().message());
+  CHECK(back->pvs[0].path == md.pvs[0].path);
+  CHECK(back->pvs[1].path == md.pvs[1].path);
+  CHECK(back->jobs[0].reason == md.jobs[0].reason);
+  CHECK(encode_metadata(*back) == text);
+
+  // Every single byte, alone and inside a path.
+  for (int c = 1; c < 256; ++c) {
+    CAPTURE(c);
+    VgMetadata one = fixture();
+    one.pvs[0].path = std::string("/p") + static_cast<char>(c) + "x";
+    Result<VgMetadata> r = decode_metadata(encode_metadata(one), "byte");
+    REQUIRE_MESSAGE(r.ok(), r.status().message());
+    CHECK(r->pvs[0].path == one.pvs[0].path);
+  }
+  // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
+  for (std::string bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+    VgMetadata one = fixture();
+    one.pvs[0].path = "/p" + bad;
+    Result<VgMetadata> r = decode_metadata(encode_metadata(one), "bad utf-8");
+    REQUIRE(r.ok());
+    CHECK(r->pvs[0].path == one.pvs[0].path);
+  }
+  // A path holding a NUL byte would open a shorter one.
+  VgMetadata nul = fixture();
+  nul.pvs[0].path = std::string("/etc/shadow\0.img", 16);
+  CHECK_FALSE(nul.validate().ok());
+}
+
+TEST_CASE("validate bounds seqno, next_job_id and job ids") {
+  VgMetadata md = fixture_with_jobs();
+  REQUIRE(md.validate().ok());
+  SUBCASE("seqno at the wrap") {
+    md.seqno = UINT64_MAX;
+    CHECK_FALSE(md.validate().ok());
+    md.seqno = kMaxSeqno;
+    CHECK(md.validate().ok());
+  }
+  SUBCASE("next_job_id 0 with no jobs") {
+    md.jobs.clear();
+    md.next_job_id = 0;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("job ids near 2^64 (FUSE inodes would wrap)") {
+    md.next_job_id = UINT64_MAX;
+    md.jobs[0].id = UINT64_MAX - 1;
+    CHECK_FALSE(md.validate().ok());
+    md.next_job_id = kMaxJobId;
+    md.jobs[0].id = kMaxJobId - 1;
+    CHECK(md.validate().ok());
+  }
+  SUBCASE("a job of an ended LV keeps a valid LV name") {
+    md.jobs[0].lv = "../x";
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("duplicate PV UUID") {
+    md.pvs[1].uuid = md.pvs[0].uuid;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("an LV larger than a file can be") {
+    VgMetadata big = fixture();
+    big.extent_size = kMaxExtentSize;
+    big.pvs[0].pe_count = (UINT64_MAX - big.pvs[0].pe_start) / big.extent_size;
+    big.pvs[1].pe_count = big.pvs[0].pe_count;
+    big.lvs[0].map = ExtentMap();
+    big.lvs[0].map.append(0, 0, big.pvs[0].pe_count);
+    big.lvs[0].map.append(1, 0, big.pvs[1].pe_count);
+    big.lvs.resize(1);
+    CHECK_FALSE(big.validate().ok());
+  }
+}
+
+TEST_CASE("validate refuses unaligned, wrapping and overlapping job record places") {
+  VgMetadata md = fixture_with_jobs();
+  JobInfo* run = md.find_job(4);
+  SUBCASE("unaligned") {
+    run->record_offset = 100;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("zero size") {
+    run->record_size = 0;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("wrapping") {
+    run->record_offset = UINT64_MAX - 4095;
+    run->record_size = 8192;
+    CHECK_FALSE(md.validate().ok());
+  }
+  SUBCASE("two running jobs on one source PV sharing record bytes") {
+    JobInfo second = *run;
+    second.id = 3;
+    second.le = 0;
+    second.count = 10;
+    second.src_pv = 0;
+    second.src_pe = 500;  // lv_other LE 0-9 is on pvalpha PE 500-509
+    second.dst_pv = 1;
+    second.dst_pe = 700;
+    run->src_pv = 1;
+    md.jobs.push_back(second);
+    md.jobs.back().record_offset = 8192;
+    md.jobs.back().record_size = 16384;
+    REQUIRE_MESSAGE(md.validate().ok(), md.validate().message());  // different source PVs
+    // lv0 LE 10-19 is on pvbeta PE 200-209: same source PV as job 4.
+    md.jobs.back().lv = "lv0";
+    md.jobs.back().le = 10;
+    md.jobs.back().src_pv = 1;
+    md.jobs.back().src_pe = 200;
+    md.jobs.back().dst_pv = 0;
+    md.jobs.back().dst_pe = 40;
+    CHECK_FALSE(md.validate().ok());
+    md.jobs.back().record_offset = 12288;
+    CHECK(md.validate().ok());
+  }
+}
+
+TEST_CASE("printable escapes what would break a message line") {
+  CHECK(printable("pv0") == "pv0");
+  CHECK(printable("caf\xc3\xa9") == "caf\xc3\xa9");
+  CHECK(printable("a\nb") == "a\\x0ab");
+  CHECK(printable("\x1b[31m") == "\\x1b[31m");
+  CHECK(printable("\xff") == "\\xff");
+  CHECK(printable("\xc2\x85") == "\\xc2\\x85");  // C1 control NEL
+  CHECK(printable("q\"\\") == "q\\\"\\\\");
 }

@@ -261,3 +261,49 @@ TEST_CASE("slot header decode rejects another format version") {
   put_le32(other, kSlotHeaderSize - 4, crc32c(other.data(), kSlotHeaderSize - 4));
   CHECK(decode_slot_header(other, kDefaultSlotSize).ok());
 }
+
+// ---- Hostile labels and slot headers with valid checksums (issue 8).
+
+TEST_CASE("label decode refuses hostile layouts that a valid CRC does not make sane") {
+  const PvLabel good = sample_label(64 * MiB, MiB);
+  REQUIRE(decode_label(encode_label(good), 64 * MiB).ok());
+  auto refused = [&](const char* why, auto change) {
+    CAPTURE(why);
+    PvLabel l = good;
+    change(l.layout);
+    Result<PvLabel> r = decode_label(encode_label(l), 64 * MiB);
+    CHECK_FALSE(r.ok());
+  };
+  refused("migration_size 0", [](PvLayout& l) { l.migration_size = 0; });
+  refused("migration_size below one record", [](PvLayout& l) { l.migration_size = 8 * KiB; });
+  refused("migration_size not 4 KiB aligned", [](PvLayout& l) { l.migration_size = 4 * MiB - 1; });
+  refused("slot 1 wraps past 2^64", [](PvLayout& l) {
+    l.slot_size = 4 * KiB * 2;
+    l.slot_offset[1] = UINT64_MAX - 8 * KiB + 1;
+  });
+  refused("migration area wraps past 2^64", [](PvLayout& l) {
+    l.migration_offset = UINT64_MAX - 4 * MiB + 1;
+  });
+  refused("slot size 0", [](PvLayout& l) { l.slot_size = 0; });
+  refused("slot size of a header only", [](PvLayout& l) { l.slot_size = kSlotHeaderSize; });
+  refused("slot size huge", [](PvLayout& l) { l.slot_size = 512 * MiB; });
+  refused("slot offset unaligned", [](PvLayout& l) { l.slot_offset[0] += 512; });
+  refused("no PE at all", [](PvLayout& l) { l.pe_count = 0; });
+  refused("PEs past the label's device size", [](PvLayout& l) { l.device_size = l.pe_start; });
+
+  PvLabel bad_size = good;
+  std::string block = encode_label(bad_size);
+  put_le32(block, 12, 512);  // label size field
+  put_le32(block, kLabelSize - 4, crc32c(block.data(), kLabelSize - 4));
+  CHECK_FALSE(decode_label(block, 64 * MiB).ok());
+}
+
+TEST_CASE("slot header decode refuses seqno 0 and seqnos past the maximum") {
+  for (uint64_t seqno : {uint64_t{0}, kMaxSlotSeqno + 1, UINT64_MAX}) {
+    CAPTURE(seqno);
+    CHECK_FALSE(decode_slot_header(encode_slot_header(SlotHeader{seqno, 100, 1}), kDefaultSlotSize).ok());
+  }
+  CHECK(decode_slot_header(encode_slot_header(SlotHeader{1, 100, 1}), kDefaultSlotSize).ok());
+  // A slot size below a header cannot make the length check wrap.
+  CHECK_FALSE(decode_slot_header(encode_slot_header(SlotHeader{1, 100, 1}), 100).ok());
+}

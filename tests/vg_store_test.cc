@@ -18,6 +18,17 @@
 #include "vgfs/metadata.h"
 #include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
+#include "vgfs/job_record.h"
+#include "vgfs/pv_device.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+#include <unistd.h>
 
 using namespace vgfs;
 using vgfs_test::TempDir;
@@ -564,4 +575,223 @@ TEST_CASE("open fails on a missing PV, a foreign file, or PVs of two VGs") {
     CHECK_FALSE(r.ok());
     CHECK_FALSE(r.status().message().empty());
   }
+}
+
+// ---- Untrusted on-disk input and the load/commit rules of issue 8.
+
+namespace {
+
+// Writes `text` as metadata `seqno` into slot `slot` of the PV at `path`.
+void put_slot(const std::string& path, const PvLayout& layout, int slot, uint64_t seqno, const std::string& text) {
+  Result<PvDevice> dev = PvDevice::open(path, true, "test PV");
+  REQUIRE_MESSAGE(dev.ok(), dev.status().message());
+  Status s = write_metadata_slot(*dev, layout, slot, seqno, text);
+  REQUIRE_MESSAGE(s.ok(), s.message());
+}
+
+// The VG's metadata with seqno `seqno` and lvB's mode set to `mode`.
+VgMetadata variant(const VgConfig& cfg, uint64_t seqno, uint32_t mode) {
+  std::vector<std::string> w;
+  VgMetadata md = open_ok(cfg, OpenMode::kReadOnly, &w)->metadata();
+  md.seqno = seqno;
+  md.lvs[static_cast<size_t>(md.find_lv("lvB"))].mode = mode;
+  return md;
+}
+
+}  // namespace
+
+TEST_CASE("a job record place outside the migration area is refused by open, check and commit") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  Labels labels = read_layouts(cfg);
+  VgMetadata md = variant(cfg, 2, 0600);
+  // lvB LE 0-3 lives on pv1 PE 10-13; move it to pv0 PE 40-43.
+  JobInfo j;
+  j.id = 1;
+  j.lv = "lvB";
+  j.le = 0;
+  j.count = 4;
+  j.src_pv = 1;
+  j.src_pe = 10;
+  j.dst_pv = 0;
+  j.dst_pe = 40;
+  j.record_offset = 0;
+  j.record_size = 2 * job_record_copy_size(16);  // 4 MiB / 256 KiB regions
+  md.jobs.push_back(j);
+  md.next_job_id = 2;
+  REQUIRE(md.validate().ok());
+
+  struct Case {
+    const char* what;
+    uint64_t offset, size;
+  } cases[] = {
+      {"past the area", labels.layout[1].migration_size, 2 * job_record_copy_size(16)},
+      {"straddling the end", labels.layout[1].migration_size - 4096, 2 * job_record_copy_size(16)},
+      {"1 TiB past the PV end", TiB, 2 * job_record_copy_size(16)},
+      {"wrong size", 0, 4096},
+      {"size that would wrap", 4096, UINT64_MAX - 4095},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.what);
+    VgMetadata bad = md;
+    bad.jobs[0].record_offset = c.offset;
+    bad.jobs[0].record_size = c.size;
+    std::string text = encode_metadata(bad);
+    for (int pv = 0; pv < 2; ++pv)
+      for (int slot = 0; slot < 2; ++slot) put_slot(cfg.pvs[pv].path, labels.layout[pv], slot, 2, text);
+    std::string before = vgfs_test::read_file(cfg.pvs[1].path);
+    std::vector<std::string> w;
+    for (OpenMode mode : {OpenMode::kReadOnly, OpenMode::kReadWrite}) {
+      Result<std::unique_ptr<VgStore>> r = VgStore::open(cfg, mode, &w);
+      REQUIRE_FALSE(r.ok());
+      CHECK(r.status().message().find("no valid metadata") != std::string::npos);
+      CHECK(r.status().message().find("job 1") != std::string::npos);
+    }
+    CHECK(vgfs_test::read_file(cfg.pvs[1].path) == before);
+  }
+  // The good place loads, and commit refuses a bad one.
+  std::string text = encode_metadata(md);
+  for (int pv = 0; pv < 2; ++pv)
+    for (int slot = 0; slot < 2; ++slot) put_slot(cfg.pvs[pv].path, labels.layout[pv], slot, 2, text);
+  std::vector<std::string> w;
+  auto store = open_ok(cfg, OpenMode::kReadWrite, &w);
+  VgMetadata next = store->metadata();
+  next.jobs[0].record_offset = labels.layout[1].migration_size;
+  CHECK_FALSE(store->commit(next).ok());
+  CHECK(store->metadata().seqno == 2);
+}
+
+TEST_CASE("two different texts with one seqno are refused, naming both PVs") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  Labels labels = read_layouts(cfg);
+  // As after a cut pvadd: one PV holds seqno 2 with one text, another PV
+  // holds seqno 2 with another (an acknowledged commit).
+  put_slot(cfg.pvs[0].path, labels.layout[0], 0, 2, encode_metadata(variant(cfg, 2, 0640)));
+  put_slot(cfg.pvs[1].path, labels.layout[1], 0, 2, encode_metadata(variant(cfg, 2, 0604)));
+  std::string before0 = vgfs_test::read_file(cfg.pvs[0].path);
+  for (OpenMode mode : {OpenMode::kReadOnly, OpenMode::kReadWrite}) {
+    std::vector<std::string> w;
+    Result<std::unique_ptr<VgStore>> r = VgStore::open(cfg, mode, &w);
+    REQUIRE_FALSE(r.ok());
+    const std::string& m = r.status().message();
+    CHECK_MESSAGE(m.find("same seqno 2") != std::string::npos, m);
+    CHECK(m.find("pv0") != std::string::npos);
+    CHECK(m.find("pv1") != std::string::npos);
+  }
+  CHECK(vgfs_test::read_file(cfg.pvs[0].path) == before0);
+}
+
+TEST_CASE("a commit held only by a PV that is not in the config is found through the metadata") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  Labels labels = read_layouts(cfg);
+  // seqno 2 reached pv1 only (pv0's write failed); the config names pv0 only.
+  put_slot(cfg.pvs[1].path, labels.layout[1], 0, 2, encode_metadata(variant(cfg, 2, 0604)));
+  VgConfig only0 = cfg;
+  only0.pvs.resize(1);
+  std::vector<std::string> w;
+  {
+    auto store = open_ok(only0, OpenMode::kReadOnly, &w);
+    CHECK(store->metadata().seqno == 2);
+    CHECK(store->metadata().lvs[static_cast<size_t>(store->metadata().find_lv("lvB"))].mode == 0604);
+    CHECK(store->pv_count() == 2);
+  }
+  // A read-write open repairs pv0 from it.
+  { auto store = open_ok(only0, OpenMode::kReadWrite, &w); }
+  w.clear();
+  auto store = open_ok(cfg, OpenMode::kReadOnly, &w);
+  CHECK(store->metadata().seqno == 2);
+  CHECK_MESSAGE(w.empty(), joined(w));
+}
+
+TEST_CASE("a missing PV is reported with why its last seen path did not do") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  VgConfig only0 = cfg;
+  only0.pvs.resize(1);
+  fs::remove(cfg.pvs[1].path);
+  std::vector<std::string> w;
+  Result<std::unique_ptr<VgStore>> r = VgStore::open(only0, OpenMode::kReadOnly, &w);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == ENOENT);
+  CHECK(r.status().message().find("pv1") != std::string::npos);
+  CHECK(r.status().message().find("missing") != std::string::npos);
+}
+
+TEST_CASE("a newly added PV gets a commit only after the old PVs hold it") {
+  // pv0 lives in a memfd, so a write seal can make its writes fail.
+  int fd = memfd_create("vgfs-pv0", MFD_ALLOW_SEALING | MFD_CLOEXEC);
+  REQUIRE(fd >= 0);
+  REQUIRE(ftruncate(fd, 64 * MiB) == 0);
+  TempDir dir;
+  const std::string pv0 = "/proc/" + std::to_string(getpid()) + "/fd/" + std::to_string(fd);
+  VgConfig cfg = load(dir, "vg:\n  name: vgm\n  extent_size: 1MiB\npvs:\n  - {name: pv0, path: " + pv0 +
+                               "}\nlvs:\n  - {name: lvA, size: 4MiB}\n");
+  std::vector<std::string> notes;
+  Status created = VgStore::create(cfg, false, &notes);
+  REQUIRE_MESSAGE(created.ok(), created.message());
+  std::vector<std::string> w;
+  auto store = open_ok(cfg, OpenMode::kReadWrite, &w);
+
+  const std::string added = dir / "pvnew.img";
+  vgfs_test::make_sparse(added, 64 * MiB);
+  Result<PvDevice> dev = PvDevice::open(added, true, "PV pvnew");
+  REQUIRE(dev.ok());
+  REQUIRE(dev->lock(true).ok());
+  VgMetadata md = store->metadata();
+  PvLabel label{new_uuid(), md.uuid, PvLayout::standard(64 * MiB, md.extent_size)};
+  md.pvs.push_back(PvInfo{"pvnew", label.pv_uuid, added, label.layout.pe_start, label.layout.pe_count});
+  REQUIRE(store->add_pv(std::move(*dev), label).ok());
+
+  REQUIRE(fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE) == 0);  // every write to pv0 now fails
+  Status st = store->commit(md);
+  CHECK_FALSE(st.ok());
+  for (int slot = 0; slot < 2; ++slot) {
+    CAPTURE(slot);
+    std::string header = vgfs_test::pread_file(added, label.layout.slot_offset[slot], kSlotHeaderSize);
+    CHECK_MESSAGE(header.substr(0, 8) != "VGFSMETA", "the new PV holds a seqno the old PVs do not");
+  }
+  store.reset();
+  ::close(fd);
+}
+
+TEST_CASE("PvDevice::open looks at the type before opening: a FIFO is never opened") {
+  TempDir dir;
+  const std::string fifo = dir / "fifo";
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  // A reader that opens the FIFO blocks until a writer comes; this thread is
+  // that writer, and it records whether a reader ever showed up.
+  std::atomic<bool> done{false}, reader_seen{false};
+  std::thread writer([&] {
+    while (!done.load()) {
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);  // ENXIO while no reader
+      if (w >= 0) {
+        reader_seen = true;
+        ::close(w);
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+  for (bool writable : {false, true}) {
+    Result<PvDevice> r = PvDevice::open(fifo, writable, "PV pvf (fifo)");
+    CHECK_FALSE(r.ok());
+    if (!r.ok()) CHECK(r.status().message().find("not a regular file or block device") != std::string::npos);
+  }
+  done = true;
+  writer.join();
+  CHECK_FALSE(reader_seen.load());
+
+  Result<PvDevice> null = PvDevice::open("/dev/null", false, "PV pvn (/dev/null)");
+  CHECK_FALSE(null.ok());
+  Result<PvDevice> folder = PvDevice::open(dir.str(), false, "PV pvd (dir)");
+  CHECK_FALSE(folder.ok());
+  // A symlink to a regular file is fine (PV paths like /dev/disk/by-id/...).
+  vgfs_test::make_sparse(dir / "real.img", MiB);
+  fs::create_symlink(dir / "real.img", dir / "link.img");
+  Result<PvDevice> link = PvDevice::open(dir / "link.img", false, "PV pvl (link)");
+  REQUIRE_MESSAGE(link.ok(), link.status().message());
+  CHECK(link->size() == MiB);
+  CHECK((fcntl(link->fd(), F_GETFL) & O_NONBLOCK) == 0);
 }
