@@ -38,7 +38,7 @@ enum class FaultKind {
 struct FaultRule {
   FaultOp op = FaultOp::kWrite;
   FaultKind kind = FaultKind::kError;
-  std::string path;                // PvDevice::path(); empty matches every PV
+  std::string path = {};           // PvDevice::path(); empty matches every PV
   uint64_t begin = 0;              // the operation must overlap [begin, end)
   uint64_t end = UINT64_MAX;       //   (sync has no range and always overlaps)
   uint64_t skip = 0;               // matching operations let through first

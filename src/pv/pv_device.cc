@@ -102,11 +102,10 @@ Status PvDevice::read_at(void* buf, uint64_t length, uint64_t offset) const {
 
 Status PvDevice::write_at(const void* buf, uint64_t length, uint64_t offset) const {
   auto* p = static_cast<const char*>(buf);
-  if (Fault f = fault_for(FaultOp::kWrite, path_, offset, length); f.fire) {
-    // A torn write puts its first bytes on the PV, then fails.
-    if (f.kind == FaultKind::kTear && f.keep > 0) VGFS_RETURN_IF_ERROR(write_at(p, std::min(f.keep, length), offset));
-    return Status::Error(EIO, fmt::format("{}: write at byte {} failed: {}", label_, offset, std::strerror(f.error)));
-  }
+  const uint64_t start = offset;
+  Fault f = fault_for(FaultOp::kWrite, path_, offset, length);
+  // A torn write puts its first `keep` bytes on the PV, then fails.
+  if (f.fire) length = f.kind == FaultKind::kTear ? std::min(f.keep, length) : 0;
   while (length > 0) {
     ssize_t n = ::pwrite(fd_, p, length, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
@@ -115,6 +114,7 @@ Status PvDevice::write_at(const void* buf, uint64_t length, uint64_t offset) con
     length -= static_cast<uint64_t>(n);
     offset += static_cast<uint64_t>(n);
   }
+  if (f.fire) return Status::Error(EIO, fmt::format("{}: write at byte {} failed: {}", label_, start, std::strerror(f.error)));
   return Status::Ok();
 }
 
