@@ -14,6 +14,9 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <chrono>
+#include <optional>
+#include <thread>
 
 #include "fuse/guarded.h"
 #include "test_util.h"
@@ -246,4 +249,53 @@ TEST_CASE("guarded(): an exception answers the request once with EIO or ENOMEM a
   guarded("read", &req, fake_reply_err, [&] { fake_reply_err(&req, 0); });
   CHECK(req.replies == 1);
   CHECK(req.err == 0);
+}
+
+TEST_CASE("a move whose destination writes fail ends failed with the PV named; the LV stays on its source") {
+  TempDir dir;
+  vgfs_test::write_file(dir / "vg.yaml",
+                        "vg: {name: vg0, extent_size: 1MiB}\n"
+                        "pvs:\n"
+                        "  - {name: pv0, path: pv0.img, size: 32MiB}\n"
+                        "  - {name: pv1, path: pv1.img, size: 32MiB}\n"
+                        "lvs:\n"
+                        "  - name: a\n"
+                        "    extents:\n"
+                        "      - {le: 0-3, pv: pv0, pe: 0-3}\n");
+  Result<VgConfig> cfg = load_config(dir / "vg.yaml");
+  REQUIRE(cfg.ok());
+  std::vector<std::string> notes;
+  REQUIRE(VgStore::create(*cfg, false, &notes).ok());
+  auto opened = VgStore::open(*cfg, OpenMode::kReadWrite, &notes);
+  REQUIRE(opened.ok());
+  std::unique_ptr<VgStore> store = std::move(*opened);
+  VolumeSet volume(*store);
+  VolumeManager manager(*store, volume);
+  REQUIRE(manager.start().ok());
+  std::optional<uint32_t> a = volume.slot("a");
+  REQUIRE(a);
+  const std::string data(4 * MiB, 'D');  // data, not holes: the copier must write
+  REQUIRE(*volume.write(*a, 0, data.data(), data.size()) == data.size());
+  const ExtentMap map_before = store->metadata().lvs[0].map;
+
+  FaultInjector f;
+  f.add({.op = FaultOp::kWrite, .path = store->pv(1).path(), .times = UINT64_MAX, .error = ENOSPC});
+  FaultInjector::Scope scope(f);
+  Result<std::vector<uint64_t>> ids = manager.move("a", std::nullopt, "pv1", std::nullopt);
+  REQUIRE_MESSAGE(ids.ok(), ids.status().message());
+  REQUIRE(ids->size() == 1);
+  Result<JobStatus> st = manager.job(ids->at(0));
+  for (int i = 0; i < 6000 && st.ok() && st->sync_status != "failed" && st->sync_status != "completed"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    st = manager.job(ids->at(0));
+  }
+  REQUIRE(st.ok());
+  CHECK(st->sync_status == "failed");
+  CHECK(st->reason.find(store->pv(1).label()) != std::string::npos);
+  CHECK(f.fired(0) >= 1);
+  CHECK(store->metadata().lvs[0].map == map_before);
+  std::string back(4 * MiB, 'x');
+  REQUIRE(*volume.read(*a, 0, back.data(), back.size()) == back.size());
+  CHECK(back == data);
+  manager.shutdown();
 }
