@@ -116,8 +116,8 @@ def test_mkfs_and_fstrim_through_a_loop_device_during_a_move(env):
     """mkfs.ext4 discards the whole device first and fstrim discards free
     space: both reach vgfs as PUNCH_HOLE on the LV file. What the LV holds
     after the switch must be what it held before it."""
-    size = 48 * MiB
-    vg = moving_vg(env, 48, "vgtrim")
+    size = 128 * MiB  # large enough that the move cannot end before its limit applies
+    vg = moving_vg(env, 128, "vgtrim")
     vg.create()
     m = vg.mount()
     lvfile = m.lv("lv0")
