@@ -71,8 +71,8 @@ def lv_bytes_on_pvs(vg, m, lv: str) -> bytes:
 # --------------------------------------------------------------------------
 
 def test_punch_and_zero_range_during_a_move_read_zeros_after_the_switch(env):
-    size = 32 * MiB
-    vg = moving_vg(env, 32, "vgdz")
+    size = 128 * MiB  # large enough that the move cannot end before its limit applies
+    vg = moving_vg(env, 128, "vgdz")
     vg.create()
     m = vg.mount()
     data = bytearray(nonzero_bytes(size, 1))
@@ -86,12 +86,12 @@ def test_punch_and_zero_range_during_a_move_read_zeros_after_the_switch(env):
         # Below P (copied already): a punch and an unaligned zero-range;
         # above P: a punch the first pass has not reached yet.
         ranges = [(2 * MiB, 3 * MiB, "punch"), (8 * MiB + 4097, 1 * MiB + 5, "zero"),
-                  (28 * MiB, 2 * MiB, "punch")]
+                  (100 * MiB, 2 * MiB, "punch")]
         for off, length, kind in ranges:
             (punch_hole if kind == "punch" else zero_range)(fd, off, length)
             data[off:off + length] = bytes(length)
         os.fsync(fd)
-        assert job_int(job_status(m, job), "progress_pointer") < 28 * MiB, "the move passed the upper range too soon"
+        assert job_int(job_status(m, job), "progress_pointer") < 100 * MiB, "the move passed the upper range too soon"
         ctl_ok(m, f"limit {job} 0")
         st = wait_job(m, job, timeout=120)
         assert st["sync_status"] == "completed", st

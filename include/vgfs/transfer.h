@@ -4,9 +4,10 @@
 // Invariant (rule 5): on disk, at every instant, every region below the
 // persisted progress pointer is equal on both sides or has its persisted
 // bit set. It holds because
-//   - a writer sets a region's bit in memory and, if the persisted record
-//     lacks it, waits for a record flush (shared by concurrent writers)
-//     before it writes the source;
+//   - a writer (write() or discard(): a discard is a write of zeros) sets a
+//     region's bit in memory and, if the persisted record lacks it, waits
+//     for a record flush (shared by concurrent writers) before it writes
+//     the source;
 //   - a checkpoint makes the destination durable before it persists a larger
 //     progress pointer or a cleared bit, and only clears bits that were clear
 //     in memory before that fdatasync;
