@@ -23,6 +23,7 @@
 
 #include "test_util.h"
 #include "vgfs/config.h"
+#include "vgfs/fault_injector.h"
 #include "vgfs/job_record.h"
 #include "vgfs/pv_device.h"
 #include "vgfs/transfer.h"
@@ -943,4 +944,219 @@ TEST_CASE("volume: quiesce() waits for the IoGuards taken before it, not for lat
   release.store(true);
   for (std::thread& th : holders) th.join();
   CHECK(q3.wait_for(5s) == std::future_status::ready);
+}
+
+// ---- discard and zero-range follow the write rules (SPEC §6 rules 2-5, §9) ----
+
+namespace {
+bool all_zero(const std::string& s) { return s.find_first_not_of('\0') == std::string::npos; }
+}  // namespace
+
+TEST_CASE("transfer: a discard below P sets the bit, persists it first, and the recopy zeroes the destination") {
+  for (bool zero : {false, true}) {
+    CAPTURE(zero);
+    Rig rig;
+    Transfer& t = *rig.t;
+    rig.copy_regions(8);
+    REQUIRE(rig.region_equal(3));
+    const std::string old3 = rig.dst_region(3);
+    REQUIRE_FALSE(all_zero(old3));
+    REQUIRE_FALSE(rig.newest().has_value());
+
+    Status st = t.discard(3 * rig.rs, rig.rs, zero);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    // Dirty in memory and in the persisted record before the source changed.
+    CHECK(dirty_list(t) == std::vector<uint64_t>{3});
+    std::optional<JobRecord> rec = rig.newest();
+    REQUIRE(rec.has_value());
+    CHECK(bits_of(*rec) == std::vector<uint64_t>{3});
+    CHECK(all_zero(rig.src_region(3)));
+    CHECK(rig.dst_region(3) == old3);  // the destination waits for the recopy
+
+    // The recopy (a hole or zeros in the source) makes the destination read zeros.
+    REQUIRE(t.recopy(3).ok());
+    CHECK(all_zero(rig.dst_region(3)));
+    rig.copy_regions(rig.regions - 8);
+    CHECK(rig.dst_at(0, rig.size) == rig.src_at(0, rig.size));
+  }
+}
+
+TEST_CASE("transfer: a discard above P touches the source only; the first pass carries the zeros over") {
+  Rig rig;
+  Transfer& t = *rig.t;
+  rig.copy_regions(2);
+  REQUIRE(t.discard(10 * rig.rs + 100, 3 * rig.rs, false).ok());
+  CHECK(dirty_list(t).empty());
+  CHECK(all_zero(rig.src_at(10 * rig.rs + 100, 3 * rig.rs)));
+  CHECK(rig.dst_untouched(10 * rig.rs, 4 * rig.rs));
+  rig.copy_regions(rig.regions - 2);
+  CHECK(all_zero(rig.dst_at(10 * rig.rs + 100, 3 * rig.rs)));
+  CHECK(rig.dst_at(0, rig.size) == rig.src_at(0, rig.size));
+}
+
+TEST_CASE("transfer: in the synchronized state a discard zeroes both sides and is persisted as dirty") {
+  Rig rig;
+  Transfer& t = *rig.t;
+  rig.copy_regions(rig.regions);
+  t.set_sync_status(SyncStatus::kSynchronized);
+  REQUIRE(t.checkpoint().ok());
+  REQUIRE(t.discard(4 * rig.rs + 7, 3000, true).ok());    // zero-range, unaligned
+  REQUIRE(t.discard(14 * rig.rs, 2 * rig.rs, false).ok());  // punch, whole regions
+  CHECK(all_zero(rig.src_at(4 * rig.rs + 7, 3000)));
+  CHECK(all_zero(rig.dst_at(4 * rig.rs + 7, 3000)));
+  CHECK(all_zero(rig.dst_at(14 * rig.rs, 2 * rig.rs)));
+  CHECK(rig.dst_at(0, rig.size) == rig.src_at(0, rig.size));
+  CHECK(bits_of(t.bitmap_bytes(), rig.regions) == std::vector<uint64_t>{4, 14, 15});
+  std::optional<JobRecord> rec = rig.newest();
+  REQUIRE(rec.has_value());
+  CHECK(bits_of(*rec) == std::vector<uint64_t>{4, 14, 15});
+}
+
+TEST_CASE("transfer: a discard whose bit cannot be persisted leaves the source as it was") {
+  Rig rig(RigOptions{.record_read_only = true});
+  rig.copy_regions(6);
+  const std::string before = rig.src_region(2);
+  Status st = rig.t->discard(2 * rig.rs, rig.rs, false);
+  CHECK(st.code() == EIO);
+  CHECK(rig.src_region(2) == before);
+  CHECK(rig.region_equal(2));
+}
+
+TEST_CASE("transfer: a discard after finish() is told to look the map up again (EAGAIN)") {
+  Rig rig;
+  rig.copy_regions(rig.regions);
+  rig.t->block_writes();
+  rig.t->finish();
+  const std::string before = rig.src_region(1);
+  CHECK(rig.t->discard(rig.rs, rig.rs, false).code() == EAGAIN);
+  CHECK(rig.src_region(1) == before);
+}
+
+// ---- the copier and the record against injected PV faults ----
+
+TEST_CASE("faults: a destination write failure fails the copy with the PV named; P stays, nothing is lost") {
+  Rig rig;
+  Transfer& t = *rig.t;
+  rig.copy_regions(3);
+  FaultInjector faults;
+  faults.add({.op = FaultOp::kWrite, .kind = FaultKind::kError, .path = rig.dst_path, .error = ENOSPC});
+  FaultInjector::Scope scope(faults);
+  Status st = t.copy_next();
+  CHECK(st.code() == EIO);
+  CHECK(st.message().find("PV dst") != std::string::npos);
+  CHECK(st.message().find(std::strerror(ENOSPC)) != std::string::npos);
+  CHECK(faults.fired(0) == 1);
+  CHECK(t.progress_pointer() == 3 * rig.rs);  // the region is not counted copied
+  CHECK(t.pending_count() == 1);              // and is dirty, so a retry recopies it
+  // The next attempt goes through and the range ends equal.
+  rig.copy_regions(rig.regions - 3);
+  for (std::optional<uint64_t> r = t.next_dirty(0); r; r = t.next_dirty(*r + 1)) REQUIRE(t.recopy(*r).ok());
+  CHECK(rig.dst_at(0, rig.size) == rig.src_at(0, rig.size));
+}
+
+TEST_CASE("faults: a short read of the source fails the copy instead of copying a part") {
+  Rig rig;
+  FaultInjector faults;
+  faults.add({.op = FaultOp::kRead, .kind = FaultKind::kShort, .path = rig.src_path, .keep = 1000});
+  FaultInjector::Scope scope(faults);
+  Status st = rig.t->copy_next();
+  CHECK(st.code() == EIO);
+  CHECK(st.message().find("PV src") != std::string::npos);
+  CHECK(rig.t->progress_pointer() == 0);
+  CHECK(rig.dst_untouched(0, rig.rs));
+}
+
+TEST_CASE("faults: a failing destination fdatasync keeps the persisted P where it was") {
+  Rig rig;
+  Transfer& t = *rig.t;
+  rig.copy_regions(4);
+  REQUIRE(t.checkpoint().ok());
+  REQUIRE(rig.newest()->progress_pointer == 4 * rig.rs);
+  rig.copy_regions(4);
+  FaultInjector faults;
+  faults.add({.op = FaultOp::kSync, .path = rig.dst_path});
+  {
+    FaultInjector::Scope scope(faults);
+    CHECK(t.checkpoint().code() == EIO);
+  }
+  CHECK(t.persisted_pointer() == 4 * rig.rs);
+  CHECK(rig.newest()->progress_pointer == 4 * rig.rs);
+  REQUIRE(t.checkpoint().ok());
+  CHECK(rig.newest()->progress_pointer == 8 * rig.rs);
+}
+
+TEST_CASE("faults: a record write failure returns EIO to the writer and nothing is lost") {
+  for (FaultOp op : {FaultOp::kWrite, FaultOp::kSync}) {
+    CAPTURE(static_cast<int>(op));
+    Rig rig;
+    rig.copy_regions(6);
+    const std::string before = rig.src_region(2);
+    FaultInjector faults;
+    faults.add({.op = op, .path = rig.rec_path});
+    {
+      FaultInjector::Scope scope(faults);
+      Status st;
+      rig.write(2 * rig.rs + 10, 100, &st);
+      CHECK(st.code() == EIO);
+      CHECK(st.message().find("PV rec") != std::string::npos);
+      CHECK(faults.fired(0) == 1);
+    }
+    // The source never saw the write, so the destination copy is still true.
+    CHECK(rig.src_region(2) == before);
+    CHECK(rig.region_equal(2));
+    check_rule5(rig);
+    // Once the record can be written again, so can the region.
+    std::string data = rig.write(2 * rig.rs + 10, 100);
+    CHECK(rig.src_at(2 * rig.rs + 10, 100) == data);
+    REQUIRE(rig.newest().has_value());
+    CHECK(bits_of(*rig.newest()) == std::vector<uint64_t>{2});
+  }
+}
+
+TEST_CASE("faults: a torn record write leaves the previous generation readable") {
+  Rig rig;
+  Transfer& t = *rig.t;
+  rig.copy_regions(2);
+  REQUIRE(t.checkpoint().ok());  // generation 1, copy 1
+  rig.copy_regions(2);
+  REQUIRE(t.checkpoint().ok());  // generation 2, copy 0
+  REQUIRE(rig.newest_generation() == 2);
+  rig.copy_regions(2);
+  FaultInjector faults;
+  // Generation 3 goes to copy 1: only its first 100 bytes arrive.
+  faults.add({.op = FaultOp::kWrite, .kind = FaultKind::kTear, .path = rig.rec_path,
+              .begin = rig.g.record.offset + rig.copy_size, .end = rig.g.record.offset + 2 * rig.copy_size,
+              .keep = 100});
+  {
+    FaultInjector::Scope scope(faults);
+    CHECK(t.checkpoint().code() == EIO);
+  }
+  CHECK(faults.fired(0) == 1);
+  CHECK_FALSE(rig.record_copy(1).has_value());  // torn: its checksum fails
+  std::optional<JobRecord> rec = rig.newest();
+  REQUIRE(rec.has_value());
+  CHECK(rec->generation == 2);
+  CHECK(rec->progress_pointer == 4 * rig.rs);
+  CHECK(t.persisted_pointer() == 4 * rig.rs);
+  check_rule5(rig);
+  // The next checkpoint writes generation 3 whole.
+  REQUIRE(t.checkpoint().ok());
+  rec = rig.newest();
+  REQUIRE(rec.has_value());
+  CHECK(rec->generation == 3);
+  CHECK(rec->progress_pointer == 6 * rig.rs);
+}
+
+TEST_CASE("faults: in the synchronized state a destination write failure is kept for the job, the source write stands") {
+  Rig rig;
+  Transfer& t = *rig.t;
+  rig.copy_regions(rig.regions);
+  t.set_sync_status(SyncStatus::kSynchronized);
+  REQUIRE(t.checkpoint().ok());
+  FaultInjector faults;
+  faults.add({.op = FaultOp::kWrite, .path = rig.dst_path});
+  FaultInjector::Scope scope(faults);
+  std::string data = rig.write(5 * rig.rs, 100);
+  CHECK(rig.src_at(5 * rig.rs, 100) == data);
+  CHECK(t.write_failure().find("PV dst") != std::string::npos);
 }

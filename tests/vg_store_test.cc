@@ -15,6 +15,7 @@
 #include "test_util.h"
 #include "printers.h"
 #include "vgfs/config.h"
+#include "vgfs/fault_injector.h"
 #include "vgfs/metadata.h"
 #include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
@@ -794,4 +795,82 @@ TEST_CASE("PvDevice::open looks at the type before opening: a FIFO is never open
   REQUIRE_MESSAGE(link.ok(), link.status().message());
   CHECK(link->size() == MiB);
   CHECK((fcntl(link->fd(), F_GETFL) & O_NONBLOCK) == 0);
+}
+
+// ---- the commit path against injected PV faults (include/vgfs/fault_injector.h) ----
+
+namespace {
+// Adds an LV named `name` of 2 extents to a copy of the store's metadata.
+VgMetadata with_lv(const VgStore& store, const std::string& name) {
+  VgMetadata next = store.metadata();
+  Result<std::vector<MapRun>> runs = allocate_extents(next, 2, {});
+  REQUIRE(runs.ok());
+  LvInfo lv;
+  lv.name = name;
+  lv.uuid = new_uuid();
+  for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
+  next.lvs.push_back(lv);
+  return next;
+}
+}  // namespace
+
+TEST_CASE("faults: a failing fdatasync on one PV: the commit holds and names that PV") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  std::vector<std::string> warnings;
+  {
+    auto store = open_ok(cfg, OpenMode::kReadWrite, &warnings);
+    const std::string pv1 = store->pv(1).path();
+    FaultInjector faults;
+    faults.add({.op = FaultOp::kSync, .path = pv1});
+    FaultInjector::Scope scope(faults);
+    Status st = store->commit(with_lv(*store, "lvC"));
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    CHECK(faults.fired(0) == 1);
+    CHECK(store->metadata().seqno == 2);
+    REQUIRE(store->commit_problems().size() == 1);
+    CHECK(store->commit_problems()[0].find(store->pv(1).label()) != std::string::npos);
+    CHECK(store->commit_problems()[0].find("fdatasync") != std::string::npos);
+  }
+  auto store = open_ok(cfg, OpenMode::kReadOnly, &warnings);
+  CHECK(store->metadata().seqno == 2);
+  CHECK(store->metadata().find_lv("lvC") >= 0);
+}
+
+TEST_CASE("faults: a failing fdatasync on every PV fails the commit and keeps the old metadata") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  std::vector<std::string> warnings;
+  auto store = open_ok(cfg, OpenMode::kReadWrite, &warnings);
+  FaultInjector faults;
+  faults.add({.op = FaultOp::kSync, .times = UINT64_MAX});
+  FaultInjector::Scope scope(faults);
+  Status st = store->commit(with_lv(*store, "lvC"));
+  CHECK_FALSE(st.ok());
+  CHECK(st.code() == EIO);
+  CHECK(st.message().find("fdatasync") != std::string::npos);
+  CHECK(faults.fired(0) == 2);
+  CHECK(store->metadata().seqno == 1);
+  CHECK(store->metadata().find_lv("lvC") == -1);
+  CHECK(store->commit_problems().size() == 2);
+}
+
+TEST_CASE("faults: a metadata write torn on every PV fails the commit; the previous metadata loads") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  std::vector<std::string> warnings;
+  {
+    auto store = open_ok(cfg, OpenMode::kReadWrite, &warnings);
+    FaultInjector faults;
+    faults.add({.op = FaultOp::kWrite, .kind = FaultKind::kTear, .times = UINT64_MAX, .keep = 700});
+    FaultInjector::Scope scope(faults);
+    Status st = store->commit(with_lv(*store, "lvC"));
+    CHECK(st.code() == EIO);
+    CHECK(faults.fired(0) == 2);
+    CHECK(store->metadata().seqno == 1);
+  }
+  warnings.clear();
+  auto store = open_ok(cfg, OpenMode::kReadOnly, &warnings);
+  CHECK(store->metadata().seqno == 1);
+  CHECK(store->metadata().find_lv("lvC") == -1);
 }

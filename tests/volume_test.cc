@@ -15,6 +15,7 @@
 
 #include "test_util.h"
 #include "vgfs/config.h"
+#include "vgfs/transfer.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 
@@ -388,5 +389,58 @@ TEST_CASE("concurrent writers and readers on disjoint ranges") {
   for (int t = 0; t < kThreads; ++t) {
     CAPTURE(t);
     CHECK(failures[t] == "");
+  }
+}
+
+// ---- discard during a migration (SPEC §9: discard obeys the transfer rules) ----
+
+TEST_CASE("discard and zero-range of a moving range go through the transfer: dirty, then zeros on the destination") {
+  for (bool zero : {false, true}) {
+    CAPTURE(zero);
+    Fixture f;
+    VolumeSet vs(*f.store);
+    const uint64_t size = vs.lv_size(f.lv);
+    std::mt19937_64 rng(9);
+    std::string model = random_bytes(rng, size);
+    for (char& c : model)
+      if (c == 0) c = 1;
+    REQUIRE(*vs.write(f.lv, 0, model.data(), size) == size);
+
+    // A job moving LE 2-4 (pv1 PE 0-2) to pv0 PE 24-26; record in pv0 PE 30.
+    const uint32_t pv0 = f.pv_index("pv0"), pv1 = f.pv_index("pv1");
+    Transfer::Geometry g;
+    g.job_id = 1;
+    g.lv_begin = 2 * kEs;
+    g.size = 3 * kEs;
+    g.region_size = kEs;
+    g.source = {&f.store->pv(pv1), f.pe_start(pv1)};
+    g.destination = {&f.store->pv(pv0), f.pe_start(pv0) + 24 * kEs};
+    g.record = {&f.store->pv(pv0), f.pe_start(pv0) + 30 * kEs};
+    Transfer t(g, nullptr);
+    vs.publish_transfers(f.lv, {&t});
+    for (int i = 0; i < 3; ++i) REQUIRE(t.copy_next().ok());
+    const std::string dst_path = f.pv_path(pv0);
+    auto dst_range = [&] { return vgfs_test::pread_file(dst_path, g.destination.offset, g.size); };
+    REQUIRE(dst_range() == model.substr(2 * kEs, 3 * kEs));
+
+    // LV bytes from the middle of LE 1 to the middle of LE 4: half outside
+    // the transfer, regions 0-2 inside.
+    const uint64_t off = kEs + kEs / 2, len = 3 * kEs;
+    Status st = vs.discard(f.lv, off, len, zero);
+    REQUIRE_MESSAGE(st.ok(), st.message());
+    std::fill(model.begin() + static_cast<ptrdiff_t>(off), model.begin() + static_cast<ptrdiff_t>(off + len), '\0');
+    std::string all(size, '\x33');
+    REQUIRE(*vs.read(f.lv, 0, all.data(), size) == size);
+    CHECK(all == model);
+    // Every region the discard touched is dirty: the copier recopies it.
+    std::vector<uint64_t> dirty;
+    for (std::optional<uint64_t> r = t.next_dirty(0); r; r = t.next_dirty(*r + 1)) dirty.push_back(*r);
+    CHECK(dirty == std::vector<uint64_t>{0, 1, 2});
+    for (uint64_t r : dirty) REQUIRE(t.recopy(r).ok());
+    // What the switch would serve from now on: the destination.
+    CHECK(dst_range() == model.substr(2 * kEs, 3 * kEs));
+    t.block_writes();
+    t.finish();
+    vs.publish_transfers(f.lv, {});
   }
 }

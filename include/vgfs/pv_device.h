@@ -2,7 +2,9 @@
 //
 // Invariant: a PvDevice owns its file descriptor (closed on destruction) and
 // knows the device size; every read_at/write_at is a full transfer or an
-// error naming the PV and offset. lock() takes an OFD lock on the whole
+// error naming the PV and offset, and zero() leaves bytes that read as zeros
+// whatever the device does with a discard. Every data operation passes the
+// FaultInjector seam (include/vgfs/fault_injector.h) when a test installs one. lock() takes an OFD lock on the whole
 // device, which belongs to the open file description: it survives fork (the
 // daemon keeps it) and conflicts with any other open of the same PV.
 #pragma once
@@ -34,9 +36,22 @@ class PvDevice {
   Status read_at(void* buf, uint64_t length, uint64_t offset) const;
   Status write_at(const void* buf, uint64_t length, uint64_t offset) const;
   Status sync() const;  // fdatasync
-  // Makes a byte range read as zeros: punches it, or zeroes it where the
-  // device cannot punch.
-  Status zero(uint64_t offset, uint64_t length) const;
+  // Makes a byte range read as zeros, guaranteed: a block device gets
+  // BLKZEROOUT (the kernel writes zeros where the device cannot); a file gets
+  // a hole punch that is then verified with SEEK_DATA, since a punch is only
+  // advisory on some file systems (a FUSE file such as nbdfuse's turns it
+  // into an NBD trim), else FALLOC_FL_ZERO_RANGE, else written zeros.
+  // `keep_allocated` skips the punch (ZERO_RANGE first), so a fully
+  // allocated image stays allocated.
+  Status zero(uint64_t offset, uint64_t length, bool keep_allocated = false) const;
+  // Deallocates a range without promising anything about its content
+  // afterwards (an advisory discard); EOPNOTSUPP where the file cannot punch.
+  Status punch(uint64_t offset, uint64_t length) const;
+  // EIO unless [offset, offset+length) lies inside the device as it is now:
+  // a PV image truncated or a block device shrunk under the mount must fail
+  // I/O, not return short reads or grow the image again. One fstat (or
+  // BLKGETSIZE64); a shrink racing with the I/O that follows is not caught.
+  Status check_range(uint64_t offset, uint64_t length) const;
 
   // Durability tracking for fsync of LV files. note_written() after every
   // completed data write; sync_if_written() fdatasyncs unless a sync that

@@ -4,9 +4,10 @@
 // Invariant (rule 5): on disk, at every instant, every region below the
 // persisted progress pointer is equal on both sides or has its persisted
 // bit set. It holds because
-//   - a writer sets a region's bit in memory and, if the persisted record
-//     lacks it, waits for a record flush (shared by concurrent writers)
-//     before it writes the source;
+//   - a writer (write() or discard(): a discard is a write of zeros) sets a
+//     region's bit in memory and, if the persisted record lacks it, waits
+//     for a record flush (shared by concurrent writers) before it writes
+//     the source;
 //   - a checkpoint makes the destination durable before it persists a larger
 //     progress pointer or a cleared bit, and only clears bits that were clear
 //     in memory before that fdatasync;
@@ -62,6 +63,11 @@ class Transfer {
   // transfer finished before the write got in (the caller looks up the map
   // again); EIO when the source or the record cannot be written.
   Status write(uint64_t offset, const void* buf, size_t length);
+  // Discards (`zero` false: fallocate PUNCH_HOLE) or zeroes (`zero` true:
+  // ZERO_RANGE, allocation kept) `length` bytes at `offset` of the range
+  // under exactly the rules of write(): both make the bytes read as zeros,
+  // so both are writes of zeros to the transfer (SPEC §9).
+  Status discard(uint64_t offset, uint64_t length, bool zero);
 
   // ---- copier (rules 3, 4, 8) ----
   // First pass: copies the region at P and moves P past it.
@@ -104,6 +110,9 @@ class Transfer {
   static constexpr uint64_t kNone = UINT64_MAX;
   bool below_pointer(uint64_t r) const;
   bool persisted(uint64_t r) const;
+  // The write rules for one change of the range: `buf` is written, or with
+  // a null `buf` the bytes are zeroed (keep_allocated = `zero_keep`).
+  Status change(uint64_t offset, const void* buf, uint64_t length, bool zero_keep);
   Status copy_region(uint64_t r);
   Status flush(bool advance);
   Status write_record(bool advance);

@@ -80,7 +80,11 @@ class VolumeSet {
   // the bytes done (short only at the LV's end) or EIO naming the PV.
   Result<size_t> read(uint32_t slot, uint64_t offset, void* buf, size_t length);
   Result<size_t> write(uint32_t slot, uint64_t offset, const void* buf, size_t length);
-  // Punches (zero == false) or zeroes the PV ranges behind an LV range.
+  // Makes an LV range read as zeros (fallocate PUNCH_HOLE, or with `zero`
+  // ZERO_RANGE, which keeps the PV ranges allocated), through the running
+  // transfers' write rules like write() (SPEC §9): a discard during a
+  // migration reaches both sides or leaves the region dirty. Zeros are
+  // guaranteed even where the PV's own discard is advisory (PvDevice::zero).
   Status discard(uint32_t slot, uint64_t offset, uint64_t length, bool zero);
   // Makes every acknowledged write durable: fdatasync of each PV written
   // since its last sync.
@@ -124,7 +128,9 @@ class VolumeSet {
   const LvLayout* layout(uint32_t slot) const { return lvs_[slot].load(std::memory_order_acquire); }
   std::unique_ptr<LvLayout> make_layout(const VgMetadata& md, uint32_t lv) const;
   void replace(uint32_t slot, std::unique_ptr<LvLayout> layout);  // under change_mutex_
-  Result<size_t> write_pieces(uint32_t slot, uint64_t offset, const char* buf, size_t length);
+  // `buf` null: zero the range instead of writing it.
+  Result<size_t> write_pieces(uint32_t slot, uint64_t offset, const char* buf, size_t length, bool zero_keep);
+  Result<size_t> change(uint32_t slot, uint64_t offset, const char* buf, size_t length, bool zero_keep);
 
   VgStore& store_;
   uint64_t extent_size_;

@@ -15,7 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdio>
 #include <filesystem>
 #include <cstring>
 #include <map>
@@ -29,6 +31,7 @@
 #include "vgfs/volume_manager.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
+#include "fuse/guarded.h"
 #include "views/views.h"
 
 namespace vgfs {
@@ -61,6 +64,11 @@ struct OpenText {
 };
 
 constexpr double kTimeout = 1.0;
+// The longest control command: one write() of at most this many bytes.
+constexpr size_t kMaxCommand = 4096;
+
+// One line in the daemon log for an I/O error the caller only sees as errno.
+void log_io_error(const Status& st) { std::fprintf(stderr, "vgfs: %s\n", st.message().c_str()); }
 
 class VgFs {
  public:
@@ -410,6 +418,14 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   PvPiece pieces[kMaxPieces];
   size_t count = fs.volume().map(VgFs::slot_of(ino), static_cast<uint64_t>(off), size, pieces);
   if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
+  // libfuse cuts a reply short, without a word, where a PV file ends early:
+  // a PV truncated under the mount must give EIO, not a short read (EOF) in
+  // the middle of an LV.
+  for (size_t i = 0; i < count; ++i)
+    if (Status st = pieces[i].dev->check_range(pieces[i].offset, pieces[i].length); !st.ok()) {
+      log_io_error(st);
+      return (void)fuse_reply_err(req, EIO);
+    }
   PieceVec pv;
   pv.vec.count = count;
   pv.vec.idx = 0;
@@ -435,12 +451,29 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
     return fuse_buf_copy(&mem, in, FUSE_BUF_NO_SPLICE);
   };
   if (kind == Kind::kCtl) {
+    auto* text = reinterpret_cast<OpenText*>(fi->fh);
+    // One write() is one command. The kernel cuts a write() longer than
+    // max_write into several WRITE requests (sent together for AIO); the
+    // first is longer than the cap and every later one ends past byte
+    // kMaxCommand of the file, so no piece of a split write ever runs.
+    std::string refused;
+    if (size > kMaxCommand) refused = fmt::format("command longer than {} bytes", kMaxCommand);
+    else if (static_cast<uint64_t>(off) + size > kMaxCommand)
+      refused = fmt::format("a command must be written within the first {} bytes of .vgfs/ctl (this write ends at "
+                            "byte {}): write it at offset 0, one command per write()",
+                            kMaxCommand, static_cast<uint64_t>(off) + size);
+    if (!refused.empty()) {
+      {
+        std::lock_guard lock(text->mutex);
+        text->text = "error: " + refused + "\n";
+      }
+      return (void)fuse_reply_err(req, EINVAL);
+    }
     std::string line(size, '\0');
     ssize_t got = to_memory(line.data(), size);
     if (got < 0) return (void)fuse_reply_err(req, static_cast<int>(-got));
     line.resize(static_cast<size_t>(got));
     Reply reply = fs.control(line);
-    auto* text = reinterpret_cast<OpenText*>(fi->fh);
     {
       std::lock_guard lock(text->mutex);
       text->text = reply.text;
@@ -460,6 +493,11 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
       size_t count = volume.map(lv, static_cast<uint64_t>(off), size, pieces);
       size_t done = 0;
       for (size_t i = 0; i < count; ++i) {
+        // pwrite past the end of a PV that shrank would grow it back with a hole.
+        if (Status st = pieces[i].dev->check_range(pieces[i].offset, pieces[i].length); !st.ok()) {
+          log_io_error(st);
+          return (void)fuse_reply_err(req, EIO);
+        }
         fuse_bufvec dst = FUSE_BUFVEC_INIT(pieces[i].length);
         dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
         dst.buf[0].fd = pieces[i].dev->fd();
@@ -477,7 +515,10 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
   ssize_t got = to_memory(buffer.data(), std::min(size, buffer.size()));
   if (got < 0) return (void)fuse_reply_err(req, static_cast<int>(-got));
   Result<size_t> done = volume.write(lv, static_cast<uint64_t>(off), buffer.data(), static_cast<size_t>(got));
-  if (!done.ok()) return (void)fuse_reply_err(req, EIO);
+  if (!done.ok()) {
+    log_io_error(done.status());
+    return (void)fuse_reply_err(req, EIO);
+  }
   fuse_reply_write(req, *done);
 }
 
@@ -507,6 +548,7 @@ void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len
   if (op != FALLOC_FL_PUNCH_HOLE && op != FALLOC_FL_ZERO_RANGE) return (void)fuse_reply_err(req, EOPNOTSUPP);
   Status st = fs.volume().discard(lv, static_cast<uint64_t>(off), static_cast<uint64_t>(length),
                                   op == FALLOC_FL_ZERO_RANGE);
+  if (!st.ok()) log_io_error(st);
   fuse_reply_err(req, st.ok() ? 0 : st.code());
 }
 
@@ -536,30 +578,57 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, stru
   fuse_reply_err(req, exists ? EEXIST : EPERM);
 }
 
+// Every handler runs inside guarded() (src/fuse/guarded.h): an exception
+// answers its request with EIO or ENOMEM instead of ending the daemon.
+template <size_t N>
+struct OpName {
+  char text[N];
+  constexpr OpName(const char (&s)[N]) { std::copy_n(s, N, text); }
+};
+
+template <OpName Name, auto Fn>
+struct Safe;
+template <OpName Name, class... A, void (*Fn)(fuse_req_t, A...)>
+struct Safe<Name, Fn> {
+  static void call(fuse_req_t req, A... a) noexcept {
+    guarded(Name.text, req, [](fuse_req_t r, int err) { fuse_reply_err(r, err); }, [&] { Fn(req, a...); });
+  }
+};
+
+// init has no request to answer: an exception there is logged and the
+// defaults stay.
+void safe_init(void* userdata, struct fuse_conn_info* conn) noexcept {
+  try {
+    op_init(userdata, conn);
+  } catch (...) {
+    (void)errno_for_current_exception("init");
+  }
+}
+
 fuse_lowlevel_ops make_ops() {
   fuse_lowlevel_ops ops{};
-  ops.init = op_init;
-  ops.lookup = op_lookup;
-  ops.getattr = op_getattr;
-  ops.setattr = op_setattr;
-  ops.opendir = op_opendir;
-  ops.readdir = op_readdir;
-  ops.open = op_open;
-  ops.release = op_release;
-  ops.read = op_read;
-  ops.write_buf = op_write_buf;
-  ops.fsync = op_fsync;
-  ops.flush = op_flush;
-  ops.fallocate = op_fallocate;
-  ops.statfs = op_statfs;
-  ops.mknod = op_mknod;
-  ops.mkdir = op_mkdir;
-  ops.unlink = op_unlink;
-  ops.rmdir = op_unlink;
-  ops.symlink = op_symlink;
-  ops.link = op_link;
-  ops.rename = op_rename;
-  ops.create = op_create;
+  ops.init = safe_init;
+  ops.lookup = Safe<"lookup", op_lookup>::call;
+  ops.getattr = Safe<"getattr", op_getattr>::call;
+  ops.setattr = Safe<"setattr", op_setattr>::call;
+  ops.opendir = Safe<"opendir", op_opendir>::call;
+  ops.readdir = Safe<"readdir", op_readdir>::call;
+  ops.open = Safe<"open", op_open>::call;
+  ops.release = Safe<"release", op_release>::call;
+  ops.read = Safe<"read", op_read>::call;
+  ops.write_buf = Safe<"write", op_write_buf>::call;
+  ops.fsync = Safe<"fsync", op_fsync>::call;
+  ops.flush = Safe<"flush", op_flush>::call;
+  ops.fallocate = Safe<"fallocate", op_fallocate>::call;
+  ops.statfs = Safe<"statfs", op_statfs>::call;
+  ops.mknod = Safe<"mknod", op_mknod>::call;
+  ops.mkdir = Safe<"mkdir", op_mkdir>::call;
+  ops.unlink = Safe<"unlink", op_unlink>::call;
+  ops.rmdir = Safe<"rmdir", op_unlink>::call;
+  ops.symlink = Safe<"symlink", op_symlink>::call;
+  ops.link = Safe<"link", op_link>::call;
+  ops.rename = Safe<"rename", op_rename>::call;
+  ops.create = Safe<"create", op_create>::call;
   return ops;
 }
 

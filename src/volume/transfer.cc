@@ -2,6 +2,8 @@
 // (include/vgfs/transfer.h, SPEC §6, docs/migration.md).
 #include "vgfs/transfer.h"
 
+#include "vgfs/fault_injector.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -66,6 +68,12 @@ std::string Transfer::write_failure() const {
 }
 
 Status Transfer::write(uint64_t offset, const void* buf, size_t length) {
+  return change(offset, buf, length, false);
+}
+
+Status Transfer::discard(uint64_t offset, uint64_t length, bool zero) { return change(offset, nullptr, length, zero); }
+
+Status Transfer::change(uint64_t offset, const void* buf, uint64_t length, bool zero_keep) {
   if (length == 0) return Status::Ok();
   std::shared_lock barrier(barrier_);
   if (finished_.load()) return Status::Error(EAGAIN, "the transfer has finished");
@@ -100,9 +108,15 @@ Status Transfer::write(uint64_t offset, const void* buf, size_t length) {
       return st;
     }
   }
-  Status st = g_.source.dev->write_at(buf, length, g_.source.offset + offset);
+  // A PV that shrank must fail the write, not grow back with a hole.
+  auto apply = [&](const Place& side) {
+    VGFS_RETURN_IF_ERROR(side.dev->check_range(side.offset + offset, length));
+    return buf ? side.dev->write_at(buf, length, side.offset + offset)
+               : side.dev->zero(side.offset + offset, length, zero_keep);
+  };
+  Status st = apply(g_.source);
   if (st.ok() && synchronized) {
-    Status dst = g_.destination.dev->write_at(buf, length, g_.destination.offset + offset);
+    Status dst = apply(g_.destination);
     if (!dst.ok()) {
       std::lock_guard lock(flush_mutex_);
       if (write_failure_.empty()) write_failure_ = dst.message();
@@ -118,19 +132,20 @@ Status Transfer::copy_region(uint64_t r) {
   const int src = g_.source.dev->fd(), dst = g_.destination.dev->fd();
   loff_t in = static_cast<loff_t>(g_.source.offset + from), out = static_cast<loff_t>(g_.destination.offset + from);
 
-  // A hole in the source stays a hole: punch the destination instead.
+  // Never write past the end of a destination that shrank (it would grow).
+  VGFS_RETURN_IF_ERROR(g_.destination.dev->check_range(static_cast<uint64_t>(out), length));
+  // A hole in the source stays a hole: the destination is zeroed instead,
+  // by punching where that is sure to read back as zeros.
   off_t data = lseek(src, in, SEEK_DATA);
   if ((data < 0 && errno == ENXIO) || (data >= 0 && static_cast<uint64_t>(data) >= static_cast<uint64_t>(in) + length)) {
-    if (fallocate(dst, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, out, static_cast<off_t>(length)) == 0) {
-      copied_.fetch_add(length);
-      return Status::Ok();
-    }
-    if (errno != EOPNOTSUPP)
-      return Status::Error(EIO, fmt::format("{}: discard at byte {} failed: {}", g_.destination.dev->label(), out,
-                                            std::strerror(errno)));
+    VGFS_RETURN_IF_ERROR(g_.destination.dev->zero(static_cast<uint64_t>(out), length));
+    copied_.fetch_add(length);
+    return Status::Ok();
   }
   uint64_t left = length;
-  while (left > 0) {
+  // copy_file_range bypasses PvDevice; under an injected fault every byte
+  // goes through read_at/write_at so the seam sees it.
+  while (left > 0 && !FaultInjector::active()) {
     ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // not supported here, or an error the plain path reports

@@ -194,31 +194,42 @@ Result<size_t> VolumeSet::read(uint32_t slot, uint64_t offset, void* buf, size_t
   return done;
 }
 
-// Plain writes through the map, for ranges no transfer covers.
-Result<size_t> VolumeSet::write_pieces(uint32_t slot, uint64_t offset, const char* p, size_t length) {
+// Plain writes (or zeroing, with a null `p`) through the map, for ranges no
+// transfer covers.
+Result<size_t> VolumeSet::write_pieces(uint32_t slot, uint64_t offset, const char* p, size_t length, bool zero_keep) {
   size_t done = 0;
   while (done < length) {
     PvPiece pieces[kMaxPieces];
     size_t n = map(slot, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
     if (n == 0) break;
     for (size_t i = 0; i < n; ++i) {
-      VGFS_RETURN_IF_ERROR(pieces[i].dev->write_at(p + done, pieces[i].length, pieces[i].offset));
-      pieces[i].dev->note_written();
-      done += pieces[i].length;
+      const PvPiece& piece = pieces[i];
+      // A PV that shrank under the mount fails the write instead of growing.
+      VGFS_RETURN_IF_ERROR(piece.dev->check_range(piece.offset, piece.length));
+      VGFS_RETURN_IF_ERROR(p ? piece.dev->write_at(p + done, piece.length, piece.offset)
+                             : piece.dev->zero(piece.offset, piece.length, zero_keep));
+      piece.dev->note_written();
+      done += piece.length;
     }
   }
   return done;
 }
 
 Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf, size_t length) {
-  const char* p = static_cast<const char*>(buf);
+  return change(slot, offset, static_cast<const char*>(buf), length, false);
+}
+
+// Writes and discards follow the same path: outside any transfer straight
+// through the map, inside one through its write rules (SPEC §6 rules 2-5),
+// looking the map up again when the transfer switched under the request.
+Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, size_t length, bool zero_keep) {
   for (;;) {
     IoGuard guard(*this);
     const uint64_t size = lv_size(slot);
     if (offset >= size) return size_t{0};
     length = std::min<uint64_t>(length, size - offset);
     const TransferList* list = transfers_[slot].load(std::memory_order_acquire);
-    if (!list) return write_pieces(slot, offset, p, length);
+    if (!list) return write_pieces(slot, offset, p, length, zero_keep);
 
     // Each part inside a running transfer goes through its write rules.
     bool retry = false;
@@ -231,7 +242,8 @@ Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf,
       }
       if (inside) {
         uint64_t part = std::min(end, inside->lv_end()) - at;
-        Status st = inside->write(at - inside->lv_begin(), p + (at - offset), part);
+        Status st = p ? inside->write(at - inside->lv_begin(), p + (at - offset), part)
+                      : inside->discard(at - inside->lv_begin(), part, zero_keep);
         if (st.code() == EAGAIN) {  // it switched or stopped: look up the new map
           retry = true;
           break;
@@ -241,7 +253,7 @@ Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf,
         inside->geometry().destination.dev->note_written();
         at += part;
       } else {
-        Result<size_t> done = write_pieces(slot, at, p + (at - offset), next - at);
+        Result<size_t> done = write_pieces(slot, at, p ? p + (at - offset) : nullptr, next - at, zero_keep);
         if (!done.ok()) return done.status();
         at = next;
       }
@@ -251,23 +263,15 @@ Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf,
 }
 
 Status VolumeSet::discard(uint32_t slot, uint64_t offset, uint64_t length, bool zero) {
-  IoGuard guard(*this);
-  const int mode = zero ? (FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE) : (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
-  uint64_t end = std::min(offset + length, lv_size(slot));
-  while (offset < end) {
-    PvPiece pieces[kMaxPieces];
-    size_t n = map(slot, offset, std::min<uint64_t>(end - offset, kMaxIoSize), pieces);
-    if (n == 0) break;
-    for (size_t i = 0; i < n; ++i) {
-      if (fallocate(pieces[i].dev->fd(), mode, static_cast<off_t>(pieces[i].offset), static_cast<off_t>(pieces[i].length)) != 0) {
-        int err = errno;
-        return Status::Error(err == EOPNOTSUPP ? EOPNOTSUPP : EIO,
-                             fmt::format("{}: {} at byte {} failed: {}", pieces[i].dev->label(),
-                                         zero ? "zeroing" : "discard", pieces[i].offset, std::strerror(err)));
-      }
-      pieces[i].dev->note_written();
-      offset += pieces[i].length;
-    }
+  // In pieces of at most kMaxIoSize: no request holds more region locks, or
+  // an IoGuard for longer, than one large write would.
+  while (length > 0) {
+    const uint64_t piece = std::min(length, kMaxIoSize);
+    Result<size_t> done = change(slot, offset, nullptr, piece, zero);
+    if (!done.ok()) return done.status();
+    if (*done < piece) break;  // the LV's end
+    offset += piece;
+    length -= piece;
   }
   return Status::Ok();
 }
