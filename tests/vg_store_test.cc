@@ -874,3 +874,34 @@ TEST_CASE("faults: a metadata write torn on every PV fails the commit; the previ
   CHECK(store->metadata().seqno == 1);
   CHECK(store->metadata().find_lv("lvC") == -1);
 }
+
+TEST_CASE("the seqno of a commit that reached no PV durably is never reused") {
+  TempDir dir;
+  VgConfig cfg = create_vg(dir);
+  std::vector<std::string> w;
+  auto store = open_ok(cfg, OpenMode::kReadWrite, &w);
+  VgMetadata a = store->metadata();
+  a.lvs[0].mode = 0640;
+  {
+    // The text reaches both PVs, but no fdatasync succeeds: the PVs may or
+    // may not keep seqno 2 (text a) after a crash.
+    FaultInjector faults;
+    faults.add(FaultRule{.op = FaultOp::kSync, .times = UINT64_MAX});
+    FaultInjector::Scope scope(faults);
+    CHECK_FALSE(store->commit(a).ok());
+  }
+  CHECK(store->metadata().seqno == 1);
+  VgMetadata b = store->metadata();
+  b.lvs[0].mode = 0604;
+  Status st = store->commit(b);
+  REQUIRE_MESSAGE(st.ok(), st.message());
+  // Not 2, which text a may hold; 4 goes to the same slot as that attempt,
+  // so slot 1 (seqno 1) stayed intact throughout.
+  CHECK(store->metadata().seqno == 4);
+  store.reset();
+  w.clear();
+  auto again = open_ok(cfg, OpenMode::kReadOnly, &w);
+  CHECK(again->metadata().seqno == 4);
+  CHECK(again->metadata().lvs[0].mode == 0604);
+  CHECK_MESSAGE(w.empty(), joined(w));
+}
