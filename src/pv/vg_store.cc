@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "vgfs/job_record.h"
 
@@ -252,13 +253,13 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
   // until no new PV turns up (each PV UUID is looked for once).
   std::map<Uuid, std::string> unreachable;  // PV UUID -> why its last seen path did not do
   Choice choice;
+  std::set<Uuid> open_uuids;
+  for (const Candidate& c : found) open_uuids.insert(c.label.pv_uuid);
   for (;;) {
     VGFS_ASSIGN_OR_RETURN(choice, choose(found, config.name));
     bool grew = false;
     for (const PvInfo& p : choice.md.pvs) {
-      if (std::any_of(found.begin(), found.end(), [&](const Candidate& c) { return c.label.pv_uuid == p.uuid; }) ||
-          unreachable.count(p.uuid))
-        continue;
+      if (open_uuids.count(p.uuid) || unreachable.count(p.uuid)) continue;
       Result<Candidate> c = open_candidate(p.name, p.path, mode);
       if (!c.ok()) {
         unreachable[p.uuid] = c.status().message();
@@ -266,6 +267,7 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
         unreachable[p.uuid] = fmt::format("{} holds PV UUID {} of VG {}", c->dev.label(),
                                           format_uuid(c->label.pv_uuid), format_uuid(c->label.vg_uuid));
       } else {
+        open_uuids.insert(p.uuid);
         found.push_back(std::move(*c));
         grew = true;
       }
