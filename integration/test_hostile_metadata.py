@@ -23,7 +23,7 @@ import struct
 import pytest
 
 from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec, PvSpec,
-                      assert_one_line_error, is_mounted)
+                      assert_one_line_error, is_mounted, wait_job)
 
 # ---------------------------------------------------------------------------
 # CRC32C (Castagnoli), reflected, table-driven.
@@ -444,3 +444,65 @@ def test_non_utf8_pv_path_survives_a_remount(env):
         info = f.read()
     assert b"pe_count: 51" in info, f"pv2 is not served after the remount: {info!r}"
     m.unmount()
+
+
+# ---------------------------------------------------------------------------
+# Job records (both copies, valid CRCs). A record that fails its checks makes
+# the job start again from 0, which is always safe: the mount works and the
+# LVs keep their data. The job moves lvx LE 0-1 (pv0 PE 3-4) to pv0 PE 0-1,
+# right before lvx's own PEs, so a copy past the job's 8 regions would land
+# on lvx and lvy.
+# ---------------------------------------------------------------------------
+
+JOB_RECORD_HEADER = 4096
+MIGRATION_OFFSET = 9 * MiB
+PE_START = 13 * MiB
+
+
+def job_record(job_id=1, generation=1, pointer=0, status=0, regions=8, bitmap=(0,)) -> bytes:
+    bits = b"".join(struct.pack("<Q", w) for w in bitmap)
+    h = bytearray(JOB_RECORD_HEADER)
+    h[:8] = b"VGFSJOB1"
+    struct.pack_into("<QQQIIQ", h, 8, job_id, generation, pointer, status, 0, regions)
+    struct.pack_into("<I", h, 48, crc32c(bits))
+    struct.pack_into("<Q", h, 56, 0)
+    struct.pack_into("<I", h, 4092, crc32c(bytes(h[:4092])))
+    body = bits + bytes(-len(bits) % 4096)
+    return bytes(h) + body
+
+
+RECORD_CASES = {
+    "bits_past_last_region": dict(bitmap=(0xFFFFFFFFFFFFFF00,)),
+    "generation_at_the_wrap": dict(generation=2**64 - 1),
+    "another_jobs_record": dict(job_id=7),
+    "region_count_wrong": dict(regions=9),
+    "status_unknown": dict(status=99),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORD_CASES))
+def test_hostile_job_record_restarts_the_job_and_keeps_the_data(env, case):
+    vg = make_vg(env)
+    pv0, pv1 = PvImage(vg.pv_path("pv0")), PvImage(vg.pv_path("pv1"))
+    rnd = os.urandom(24 * MiB)
+    pv0.write(PE_START + 3 * MiB, rnd[:14 * MiB])           # lvx LE 0-9 (PE 3-12), lvy (PE 13-16)
+    pv1.write(PE_START, rnd[14 * MiB:24 * MiB])             # lvx LE 10-19 (PE 0-9)
+    want_lvx = rnd[:10 * MiB] + rnd[14 * MiB:24 * MiB]
+    want_lvy = rnd[10 * MiB:14 * MiB]
+    text = with_job(seqno2(pv0.slot_text(1).decode()), le="0-1", source="pv0 3", dest="pv0 0",
+                    record="0 16384").encode()
+    for img in (pv0, pv1):
+        for slot in (0, 1):
+            img.write_slot(slot, 2, text)
+    rec = job_record(**RECORD_CASES[case])
+    assert len(rec) == 8192
+    pv0.write(MIGRATION_OFFSET, rec + rec)
+    m = vg.mount()
+    st = wait_job(m, 1, timeout=60)
+    assert st["sync_status"] == "completed", st
+    with open(m.lv("lvx"), "rb") as f:
+        assert f.read() == want_lvx, "lvx changed"
+    with open(m.lv("lvy"), "rb") as f:
+        assert f.read() == want_lvy, "lvy changed"
+    m.unmount()
+    assert os.path.getsize(vg.pv_path("pv0")) == 64 * MiB
