@@ -1,11 +1,16 @@
 // VgStore: the open, locked PVs of one VG and the metadata committed on them.
 //
 // Invariant: metadata() is always the highest-seqno valid metadata found on
-// (or last committed to) the PVs, and it has passed validate(). commit()
-// writes seqno+1 into slot (seqno+1) % 2 of every PV and fdatasyncs each PV
-// before it returns ok (a PV whose write fails is reported), so the previous metadata stays intact in the other
-// slot until the new one is durable everywhere. Opening for writing rewrites
-// every stale or damaged label and slot copy (each repair is reported).
+// (or last committed to) the PVs of the VG (those its metadata lists, not
+// only the config's), and it has passed validate() and, for every PV,
+// check_against_label(): so every job record place lies inside its source
+// PV's migration area. commit() writes the next seqno into slot seqno % 2 of
+// every PV (PVs added since the last commit last) and fdatasyncs each PV
+// before it returns ok (a PV whose write fails is reported), so the previous
+// metadata stays intact in the other slot until the new one is durable
+// everywhere; no seqno is ever written with two different texts. Opening for
+// writing rewrites every stale or damaged label and slot copy (each repair
+// is reported).
 #pragma once
 
 #include <memory>
