@@ -785,7 +785,8 @@ TEST_CASE("paths and reasons that are not UTF-8 round trip byte-exact") {
     CHECK(r->pvs[0].path == one.pvs[0].path);
   }
   // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-  for (std::string bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82"}) {
+  for (std::string bad : {"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "\xef\xbf\xbe",
+                          "\xef\xb7\x90"}) {
     VgMetadata one = fixture();
     one.pvs[0].path = "/p" + bad;
     Result<VgMetadata> r = decode_metadata(encode_metadata(one), "bad utf-8");
@@ -892,4 +893,38 @@ TEST_CASE("printable escapes what would break a message line") {
   CHECK(printable("\xff") == "\\xff");
   CHECK(printable("\xc2\x85") == "\\xc2\\x85");  // C1 control NEL
   CHECK(printable("q\"\\") == "q\\\"\\\\");
+}
+
+TEST_CASE("every code point survives the text, whichever form it takes") {
+  // U+0001..U+10FFFF as UTF-8 in one reason: yaml-cpp's emitter and parser
+  // must agree with our idea of what can go double-quoted.
+  auto utf8 = [](uint32_t cp) {
+    std::string out;
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    return out;
+  };
+  for (uint32_t from = 1; from <= 0x10FFFF; from += 0x8000) {
+    CAPTURE(from);
+    VgMetadata md = fixture_with_jobs();
+    md.jobs[0].reason.clear();
+    for (uint32_t cp = from; cp < from + 0x8000 && cp <= 0x10FFFF; ++cp)
+      if (cp < 0xD800 || cp > 0xDFFF) md.jobs[0].reason += utf8(cp);
+    Result<VgMetadata> back = decode_metadata(encode_metadata(md), "code points");
+    REQUIRE_MESSAGE(back.ok(), back.status().message());
+    CHECK(back->jobs[0].reason == md.jobs[0].reason);
+  }
 }

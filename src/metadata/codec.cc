@@ -23,7 +23,8 @@ namespace vgfs {
 namespace {
 
 // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
-// U+10FFFF. yaml-cpp's emitter replaces anything else with U+FFFD.
+// U+10FFFF, no noncharacters. yaml-cpp's emitter replaces anything else with
+// U+FFFD, so only this goes into the text as it is.
 bool valid_utf8(std::string_view s) {
   for (size_t i = 0; i < s.size();) {
     const auto c = static_cast<unsigned char>(s[i]);
@@ -37,6 +38,8 @@ bool valid_utf8(std::string_view s) {
     }
     static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
     if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    // Noncharacters, which yaml-cpp's emitter also replaces.
+    if ((cp & 0xFFFE) == 0xFFFE || (cp >= 0xFDD0 && cp <= 0xFDEF)) return false;
     i += n;
   }
   return true;
