@@ -12,6 +12,8 @@
 
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
+#include "vgfs/control.h"
+#include "vgfs/escape.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume_manager.h"
 #include "views/views.h"
@@ -27,8 +29,10 @@
 namespace vgfs {
 namespace {
 
+// Messages may hold paths and reasons read from disk: their control bytes
+// are escaped (include/vgfs/escape.h), so they cannot drive the terminal.
 int fail(const std::string& message) {
-  fmt::print(stderr, "vgfs: {}\n", message);
+  fmt::print(stderr, "vgfs: {}\n", printable(message));
   return 1;
 }
 
@@ -203,10 +207,24 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
   return failed ? 1 : 0;
 }
 
-int cmd_control(const std::string& mountpoint, const std::string& line, bool wait) {
-  Result<std::string> reply = control(mountpoint, line);
-  if (!reply.ok()) return fail(fmt::format("{}: {}", line, reply.status().message()));
-  fmt::print("{}\n", *reply);
+// The words of a command, each quoted as the control protocol needs
+// (include/vgfs/control.h), as one line.
+Result<std::string> command_line(const std::vector<std::string>& words) {
+  std::string line;
+  for (const std::string& w : words) {
+    Result<std::string> q = quote_argument(w);
+    if (!q.ok()) return q.status();
+    line += (line.empty() ? "" : " ") + *q;
+  }
+  return line;
+}
+
+int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait) {
+  Result<std::string> line = command_line(words);
+  if (!line.ok()) return fail(fmt::format("{}: {}", words[0], line.status().message()));
+  Result<std::string> reply = control(mountpoint, *line);
+  if (!reply.ok()) return fail(fmt::format("{}: {}", *line, reply.status().message()));
+  fmt::print("{}\n", printable(*reply));
   if (!wait) return 0;
   std::vector<uint64_t> ids;
   std::string list = reply->substr(reply->find_last_of(' ') + 1);
@@ -399,23 +417,23 @@ int run(int argc, char** argv) {
   if (*lists[1]) return cmd_list(target, true, maps, json);
   if (*dump) return cmd_dump(config);
   if (*check) return cmd_check(config);
-  if (*move) return cmd_control(mountpoint, fmt::format("move {} {}", lv_arg, pv_arg), wait);
+  if (*move) return cmd_control(mountpoint, {"move", lv_arg, pv_arg}, wait);
   if (*pvmove) {
-    std::string line = "pvmove";
-    for (const std::string& a : pvmove_args) line += " " + a;
-    return cmd_control(mountpoint, line, wait);
+    std::vector<std::string> words = {"pvmove"};
+    words.insert(words.end(), pvmove_args.begin(), pvmove_args.end());
+    return cmd_control(mountpoint, words, wait);
   }
   if (*jobs) return cmd_jobs(mountpoint, json);
   for (auto& [verb, c] : job_verbs)
-    if (*c) return cmd_control(mountpoint, fmt::format("{} {}", verb, job), false);
-  if (*limit) return cmd_control(mountpoint, fmt::format("limit {} {}", job, rate), false);
+    if (*c) return cmd_control(mountpoint, {verb, std::to_string(job)}, false);
+  if (*limit) return cmd_control(mountpoint, {"limit", std::to_string(job), rate}, false);
   if (*restore) return cmd_restore(config, backup);
   for (auto& [verb, c] : lifecycle)
     if (*c) {
       if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
-      std::string line = verb;
-      for (const std::string& a : lifecycle_args) line += " " + a;
-      return cmd_control(mountpoint, line, false);
+      std::vector<std::string> words = {verb};
+      words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
+      return cmd_control(mountpoint, words, false);
     }
   return 2;
 }
