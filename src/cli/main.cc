@@ -53,7 +53,7 @@ int cmd_create(const std::string& config_path, bool force) {
   if (!config.ok()) return fail(config.status().message());
   std::vector<std::string> notes;
   Status st = VgStore::create(*config, force, &notes);
-  for (const std::string& n : notes) fmt::print("{}\n", n);
+  for (const std::string& n : notes) fmt::print("{}\n", printable(n));
   if (!st.ok()) return fail(st.message());
   fmt::print("created VG {} on {} PV{}, {} LV{}\n", config->name, config->pvs.size(), config->pvs.size() == 1 ? "" : "s",
              config->lvs.size(), config->lvs.size() == 1 ? "" : "s");
@@ -122,7 +122,7 @@ Result<nlohmann::json> vg_json_of(const std::string& target) {
   }
   std::vector<std::string> warnings;
   auto store = open_offline(target, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return store.status();
   const VgMetadata& md = (*store)->metadata();
   std::vector<JobStatus> jobs;
@@ -183,7 +183,7 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
       if (st != "completed" && st != "aborted" && st != "failed") running = true;
       if (st == "aborted" || st == "failed") {
         ++failed;
-        if (!running) fmt::print(stderr, "vgfs: job {} {}: {}\n", id, st, m["reason"]);
+        if (!running) fmt::print(stderr, "vgfs: job {} {}: {}\n", id, printable(st), printable(m["reason"]));
       }
       if (states.find(st) == std::string::npos) states += (states.empty() ? "" : ",") + st + (m["paused"] == "yes" ? "(paused)" : "");
     }
@@ -254,7 +254,7 @@ int cmd_list(const std::string& target, bool pvs, bool maps, bool json) {
 int cmd_dump(const std::string& config) {
   std::vector<std::string> warnings;
   auto store = open_offline(config, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return fail(store.status().message());
   fmt::print("{}", encode_metadata((*store)->metadata()));
   return 0;
@@ -273,7 +273,7 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   if (!backup.ok()) return fail(backup.status().message());
   std::vector<std::string> warnings;
   auto store = VgStore::open(*config, OpenMode::kReadWrite, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return fail(store.status().message());
   const VgMetadata& now = (*store)->metadata();
   if (backup->uuid != now.uuid)
@@ -301,7 +301,7 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   uint64_t was = now.seqno;
   Status st = (*store)->commit(std::move(*backup));
   if (!st.ok()) return fail(st.message());
-  fmt::print("restored VG {} from {}: metadata seqno {} (was {})\n", (*store)->metadata().name, backup_path,
+  fmt::print("restored VG {} from {}: metadata seqno {} (was {})\n", (*store)->metadata().name, printable(backup_path),
              (*store)->metadata().seqno, was);
   return 0;
 }
@@ -309,7 +309,7 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
 int cmd_check(const std::string& config) {
   std::vector<std::string> problems;
   auto store = open_offline(config, &problems);
-  for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", p);
+  for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
   if (!store.ok()) return fail(store.status().message());
   const VgMetadata& md = (*store)->metadata();
   if (!problems.empty()) return fail(fmt::format("VG {}: {} problem(s) found; a read-write mount repairs them", md.name, problems.size()));

@@ -194,7 +194,9 @@ Result<std::string> quote_argument(std::string_view arg) {
   return out + "\"";
 }
 
-Reply execute(VolumeManager& manager, const Command& c) {
+namespace {
+
+Reply run(VolumeManager& manager, const Command& c) {
   if (c.verb == "move" || c.verb == "pvmove") {
     Result<std::vector<uint64_t>> ids =
         c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs);
@@ -216,6 +218,21 @@ Reply execute(VolumeManager& manager, const Command& c) {
   if (c.verb == "pvremove") done = manager.pvremove(c.pv);
   if (!done.ok()) return Reply::from(done.status());
   return Reply::ok(*done);
+}
+
+}  // namespace
+
+// A commit that counted but did not reach every PV, or whose archive could
+// not be written, still answers ok (the change holds), with the problems:
+// "ok ... (warning: ...; ...)".
+Reply execute(VolumeManager& manager, const Command& c) {
+  VolumeManager::CommitWarnings warnings;
+  Reply reply = run(manager, c);
+  if (reply.code == 0 && !warnings.list().empty()) {
+    reply.text.pop_back();  // the newline
+    reply.text += " (warning: " + printable(fmt::format("{}", fmt::join(warnings.list(), "; "))) + ")\n";
+  }
+  return reply;
 }
 
 }  // namespace vgfs

@@ -76,7 +76,7 @@ Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t si
   LvInfo lv{name, new_uuid(), 0600, {}};
   for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
   md.lvs.push_back(std::move(lv));
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   const VgMetadata& now = store_.metadata();
   Result<uint32_t> slot = volume_.publish_lv(now, static_cast<uint32_t>(now.lvs.size() - 1));
   if (!slot.ok()) return slot.status();
@@ -106,7 +106,7 @@ Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t si
   }
   VGFS_RETURN_IF_ERROR(zero_extents(md, runs));
   for (const MapRun& r : runs) map.append(r.pv, r.pe, r.count);
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
   return fmt::format("LV {} extended to {}", name, size_note(store_.metadata(), size, extents));
@@ -124,7 +124,7 @@ Result<std::string> VolumeManager::lvreduce(const std::string& name, uint64_t si
                                              have, format_size(have * md.extent_size)));
   VGFS_RETURN_IF_ERROR(check_idle(md, name, "reduce"));
   map.truncate(extents);
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
   volume_.quiesce();  // the freed PEs go back to the allocator only after this
@@ -138,7 +138,7 @@ Result<std::string> VolumeManager::lvremove(const std::string& name) {
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_idle(md, name, "remove"));
   md.lvs.erase(md.lvs.begin() + lv);
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   if (std::optional<uint32_t> slot = volume_.slot(name)) volume_.remove_lv(*slot);
   volume_.quiesce();
   return fmt::format("LV {} removed", name);
@@ -154,7 +154,7 @@ Result<std::string> VolumeManager::lvrename(const std::string& from, const std::
   md.lvs[static_cast<size_t>(lv)].name = to;
   for (JobInfo& j : md.jobs)
     if (j.lv == from) j.lv = to;
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   for (auto& job : jobs_)
     if (job->info.lv == from) job->info.lv = to;
   if (std::optional<uint32_t> slot = volume_.slot(from)) volume_.rename_lv(*slot, to);
@@ -182,7 +182,7 @@ Result<std::string> VolumeManager::pvadd(const std::string& path, std::string na
                                              label.layout.pe_start));
   md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count});
   VGFS_RETURN_IF_ERROR(store_.add_pv(std::move(*dev), label));
-  Status st = store_.commit(std::move(md));
+  Status st = commit(std::move(md));
   if (!st.ok()) {
     std::unique_ptr<PvDevice> gone = store_.remove_pv(static_cast<uint32_t>(store_.pv_count() - 1));
     (void)wipe_label(*gone);
@@ -223,12 +223,16 @@ Result<std::string> VolumeManager::pvremove(const std::string& name) {
   }
   const PvLabel label = store_.label(pv);
   std::unique_ptr<PvDevice> dev = store_.remove_pv(pv);
-  Status st = store_.commit(std::move(md));
+  Status st = commit(std::move(md));
   if (!st.ok()) {
     store_.restore_pv(pv, std::move(dev), label);
     return st;
   }
-  std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) { return uses(j->info); });
+  std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) {
+    if (!uses(j->info)) return false;
+    forget(*j);  // ended, but a copier may still be leaving its last step
+    return true;
+  });
   for (auto& j : jobs_) {
     j->info.src_pv = shift(j->info.src_pv);
     j->info.dst_pv = shift(j->info.dst_pv);
