@@ -68,8 +68,11 @@ class VolumeManager {
   // `move LV[:LE-range] PV[:PE]`: one job per contiguous source run.
   Result<std::vector<uint64_t>> move(std::string_view lv, std::optional<IndexRange> les, std::string_view pv,
                                      std::optional<uint64_t> pe);
-  // `pvmove PV [DEST...]`: every allocated extent of PV onto the others.
-  Result<std::vector<uint64_t>> pvmove(std::string_view pv, const std::vector<std::string>& destinations);
+  // `pvmove PV [DEST...]`: every allocated extent of PV onto the others,
+  // one job per run. When the PV's migration area cannot hold a record for
+  // every run, the runs that fit start and *note says to run it again.
+  Result<std::vector<uint64_t>> pvmove(std::string_view pv, const std::vector<std::string>& destinations,
+                                       std::string* note = nullptr);
   Status abort(uint64_t id);
   Status pause(uint64_t id);
   Status resume(uint64_t id);
@@ -110,6 +113,13 @@ class VolumeManager {
     CommitWarnings* outer_;
   };
 
+  // The mount point this VG is served on: pvadd refuses any path on it
+  // (a PV inside its own mount deadlocks the first fsync).
+  void set_mount_point(std::string path) {
+    std::lock_guard lock(admin_);
+    mount_point_ = std::move(path);
+  }
+
   // Tests: make starting a copier thread fail as under a pids limit.
   void fail_thread_start_for_testing(bool fail) { fail_thread_start_ = fail; }
   size_t copier_threads() const;
@@ -118,6 +128,7 @@ class VolumeManager {
   struct Job;
   Result<std::vector<uint64_t>> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
+  bool record_fits(const VgMetadata& md, const JobInfo& job) const;
   // One slice of a job's copier state machine (src/manager/migration.cc).
   StepResult step(Job& job);
   // The copier pool (src/manager/copier_pool.cc).
@@ -139,8 +150,11 @@ class VolumeManager {
   Status zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs);
   Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
 
+  Status check_not_on_mount(const std::string& path, const struct stat* opened) const;
+
   VgStore& store_;
   VolumeSet& volume_;
+  std::string mount_point_;
   mutable std::mutex admin_;  // metadata changes and the job list
   std::vector<std::unique_ptr<Job>> jobs_;
 

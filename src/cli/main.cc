@@ -14,6 +14,7 @@
 #include "vgfs/config.h"
 #include "vgfs/control.h"
 #include "vgfs/escape.h"
+#include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume_manager.h"
 #include "views/views.h"
@@ -21,6 +22,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -226,11 +228,24 @@ int cmd_control(const std::string& mountpoint, const std::vector<std::string>& w
   if (!reply.ok()) return fail(fmt::format("{}: {}", *line, reply.status().message()));
   fmt::print("{}\n", printable(*reply));
   if (!wait) return 0;
+  // "ok job N" or "ok jobs N,M,..." with an optional " (...)" note.
   std::vector<uint64_t> ids;
-  std::string list = reply->substr(reply->find_last_of(' ') + 1);
-  std::stringstream in(list);
-  for (std::string id; std::getline(in, id, ',');) ids.push_back(std::stoull(id));
-  return wait_for(mountpoint, ids);
+  std::stringstream in(*reply);
+  std::string ok, what, list;
+  in >> ok >> what >> list;
+  std::stringstream items(list);
+  for (std::string id; std::getline(items, id, ',');) {
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
+    if (ec != std::errc() || p != id.data() + id.size()) return fail(fmt::format("unexpected reply \"{}\"", *reply));
+    ids.push_back(n);
+  }
+  int status = wait_for(mountpoint, ids);
+  // pvmove moves as many runs as the PV's migration area has records for;
+  // with --wait, go on until it is empty.
+  if (status == 0 && words[0] == "pvmove" && reply->find("(partial: ") != std::string::npos)
+    return cmd_control(mountpoint, words, wait);
+  return status;
 }
 
 int cmd_jobs(const std::string& mountpoint, bool json) {
@@ -260,6 +275,72 @@ int cmd_dump(const std::string& config) {
   return 0;
 }
 
+// `vgfs restore` when the VG cannot be opened because a PV its current
+// metadata lists is missing (e.g. a PV that lived on a mount that is gone):
+// the backup is written onto the config's PVs when it lists exactly those
+// PVs, as a seqno above every copy found on them.
+int restore_without_missing(const VgConfig& config, VgMetadata backup, const std::string& backup_path,
+                            const std::string& why) {
+  struct Found {
+    PvDevice dev;
+    PvLabel label;
+  };
+  std::vector<Found> found;
+  uint64_t newest = 0;
+  for (const PvConfig& pv : config.pvs) {
+    Result<PvDevice> dev = PvDevice::open(pv.path, true, fmt::format("PV {} ({})", pv.name, pv.path));
+    if (!dev.ok()) return fail(dev.status().message());
+    Status st = dev->lock(true);
+    if (!st.ok()) return fail(st.message());
+    std::optional<PvLabel> label;
+    for (uint64_t at : kLabelOffsets) {
+      std::string block(kLabelSize, '\0');
+      if (label || dev->size() < at + kLabelSize || !dev->read_at(block.data(), block.size(), at).ok()) continue;
+      if (Result<PvLabel> l = decode_label(block, dev->size()); l.ok()) label = *l;
+    }
+    if (!label) return fail(fmt::format("{}: no valid vgfs label", dev->label()));
+    if (label->vg_uuid != backup.uuid)
+      return fail(fmt::format("{}: belongs to VG {}, the backup is of VG {} ({})", dev->label(),
+                              format_uuid(label->vg_uuid), backup.name, format_uuid(backup.uuid)));
+    for (int k = 0; k < 2; ++k) {
+      std::string header(kSlotHeaderSize, '\0');
+      if (!dev->read_at(header.data(), header.size(), label->layout.slot_offset[k]).ok()) continue;
+      if (Result<SlotHeader> h = decode_slot_header(header, label->layout.slot_size); h.ok())
+        newest = std::max(newest, h->seqno);
+    }
+    found.push_back(Found{std::move(*dev), *label});
+  }
+  for (PvInfo& p : backup.pvs) {
+    auto it = std::find_if(found.begin(), found.end(), [&](const Found& f) { return f.label.pv_uuid == p.uuid; });
+    if (it == found.end())
+      return fail(fmt::format("{}: the backup needs PV {} (UUID {}), which is not in the config ({})", backup_path,
+                              p.name, format_uuid(p.uuid), why));
+    const PvLayout& l = it->label.layout;
+    if (p.pe_start != l.pe_start || p.pe_count > l.pe_count || backup.extent_size != l.extent_size)
+      return fail(fmt::format("{}: PV {} does not match its label in the backup", backup_path, p.name));
+    p.path = it->dev.path();
+  }
+  if (found.size() != backup.pvs.size())
+    return fail(fmt::format("{}: the config lists PVs the backup does not have ({})", backup_path, why));
+  for (JobInfo& j : backup.jobs)
+    if (j.running()) {
+      j.state = JobState::kAborted;
+      j.reason = "restored from a backup";
+    }
+  backup.seqno = newest + 1;
+  Status st = backup.validate();
+  if (!st.ok()) return fail(st.prefixed(backup_path).message());
+  const std::string text = encode_metadata(backup);
+  for (const Found& f : found) {
+    st = write_metadata_slot(f.dev, f.label.layout, static_cast<int>(backup.seqno % 2), backup.seqno, text);
+    if (st.ok()) st = f.dev.sync();
+    if (!st.ok()) return fail(st.message());
+  }
+  fmt::print("restored VG {} from {} without its missing PV: metadata seqno {}\n", backup.name, printable(backup_path),
+             backup.seqno);
+  return 0;
+}
+
 // Writes a backup (a file of the metadata archive, or `vgfs dump` output)
 // back as the newest metadata of an unmounted VG.
 int cmd_restore(const std::string& config_path, const std::string& backup_path) {
@@ -274,6 +355,8 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   std::vector<std::string> warnings;
   auto store = VgStore::open(*config, OpenMode::kReadWrite, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
+  if (!store.ok() && store.status().code() == ENOENT)
+    return restore_without_missing(*config, std::move(*backup), backup_path, store.status().message());
   if (!store.ok()) return fail(store.status().message());
   const VgMetadata& now = (*store)->metadata();
   if (backup->uuid != now.uuid)
@@ -301,6 +384,7 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   uint64_t was = now.seqno;
   Status st = (*store)->commit(std::move(*backup));
   if (!st.ok()) return fail(st.message());
+  for (const std::string& p : (*store)->commit_problems()) fmt::print(stderr, "vgfs: warning: {}\n", printable(p));
   fmt::print("restored VG {} from {}: metadata seqno {} (was {})\n", (*store)->metadata().name, printable(backup_path),
              (*store)->metadata().seqno, was);
   return 0;

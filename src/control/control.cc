@@ -198,11 +198,12 @@ namespace {
 
 Reply run(VolumeManager& manager, const Command& c) {
   if (c.verb == "move" || c.verb == "pvmove") {
+    std::string note;
     Result<std::vector<uint64_t>> ids =
-        c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs);
+        c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs, &note);
     if (!ids.ok()) return Reply::from(ids.status());
-    if (ids->size() == 1) return Reply::ok(fmt::format("job {}", (*ids)[0]));
-    return Reply::ok(fmt::format("jobs {}", fmt::join(*ids, ",")));
+    std::string text = ids->size() == 1 ? fmt::format("job {}", (*ids)[0]) : fmt::format("jobs {}", fmt::join(*ids, ","));
+    return Reply::ok(note.empty() ? text : fmt::format("{} (partial: {})", text, note));
   }
   if (c.verb == "abort") return Reply::from(manager.abort(c.job));
   if (c.verb == "pause") return Reply::from(manager.pause(c.job));

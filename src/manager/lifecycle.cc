@@ -3,7 +3,12 @@
 // metadata commit, then shows the change in the VolumeSet.
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "manager/job.h"
 
@@ -11,7 +16,22 @@ namespace vgfs {
 
 namespace {
 
-uint64_t extents_for(const VgMetadata& md, uint64_t size) { return (size + md.extent_size - 1) / md.extent_size; }
+// Whole extents for `size` bytes, without the overflow of size + extent - 1.
+uint64_t extents_for(const VgMetadata& md, uint64_t size) {
+  return size / md.extent_size + (size % md.extent_size != 0);
+}
+
+// A size no VG of this extent size could hold is refused by name before any
+// arithmetic on it: every later product (extents x extent size) fits 64 bits.
+Status check_size(const VgMetadata& md, const std::string& lv, uint64_t size) {
+  uint64_t total = 0;
+  for (const PvInfo& p : md.pvs) total += p.pe_count;
+  if (extents_for(md, size) > total)
+    return Status::Error(ENOSPC, fmt::format("LV {}: {} is too large: VG {} has {} extents ({}) in all", lv,
+                                             format_size(size), md.name, total,
+                                             format_size(total * md.extent_size)));
+  return Status::Ok();
+}
 
 // "N extents (SIZE)", with the rounding said when there was one.
 std::string size_note(const VgMetadata& md, uint64_t asked, uint64_t extents) {
@@ -30,7 +50,69 @@ Result<std::vector<uint32_t>> pv_indices(const VgMetadata& md, const std::vector
   return out;
 }
 
+// The device number of the filesystem mounted at `mount_point`, from
+// /proc/self/mountinfo (stat on our own mount point would wait for this
+// very daemon). The last entry for it is the one on top.
+std::optional<dev_t> mount_device(const std::string& mount_point) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::optional<dev_t> found;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, majmin, root, point;
+    if (!(f >> id >> parent >> majmin >> root >> point)) continue;
+    std::string unescaped;  // mountinfo writes space, tab, newline and backslash as \ooo
+    for (size_t i = 0; i < point.size(); ++i) {
+      auto octal = [&](size_t k) { return point[k] >= '0' && point[k] <= '7'; };
+      if (point[i] == '\\' && i + 3 < point.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+        unescaped += static_cast<char>((point[i + 1] - '0') * 64 + (point[i + 2] - '0') * 8 + (point[i + 3] - '0'));
+        i += 3;
+      } else {
+        unescaped += point[i];
+      }
+    }
+    if (unescaped != mount_point) continue;
+    unsigned maj = 0, min = 0;
+    if (std::sscanf(majmin.c_str(), "%u:%u", &maj, &min) == 2) found = makedev(maj, min);
+  }
+  return found;
+}
+
+// The file behind a loop device, if `st` is one.
+std::optional<std::string> loop_backing_file(const struct stat& st) {
+  if (!S_ISBLK(st.st_mode)) return std::nullopt;
+  std::ifstream in(fmt::format("/sys/dev/block/{}:{}/loop/backing_file", major(st.st_rdev), minor(st.st_rdev)));
+  std::string path;
+  if (!std::getline(in, path) || path.empty()) return std::nullopt;
+  return path;
+}
+
 }  // namespace
+
+// A PV on the VG's own mount (an LV file, or a loop device backed by one)
+// would route the PV's I/O back into this daemon: its first fsync waits for
+// itself. `opened` is the fstat of the open device, to check the file that
+// was opened, not only the path's target a moment before.
+Status VolumeManager::check_not_on_mount(const std::string& path, const struct stat* opened) const {
+  if (mount_point_.empty()) return Status::Ok();
+  std::optional<dev_t> mount = mount_device(mount_point_);
+  if (!mount) return Status::Ok();
+  struct stat st {};
+  if (opened) st = *opened;
+  else if (::stat(path.c_str(), &st) != 0) return Status::Ok();  // PvDevice::open reports it
+  const std::string refusal =
+      fmt::format("{} is on this VG's own mount {}; a PV cannot live inside the VG it serves", path, mount_point_);
+  if (st.st_dev == *mount) return Status::Error(EINVAL, refusal);
+  if (std::optional<std::string> backing = loop_backing_file(st)) {
+    struct stat b {};
+    // A backing file on this mount, or one that cannot be checked (the
+    // kernel appends " (deleted)") is refused the same way.
+    if (::stat(backing->c_str(), &b) != 0 || b.st_dev == *mount)
+      return Status::Error(EINVAL, fmt::format("{} is a loop device backed by {}, which is on this VG's own mount "
+                                               "{} or cannot be checked; a PV cannot live inside the VG it serves",
+                                               path, *backing, mount_point_));
+  }
+  return Status::Ok();
+}
 
 // New extents read as zeros, never as what an earlier LV left there; the
 // zeroes are durable before the commit that hands the PEs out.
@@ -67,6 +149,12 @@ Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t si
   VgMetadata md = store_.metadata();
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
+  // The slot first: a commit whose LV then cannot be served would leave a
+  // ghost LV behind an error reply.
+  if (!volume_.slot_available())
+    return Status::Error(ENOSPC, fmt::format("cannot create LV {}: this mount serves {} LVs, its most; remove one "
+                                             "first", name, kMaxLvSlots));
+  VGFS_RETURN_IF_ERROR(check_size(md, name, size));
   Result<std::vector<uint32_t>> candidates = pv_indices(md, pvs);
   if (!candidates.ok()) return candidates.status();
   const uint64_t extents = extents_for(md, size);
@@ -88,6 +176,7 @@ Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t si
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
+  VGFS_RETURN_IF_ERROR(check_size(md, name, size));
   ExtentMap& map = md.lvs[static_cast<size_t>(lv)].map;
   const uint64_t extents = extents_for(md, size), have = map.extent_count();
   if (extents <= have)
@@ -117,6 +206,7 @@ Result<std::string> VolumeManager::lvreduce(const std::string& name, uint64_t si
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
+  VGFS_RETURN_IF_ERROR(check_size(md, name, size));
   ExtentMap& map = md.lvs[static_cast<size_t>(lv)].map;
   const uint64_t extents = extents_for(md, size), have = map.extent_count();
   if (extents >= have)
@@ -171,8 +261,10 @@ Result<std::string> VolumeManager::pvadd(const std::string& path, std::string na
   if (md.find_pv(name) >= 0) return Status::Error(EEXIST, fmt::format("PV {} exists already", name));
   for (const PvInfo& pv : md.pvs)
     if (pv.path == path) return Status::Error(EEXIST, fmt::format("{} is PV {} of this VG already", path, pv.name));
+  VGFS_RETURN_IF_ERROR(check_not_on_mount(path, nullptr));  // before opening: the open itself may come back here
   Result<PvDevice> dev = PvDevice::open(path, true, fmt::format("PV {} ({})", name, path));
   if (!dev.ok()) return dev.status();
+  if (struct stat st {}; ::fstat(dev->fd(), &st) == 0) VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
   VGFS_RETURN_IF_ERROR(check_unused(*dev));
   PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};

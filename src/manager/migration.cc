@@ -97,11 +97,18 @@ Status VolumeManager::start() {
     if (job->info.running()) lvs.push_back(job->info.lv);
   for (const std::string& lv : lvs) publish_transfers(lv);
   volume_.quiesce();
+  bool any = false;
   for (auto& job : jobs_)
-    if (job->info.running() && job->transfer) schedule(*job);
+    if (job->info.running() && job->transfer) {
+      schedule(*job);
+      any = true;
+    }
+  if (!any) return Status::Ok();  // copiers start with the first job
   // Without a copier the jobs stay scheduled: the next command that starts
   // one runs them.
-  return ensure_copiers();
+  Status st = ensure_copiers();
+  if (!st.ok()) fmt::print(stderr, "vgfs: warning: the running jobs wait: {}\n", st.message());
+  return st;
 }
 
 void VolumeManager::shutdown() {
@@ -115,11 +122,12 @@ void VolumeManager::shutdown() {
   stop_copiers();
 }
 
-Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
-  // The record goes into the source PV's migration area, first fit.
-  const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
-  const uint64_t need = 2 * job_record_copy_size(regions);
-  const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+namespace {
+
+// Where the two record copies of `job` go in its source PV's migration area
+// (first fit among the running jobs' records), or nothing when they do not
+// fit now.
+std::optional<uint64_t> record_place(const VgMetadata& md, uint64_t area, const JobInfo& job, uint64_t need) {
   std::vector<std::pair<uint64_t, uint64_t>> used;
   for (const JobInfo& j : md.jobs)
     if (j.running() && j.src_pv == job.src_pv) used.emplace_back(j.record_offset, j.record_offset + j.record_size);
@@ -129,12 +137,41 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
     if (at + need <= begin) break;
     at = std::max(at, end);
   }
-  if (at + need > area)
-    return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) has no room for the record of a "
-                                             "{}-region job; wait for running jobs to end",
-                                             md.pvs[job.src_pv].name, format_size(area), regions));
+  if (at + need > area) return std::nullopt;
+  return at;
+}
+
+uint64_t record_need(const VgMetadata& md, const JobInfo& job) {
+  const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
+  return 2 * job_record_copy_size(regions);
+}
+
+}  // namespace
+
+bool VolumeManager::record_fits(const VgMetadata& md, const JobInfo& job) const {
+  return record_place(md, store_.label(job.src_pv).layout.migration_size, job, record_need(md, job)).has_value();
+}
+
+Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
+  // The record goes into the source PV's migration area, first fit.
+  const uint64_t need = record_need(md, job);
+  const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+  std::optional<uint64_t> at = record_place(md, area, job, need);
+  if (!at) {
+    size_t running = 0;
+    for (const JobInfo& j : md.jobs) running += j.running() && j.src_pv == job.src_pv;
+    if (running == 0)
+      return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) cannot hold the {} record of a job "
+                                               "moving {} extents; move fewer extents at a time (LV:LE-range)",
+                                               md.pvs[job.src_pv].name, format_size(area), format_size(need),
+                                               job.count));
+    return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) is full: it holds the records of {} "
+                                             "running jobs moving extents off it; run the command again when some "
+                                             "have ended",
+                                             md.pvs[job.src_pv].name, format_size(area), running));
+  }
   job.id = md.next_job_id++;
-  job.record_offset = at;
+  job.record_offset = *at;
   job.record_size = need;
   job.state = JobState::kRunning;
   md.jobs.push_back(job);
@@ -252,7 +289,8 @@ Result<std::vector<uint64_t>> VolumeManager::move(std::string_view lv_name, std:
   return start_jobs(std::move(md), std::move(created));
 }
 
-Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
+Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names,
+                                                   std::string* note) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
@@ -269,11 +307,18 @@ Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, co
       if (i != static_cast<uint32_t>(src)) candidates.push_back(i);
   if (candidates.empty()) return Status::Error(ENOSPC, fmt::format("VG {} has no PV besides {}", md.name, pv_name));
 
+  // One job per run; each needs a record in the migration area of the PV
+  // (kDefaultMigrationAreaSize holds 256 small ones). When it is full, the
+  // jobs that fit start and the reply says to run pvmove again.
   std::vector<JobInfo> created;
+  uint64_t runs = 0, moving = 0;
+  bool full = false;
   for (const LvInfo& lv : md.lvs) {
-    std::vector<MapRun> runs = lv.map.runs();  // md changes below; keep this LV's runs
-    for (const MapRun& r : runs) {
+    std::vector<MapRun> lv_runs = lv.map.runs();  // md changes below; keep this LV's runs
+    for (const MapRun& r : lv_runs) {
       if (r.pv != static_cast<uint32_t>(src)) continue;
+      ++runs;
+      if (full) continue;
       for (const JobInfo& j : md.jobs)
         if (j.running() && j.lv == lv.name && j.le < r.le_end() && r.le < j.le + j.count)
           return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}",
@@ -289,10 +334,18 @@ Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, co
         j.src_pe = r.pe + (p.le - r.le);
         j.dst_pv = p.pv;
         j.dst_pe = p.pe;
+        if (!created.empty() && !record_fits(md, j)) {
+          full = true;
+          break;
+        }
         VGFS_RETURN_IF_ERROR(add_job(md, j, &created));
       }
+      if (!full) ++moving;
     }
   }
+  if (full && note)
+    *note = fmt::format("{} of the {} runs on PV {} move now: its migration area holds no more job records; run "
+                        "pvmove {} again when these jobs end", moving, runs, pv_name, pv_name);
   if (created.empty()) return Status::Error(EINVAL, fmt::format("PV {} holds no allocated extents; nothing to move", pv_name));
   return start_jobs(std::move(md), std::move(created));
 }
