@@ -59,7 +59,7 @@ def test_vg_json_and_pvs_json_with_a_pv_path_that_is_not_utf8(env):
     odd = os.fsencode(str(vg.dir)) + b"/pv\xff\x1b[31m.img"
     with open(odd, "wb") as f:
         f.truncate(64 * MiB)
-    err, reply = raw_ctl(m, b'pvadd "' + odd + b'" pvodd')
+    err, reply = raw_ctl(m, b'pvadd ' + odd + b' pvodd')  # no blank: no quoting needed
     assert err == 0 and reply.startswith(b"ok PV pvodd added"), reply
     text = (m.meta / "vg.json").read_bytes()        # the daemon survives this read
     vgj = json.loads(text)

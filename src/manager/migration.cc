@@ -180,6 +180,9 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
 }
 
 Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
+  // A copier first: a job committed with nothing to run it would hold its
+  // destination forever, and a daemon at its thread limit must say so, not die.
+  VGFS_RETURN_IF_ERROR(ensure_copiers());
   // Keep the newest finished jobs only.
   size_t finished = 0;
   for (auto it = md.jobs.rbegin(); it != md.jobs.rend(); ++it)
@@ -198,9 +201,6 @@ Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vect
       ++it;
     }
   }
-  // A copier first: a job committed with nothing to run it would hold its
-  // destination forever.
-  VGFS_RETURN_IF_ERROR(ensure_copiers());
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   std::vector<uint64_t> ids;
   std::vector<Job*> started;
