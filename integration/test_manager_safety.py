@@ -225,3 +225,4 @@ def test_sizes_too_large_are_named_so(env, size):
         assert_one_line_error(r, "too large")
     vgj = json.loads((m.meta / "vg.json").read_text())
     assert [lv["name"] for lv in vgj["lvs"]] == ["lv0"] and vgj["seqno"] == 1
+

@@ -271,3 +271,15 @@ TEST_CASE("views: PV paths and reasons that are not UTF-8 or hold control bytes 
   for (const std::string& table : {views::pvs_table(vg, true), views::jobs_table(vg)})
     for (char c : table) CHECK((c == '\n' || static_cast<unsigned char>(c) >= 0x20));
 }
+
+TEST_CASE("pvadd refuses a path on the mount, also when the mount point was named through a symlink") {
+  Mount m;
+  // /proc stands in for this VG's mount: mountinfo lists it as "/proc".
+  std::filesystem::create_symlink("/", m.dir / "via");
+  m.manager->set_mount_point(m.dir / "via/proc");
+  Result<std::string> r = m.manager->pvadd("/proc/self/status", "");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.status().code() == EINVAL);
+  CHECK(r.status().message().find("own mount") != std::string::npos);
+  CHECK(m.store->metadata().pvs.size() == 2);
+}

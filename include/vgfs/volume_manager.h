@@ -115,10 +115,7 @@ class VolumeManager {
 
   // The mount point this VG is served on: pvadd refuses any path on it
   // (a PV inside its own mount deadlocks the first fsync).
-  void set_mount_point(std::string path) {
-    std::lock_guard lock(admin_);
-    mount_point_ = std::move(path);
-  }
+  void set_mount_point(const std::string& path);
 
   // Tests: make starting a copier thread fail as under a pids limit.
   void fail_thread_start_for_testing(bool fail) { fail_thread_start_ = fail; }

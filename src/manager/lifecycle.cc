@@ -7,6 +7,8 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -87,6 +89,23 @@ std::optional<std::string> loop_backing_file(const struct stat& st) {
 }
 
 }  // namespace
+
+// mountinfo shows the mount point with symlinks resolved. Only its parent
+// is resolved here: resolving the mount point itself would stat the root of
+// this mount, which waits for this daemon.
+void VolumeManager::set_mount_point(const std::string& path) {
+  std::string resolved = path;
+  const size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash + 1 < path.size()) {
+    const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+    if (char* real = ::realpath(parent.c_str(), nullptr)) {
+      resolved = (std::string(real) == "/" ? "" : std::string(real)) + path.substr(slash);
+      std::free(real);
+    }
+  }
+  std::lock_guard lock(admin_);
+  mount_point_ = std::move(resolved);
+}
 
 // A PV on the VG's own mount (an LV file, or a loop device backed by one)
 // would route the PV's I/O back into this daemon: its first fsync waits for
