@@ -14,7 +14,7 @@
  *
  * Usage:
  *   nbdkit -s ./powercut.so [file=]BASE.img [dir=DIR] [name=NAME] [seed=N]
- *          [keep=PERCENT] [tear=BOOL] [reorder=BOOL]
+ *          [keep=PERCENT] [tear=BOOL] [torn=PERCENT] [reorder=BOOL]
  *          [cut-at-flush=N] [cut-at-write=A-B:N]
  *
  * Parameters:
@@ -24,9 +24,11 @@
  *   seed=N           seed of the random choices (default 1).
  *   keep=PERCENT     chance that an unflushed write survives a cut
  *                    (default 50).
- *   tear=BOOL        a surviving write is torn with chance 1/2: each of its
- *                    512-byte sectors (aligned on the device) then survives
- *                    with chance 1/2 (default false).
+ *   tear=BOOL        a surviving write may be torn: each of its 512-byte
+ *                    sectors (aligned on the device) then survives with
+ *                    chance 1/2 (default false).
+ *   torn=PERCENT     with tear=true, the chance that a surviving write is
+ *                    torn (default 50); keep=100 torn=100 tears every one.
  *   reorder=BOOL     the surviving writes are applied in a random order
  *                    instead of arrival order, so where two unflushed writes
  *                    overlap either may win (default false).
@@ -46,7 +48,7 @@
  *                    and cuts itself when it is there.
  *     DIR/counters   "flushes N\nrange-writes M\n": the counts the cut-at-*
  *                    triggers compare with, shared by all instances (flock).
- *     DIR/arm        optional; "key=value" lines (seed, keep, tear, reorder,
+ *     DIR/arm        optional; "key=value" lines (seed, keep, tear, torn, reorder,
  *                    cut-at-flush, cut-at-write) that replace the command
  *                    line's values whenever the file changes (re-read when
  *                    its inode or mtime changes). To arm exactly, a test
@@ -84,7 +86,7 @@
 
 struct triggers {
   uint64_t seed;
-  unsigned keep;
+  unsigned keep, torn;
   bool tear, reorder;
   uint64_t cut_at_flush;
   uint64_t range_lo, range_hi, cut_at_range_write;
@@ -94,7 +96,7 @@ struct triggers {
 static char *base_path;
 static char *dir;
 static char *name;
-static struct triggers trig = {.seed = 1, .keep = 50};
+static struct triggers trig = {.seed = 1, .keep = 50, .torn = 50};
 
 /* State (one connection at a time: requests are serialized). */
 struct pending {
@@ -127,10 +129,11 @@ static char *path_in_dir(const char *leaf) {
 
 static int set_option(struct triggers *t, const char *key, const char *value) {
   if (strcmp(key, "seed") == 0) return nbdkit_parse_uint64_t("seed", value, &t->seed);
-  if (strcmp(key, "keep") == 0) {
-    if (nbdkit_parse_unsigned("keep", value, &t->keep) == -1) return -1;
-    if (t->keep > 100) {
-      nbdkit_error("keep=%s: a percentage (0-100)", value);
+  if (strcmp(key, "keep") == 0 || strcmp(key, "torn") == 0) {
+    unsigned *v = key[0] == 'k' ? &t->keep : &t->torn;
+    if (nbdkit_parse_unsigned(key, value, v) == -1) return -1;
+    if (*v > 100) {
+      nbdkit_error("%s=%s: a percentage (0-100)", key, value);
       return -1;
     }
     return 0;
@@ -232,7 +235,7 @@ static void reload_arm(void) {
        st.st_mtim.tv_nsec != arm_seen.st_mtim.tv_nsec || st.st_size != arm_seen.st_size)) {
     FILE *f = fopen(p, "r");
     if (f) {
-      struct triggers t = {.seed = trig.seed, .keep = 50};
+      struct triggers t = {.seed = trig.seed, .keep = 50, .torn = 50};
       char line[512];
       bool ok = true;
       while (fgets(line, sizeof line, f)) {
@@ -362,7 +365,7 @@ static void cut(const char *reason) {
     const char *what = "dropped";
     if (rnd() % 100 >= trig.keep) {
       dropped++;
-    } else if (trig.tear && rnd() % 2) {
+    } else if (trig.tear && rnd() % 100 < trig.torn) {
       torn++;
       what = "torn";
       /* Each device sector of the write lands or not. */
@@ -560,7 +563,7 @@ static struct nbdkit_plugin plugin = {
     .config = powercut_config,
     .config_complete = powercut_config_complete,
     .config_help =
-        "file=BASE.img [dir=DIR] [name=NAME] [seed=N] [keep=PERCENT] [tear=BOOL] [reorder=BOOL]\n"
+        "file=BASE.img [dir=DIR] [name=NAME] [seed=N] [keep=PERCENT] [tear=BOOL] [torn=PERCENT] [reorder=BOOL]\n"
         "[cut-at-flush=N] [cut-at-write=A-B:N]",
     .magic_config_key = "file",
     .unload = powercut_unload,
