@@ -56,29 +56,54 @@ def kill_mount(env, m) -> None:
 # --------------------------------------------------------------------------
 
 def lifecycle_vg(env, rig):
-    """pv0, pv1 (in the config) with lva, lvb; snapshot "plain" at seqno 2
-    and "withpv2" (pv2 pvadd'ed, not in the config) at seqno 4. Even
-    seqnos: the commands under test commit to slot 1, so a commit that
-    wrongly overwrites slot 0 destroys the only copy of the old state."""
+    """pv0, pv1 (in the config) with lva, lvb; snapshot "plain" at seqno 2,
+    where PEs 0-2 of pv1 are free but hold the bytes of a removed LV, and
+    "withpv2" (pv2 pvadd'ed, not in the config) at seqno 4. Even seqnos:
+    the commands under test commit to slot 1, so a commit that wrongly
+    overwrites slot 0 destroys the only copy of the old state."""
     rig.make_bases(PV_SIZE)
     vg = env.make_vg(name="vgpc", pvs=[PvSpec(p, str(rig.link(p)), None) for p in ("pv0", "pv1")],
-                     lvs=[LvSpec("lva", size="4MiB"), LvSpec("lvb", size="4MiB")], extent_size="1MiB")
+                     lvs=[LvSpec("lva", extents=[("0-3", "pv0", "0-3")]),
+                          LvSpec("lvb", extents=[("0-3", "pv0", "4-7")]),
+                          LvSpec("lvold", extents=[("0-2", "pv1", "0-2")])], extent_size="1MiB")
     vg.create()
     m = env.mount(vg.config)
-    ctl_ok(m, "lvcreate lvk 1MiB")
+    fd = os.open(m.lv("lvold"), os.O_RDWR)
+    os.pwrite(fd, OLD_BYTES * (3 * MiB), 0)
+    os.fsync(fd)
+    os.close(fd)
+    ctl_ok(m, "lvremove lvold")
     m.unmount()
     rig.save("plain")
     m = env.mount(vg.config)
     ctl_ok(m, f"pvadd {rig.link('pv2')} pv2")
-    ctl_ok(m, "lvrename lvk lvk2")
+    ctl_ok(m, "lvcreate lvk 1MiB pv0")
     m.unmount()
     rig.save("withpv2")
     rig.restore("plain")
     return vg
 
 
+OLD_BYTES = b"\xab"
+
+
+def assert_reads_zeros(env, vg, lv: str, what: str) -> None:
+    """A new LV must not show what a removed one left on its PEs."""
+    m = env.mount(vg.config, opts="ro")
+    try:
+        fd = os.open(m.lv(lv), os.O_RDONLY)
+        try:
+            got = pread_full(fd, os.fstat(fd).st_size, 0)
+        finally:
+            os.close(fd)
+    finally:
+        m.unmount()
+    assert got.count(0) == len(got), (f"{what}\nnew LV {lv} reads old bytes at {len(got) - len(got.lstrip(bytes(1)))}: "
+                                      f"{got.count(OLD_BYTES)} bytes of the removed LV")
+
+
 COMMANDS = [
-    ("plain", "lvcreate lvc 3MiB"),
+    ("plain", "lvcreate lvc 3MiB pv1"),
     ("plain", "lvextend lva 6MiB"),
     ("plain", "lvreduce lvb 2MiB"),
     ("plain", "lvremove lvb"),
@@ -151,6 +176,8 @@ def test_metadata_command_cut_at_each_flush(power_rig, env, snapshot, command):
         assert got in (old, new), f"{what}\nneither the old nor the new state:\n{got}\nold:\n{old}\nnew:\n{new}"
         if ok:
             assert got == new, f"{what}\nthe command answered ok but its state is lost:\n{got}"
+        if "lvc" in got and command.startswith("lvcreate"):
+            assert_reads_zeros(env, vg, "lvc", what)
         outcomes.append(("new" if got == new else "old", ok))
     # The read-write mount of what the last cut left repairs and serves it.
     m = env.mount(vg.config)
@@ -158,3 +185,257 @@ def test_metadata_command_cut_at_each_flush(power_rig, env, snapshot, command):
         [l["name"] for l in m.vg_json()["lvs"]] + [".vgfs"]), os.listdir(m.mp)
     m.unmount()
     print(f"{command}: {flushes} flushes, {slot_writes} slot writes; outcomes {outcomes}")
+
+
+# --------------------------------------------------------------------------
+# vgfs create
+# --------------------------------------------------------------------------
+
+def test_create_cut_at_each_flush_and_write(power_rig, env):
+    rig = power_rig(["pv0", "pv1"])
+    rig.make_bases(PV_SIZE)
+    vg = env.make_vg(name="vgcr", pvs=[PvSpec(p, str(rig.link(p)), None) for p in ("pv0", "pv1")],
+                     lvs=[LvSpec("lva", size="4MiB"), LvSpec("lvb", size="20MiB")], extent_size="1MiB")
+    vg.write_config()
+    rig.save("blank")
+    everything = f"0-{PV_SIZE}"
+
+    def boot_and_create(**triggers):
+        rig.restore("blank")
+        rig.start()
+        rig.arm(**triggers)
+        r = env.vgfs("create", vg.config)
+        counters = rig.counters()
+        rig.cut_now()
+        return r, counters, rig.stop()
+
+    r, counters, _ = boot_and_create(cut_at_write=f"{everything}:{NEVER}", keep=100)
+    assert r.returncode == 0, r.stderr
+    rc, want, err = state_of(env, vg)
+    assert rc == 0, err
+    assert "lva" in want and "lvb" in want, want
+    flushes, writes = counters["flushes"], counters["range-writes"]
+    assert flushes >= 2 and writes >= 2, counters
+
+    points = ([dict(cut_at_flush=k) for k in range(1, flushes + 1)]
+              + [dict(cut_at_flush=k, keep=0) for k in range(1, flushes + 1)]
+              + [dict(cut_at_write=f"{everything}:{k}") for k in range(1, writes + 1)]
+              + [dict(cut_at_write=f"{everything}:{k}", keep=100, torn=100) for k in range(1, writes + 1)]
+              + [dict(keep=0)])
+    rng = random.Random(5)
+    seen = {"valid VG": 0, "refused": 0}
+    for point in points:
+        seed = rng.randrange(1 << 30)
+        r, _, log = boot_and_create(seed=seed, tear=True, **point)
+        what = (f"create cut {point} seed={seed}: create rc={r.returncode} {r.stderr.strip()!r}\n"
+                + "\n".join(log))
+        rc, got, err = state_of(env, vg)
+        if r.returncode == 0:
+            assert rc == 0 and got == want, f"{what}\ncreate answered ok but the VG does not load as made: {err}\n{got}"
+        if rc == 0:
+            assert got == want, f"{what}\na VG loads, but not the one created:\n{got}\nwant:\n{want}"
+            seen["valid VG"] += 1
+            continue
+        # No VG: one clear error, and create (with --force where a PV
+        # carries pieces of the interrupted one) makes it.
+        assert_one_line_error(subprocess_like(rc, err, "dump"))
+        print("refused:", point, err.strip())
+        seen["refused"] += 1
+        again = env.vgfs("create", vg.config)
+        if again.returncode != 0:
+            assert_one_line_error(again, "--force")
+            again = env.vgfs("create", "--force", vg.config)
+        assert again.returncode == 0, f"{what}\ncreate after the cut: {again.stderr}"
+        rc, got, err = state_of(env, vg)
+        assert rc == 0 and got == want, f"{what}\nafter create again: {err}\n{got}"
+    print(f"create: {flushes} flushes, {writes} writes; {seen}")
+    assert seen["refused"] > 0 and seen["valid VG"] > 0, seen
+
+
+def subprocess_like(rc: int, stderr: str, what: str):
+    import subprocess
+    return subprocess.CompletedProcess([what], rc, "", stderr)
+
+
+# --------------------------------------------------------------------------
+# Migrations under a writer
+# --------------------------------------------------------------------------
+
+LV_SIZE = 16 * MiB
+ACTIVE = ("copying", "resyncing", "synchronized")
+
+
+class AckWriter:
+    """One thread writing random data at random places of an LV file and
+    fsyncing every two writes. `acked` is the LV as the writes whose fsync
+    returned make it; `in_flight` are the writes since the last good fsync
+    (any of their bytes may or may not have landed). Stops at the first
+    error (the power is off)."""
+
+    def __init__(self, path, data: bytes, seed: int):
+        self.path, self.rng = path, random.Random(seed)
+        self.acked = bytearray(data)
+        self.in_flight: list[tuple[int, bytes]] = []
+        self.acks = 0
+        self.error: OSError | None = None
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            while not self.stop_event.is_set():
+                for _ in range(2):
+                    n = self.rng.randrange(512, 64 * KiB)
+                    off = self.rng.randrange(0, LV_SIZE - n)
+                    data = self.rng.randbytes(n)
+                    self.in_flight.append((off, data))
+                    os.pwrite(fd, data, off)
+                os.fsync(fd)
+                for off, data in self.in_flight:
+                    self.acked[off:off + len(data)] = data
+                self.in_flight.clear()
+                self.acks += 1
+                time.sleep(0.002)
+        except OSError as e:
+            self.error = e
+        finally:
+            os.close(fd)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the writer is stuck"
+
+    def check(self, got: bytes, what: str) -> None:
+        """Every acknowledged byte is there; a byte differing from the
+        acknowledged state must be what an in-flight write put there."""
+        assert len(got) == LV_SIZE, f"{what}: read {len(got)} bytes"
+        bad = []
+        for blk in range(0, LV_SIZE, 64 * KiB):
+            if got[blk:blk + 64 * KiB] == self.acked[blk:blk + 64 * KiB]:
+                continue
+            for i in range(blk, blk + 64 * KiB):
+                if got[i] != self.acked[i] and not any(
+                        off <= i < off + len(d) and d[i - off] == got[i] for off, d in self.in_flight):
+                    bad.append(i)
+                    break
+            if len(bad) > 4:
+                break
+        assert not bad, (f"{what}: acknowledged (fsync'd) data lost at LV bytes {bad}: "
+                         f"expected {bytes(self.acked[bad[0]:bad[0] + 8]).hex()} read {got[bad[0]:bad[0] + 8].hex()}")
+
+
+def read_lv(m, lv="lv0") -> bytes:
+    fd = os.open(m.lv(lv), os.O_RDONLY)
+    try:
+        return pread_full(fd, LV_SIZE, 0)
+    finally:
+        os.close(fd)
+
+
+# Where the power goes off, armed once the job has a durable checkpoint
+# (P > 0): the Nth flush of any PV, or the Nth write to the migration area
+# (job records) or to the metadata slots (the switch commit; the job is
+# unthrottled right after the arm so it gets there).
+MIGRATION_POINTS = [
+    dict(cut_at_flush=1, keep=0),
+    dict(cut_at_flush=2),
+    dict(cut_at_flush=5, keep=0),
+    dict(cut_at_flush=12),
+    dict(cut_at_write=f"{AREA_RANGE}:1", keep=100, torn=100),
+    dict(cut_at_write=f"{AREA_RANGE}:2"),
+    dict(cut_at_write=f"{AREA_RANGE}:3", keep=100, torn=100),
+    dict(cut_at_write=f"{SLOT_RANGE}:1", keep=100, torn=100, finish=True),
+    dict(cut_at_write=f"{SLOT_RANGE}:2", finish=True),
+    dict(cut_at_flush=3, keep=0, finish=True),
+]
+
+
+def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
+    rig = power_rig(["pv0", "pv1"])
+    rig.make_bases(48 * MiB)
+    vg = env.make_vg(name="vgmv", pvs=[PvSpec(p, str(rig.link(p)), None) for p in ("pv0", "pv1")],
+                     lvs=[LvSpec("lv0", extents=[("0-15", "pv0", "0-15")])], extent_size="1MiB")
+    vg.create()
+    data = random.Random(99).randbytes(LV_SIZE)
+    m = env.mount(vg.config)
+    fd = os.open(m.lv("lv0"), os.O_RDWR)
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
+    os.close(fd)
+    m.unmount()
+    rig.save("filled")
+    mp = env.new_mountpoint()
+    rng = random.Random(4242)
+    records = []
+    for i, point in enumerate(MIGRATION_POINTS):
+        point = dict(point)
+        finish = point.pop("finish", False)
+        seed = rng.randrange(1 << 30)
+        rig.restore("filled")
+        rig.start()
+        m = env.mount(vg.config, mp, foreground=True)
+        writer = AckWriter(m.lv("lv0"), data, seed).start()
+        err, reply = ctl(m, "move lv0 pv1")
+        assert err == 0 and reply.startswith("ok job "), reply
+        job = int(reply.split()[2])
+        ctl_ok(m, f"limit {job} 4MiB")
+        deadline = time.monotonic() + 20
+        ckpt = 0
+        while ckpt == 0:
+            st = job_status(m, job)
+            assert st["sync_status"] in ACTIVE, f"job {job} ended before its first checkpoint: {st}"
+            ckpt = job_int(st, "checkpoint_pointer")
+            assert time.monotonic() < deadline, f"no checkpoint in 20s: {st}"
+            time.sleep(0.02)
+        rig.arm(seed=seed, tear=True, **point)
+        if finish:
+            ctl_ok(m, f"limit {job} 0")
+        before = st
+        deadline = time.monotonic() + 20
+        while not rig.is_cut and time.monotonic() < deadline:
+            st = job_status(m, job)
+            if st["sync_status"] in ACTIVE:
+                before = st
+                ckpt = max(ckpt, job_int(st, "checkpoint_pointer"))
+            time.sleep(0.02)
+        reached = rig.is_cut
+        rig.cut_now()
+        writer.stop()
+        kill_mount(env, m)
+        log = rig.stop()
+        what = (f"cut #{i} {point}{' finishing' if finish else ''} seed={seed} "
+                f"(job {before['sync_status']}, checkpoint {ckpt}, {writer.acks} fsyncs acknowledged)\n"
+                + "\n".join(log))
+        assert reached, f"{what}\nthe cut point was never reached"
+
+        # Power back on: the base images as the cut left them.
+        m = env.mount(vg.config, mp)
+        after = job_status(m, job)
+        assert after["sync_status"] in ACTIVE + ("completed",), f"{what}\njob after the cut: {after}"
+        if after["sync_status"] in ACTIVE:
+            assert job_int(after, "progress_pointer") >= ckpt, (
+                f"{what}\nthe job resumed at {job_int(after, 'progress_pointer')}, below the checkpoint "
+                f"{ckpt} it had made durable before the cut")
+        s1 = read_lv(m)
+        writer.check(s1, what + "\nafter the cut")
+        err, reply = ctl(m, f"limit {job} 0")
+        st = wait_job(m, job, timeout=60)
+        assert st["sync_status"] == "completed", f"{what}\n{st}"
+        assert [r[2] for r in lv_map(m, "lv0")] == ["pv1"], lv_map(m, "lv0")
+        s2 = read_lv(m)
+        if s2 != s1:
+            off = next(j for j in range(0, LV_SIZE, 512) if s1[j:j + 512] != s2[j:j + 512])
+            raise AssertionError(f"{what}\nfinishing the job changed what the LV reads at byte {off} "
+                                 f"(region {off // (256 * KiB)}): the destination missed a write the source had")
+        m.unmount()
+        r = env.vgfs("check", vg.config)
+        assert r.returncode == 0, f"{what}\nvgfs check: {r.stdout}{r.stderr}"
+        records.append((i, before["sync_status"], after["sync_status"], ckpt, writer.acks))
+        print(what)
+    print("\n".join(str(r) for r in records))
