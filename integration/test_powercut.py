@@ -98,8 +98,9 @@ def assert_reads_zeros(env, vg, lv: str, what: str) -> None:
             os.close(fd)
     finally:
         m.unmount()
-    assert got.count(0) == len(got), (f"{what}\nnew LV {lv} reads old bytes at {len(got) - len(got.lstrip(bytes(1)))}: "
-                                      f"{got.count(OLD_BYTES)} bytes of the removed LV")
+    zeros = got.count(0) == len(got)
+    assert zeros, (f"{what}\nnew LV {lv} reads old bytes at {len(got) - len(got.lstrip(bytes(1)))}: "
+                   f"{got.count(OLD_BYTES)} bytes of the removed LV")
 
 
 COMMANDS = [
@@ -160,7 +161,8 @@ def test_metadata_command_cut_at_each_flush(power_rig, env, snapshot, command):
     points = ([dict(cut_at_flush=k) for k in range(1, flushes + 1)]
               + [dict(cut_at_flush=k, keep=0) for k in range(1, flushes + 1)]
               + [dict(cut_at_write=f"{SLOT_RANGE}:{k}") for k in range(1, slot_writes + 1)]
-              + [dict(cut_at_write=f"{SLOT_RANGE}:{k}", keep=100, torn=100) for k in range(1, slot_writes + 1)]
+              + [dict(cut_at_write=f"{SLOT_RANGE}:{k}", keep=100, torn=100, tear_sectors="even")
+                 for k in range(1, slot_writes + 1)]
               + [dict(), dict(keep=0)])          # cut right after the reply
     rng = random.Random(zlib.crc32(command.encode()))
     outcomes = []
@@ -339,20 +341,28 @@ def read_lv(m, lv="lv0") -> bytes:
 
 
 # Where the power goes off, armed once the job has a durable checkpoint
-# (P > 0): the Nth flush of any PV, or the Nth write to the migration area
-# (job records) or to the metadata slots (the switch commit; the job is
-# unthrottled right after the arm so it gets there).
+# (P > 0). "writer": the writer keeps going through the cut ("on") or
+# stopped right before the arm ("off": the copier's own flushes are the
+# only ones, so a checkpoint's missing sync is not papered over by the
+# writer's fsyncs). "finish": the job is unthrottled at the arm, so the cut
+# can reach the switch commit. Triggers: the Nth flush of any PV, the Nth
+# write to the migration area (job records) or to the metadata slots, or
+# the request right after such a write (cut_after_write; with keep_last=1
+# only that request lands: the write that should have waited for a flush).
 MIGRATION_POINTS = [
-    dict(cut_at_flush=1, keep=0),
-    dict(cut_at_flush=2),
-    dict(cut_at_flush=5, keep=0),
-    dict(cut_at_flush=12),
-    dict(cut_at_write=f"{AREA_RANGE}:1", keep=100, torn=100),
-    dict(cut_at_write=f"{AREA_RANGE}:2"),
-    dict(cut_at_write=f"{AREA_RANGE}:3", keep=100, torn=100),
-    dict(cut_at_write=f"{SLOT_RANGE}:1", keep=100, torn=100, finish=True),
-    dict(cut_at_write=f"{SLOT_RANGE}:2", finish=True),
-    dict(cut_at_flush=3, keep=0, finish=True),
+    dict(writer="on", cut_at_flush=1, keep=0),
+    dict(writer="on", cut_at_flush=4),
+    dict(writer="on", cut_after_write=f"{AREA_RANGE}:1", keep_last=1),
+    dict(writer="on", cut_after_write=f"{AREA_RANGE}:2", keep_last=1),
+    dict(writer="on", cut_at_write=f"{AREA_RANGE}:1", keep=100, torn=100, tear_sectors="even"),
+    dict(writer="off", cut_at_flush=1, keep=0),
+    dict(writer="off", cut_at_flush=2, keep=0),
+    dict(writer="off", cut_at_write=f"{AREA_RANGE}:1", keep=100, torn=100, tear_sectors="even"),
+    dict(writer="off", cut_at_write=f"{AREA_RANGE}:2", keep=100, torn=100),
+    dict(writer="off", cut_after_write=f"{AREA_RANGE}:1", keep_last=1),
+    dict(writer="off", finish=True, cut_at_write=f"{SLOT_RANGE}:1", keep=100, torn=100),
+    dict(writer="off", finish=True, cut_after_write=f"{SLOT_RANGE}:2", keep=0),
+    dict(writer="on", finish=True, cut_at_write=f"{SLOT_RANGE}:2"),
 ]
 
 
@@ -375,7 +385,7 @@ def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
     records = []
     for i, point in enumerate(MIGRATION_POINTS):
         point = dict(point)
-        finish = point.pop("finish", False)
+        finish, writer_mode = point.pop("finish", False), point.pop("writer")
         seed = rng.randrange(1 << 30)
         rig.restore("filled")
         rig.start()
@@ -393,6 +403,9 @@ def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
             ckpt = job_int(st, "checkpoint_pointer")
             assert time.monotonic() < deadline, f"no checkpoint in 20s: {st}"
             time.sleep(0.02)
+        if writer_mode == "off":
+            writer.stop()
+            assert writer.error is None, writer.error
         rig.arm(seed=seed, tear=True, **point)
         if finish:
             ctl_ok(m, f"limit {job} 0")
@@ -403,28 +416,32 @@ def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
             if st["sync_status"] in ACTIVE:
                 before = st
                 ckpt = max(ckpt, job_int(st, "checkpoint_pointer"))
-            time.sleep(0.02)
+            time.sleep(0.01)
         reached = rig.is_cut
         rig.cut_now()
         writer.stop()
         kill_mount(env, m)
         log = rig.stop()
-        what = (f"cut #{i} {point}{' finishing' if finish else ''} seed={seed} "
+        what = (f"cut #{i} {point} writer {writer_mode}{', finishing' if finish else ''} seed={seed} "
                 f"(job {before['sync_status']}, checkpoint {ckpt}, {writer.acks} fsyncs acknowledged)\n"
                 + "\n".join(log))
         assert reached, f"{what}\nthe cut point was never reached"
 
-        # Power back on: the base images as the cut left them.
-        m = env.mount(vg.config, mp)
+        # Power back on. A read-only mount runs no job: it shows the record
+        # the cut left and reads the LV as the cut left it.
+        m = env.mount(vg.config, mp, opts="ro")
         after = job_status(m, job)
         assert after["sync_status"] in ACTIVE + ("completed",), f"{what}\njob after the cut: {after}"
         if after["sync_status"] in ACTIVE:
             assert job_int(after, "progress_pointer") >= ckpt, (
-                f"{what}\nthe job resumed at {job_int(after, 'progress_pointer')}, below the checkpoint "
-                f"{ckpt} it had made durable before the cut")
+                f"{what}\nthe record after the cut says P={job_int(after, 'progress_pointer')}, below the "
+                f"checkpoint {ckpt} the job had made durable before the cut")
         s1 = read_lv(m)
+        m.unmount()
         writer.check(s1, what + "\nafter the cut")
-        err, reply = ctl(m, f"limit {job} 0")
+        # Read-write: the job resumes and finishes; the LV must read the same.
+        m = env.mount(vg.config, mp)
+        ctl(m, f"limit {job} 0")
         st = wait_job(m, job, timeout=60)
         assert st["sync_status"] == "completed", f"{what}\n{st}"
         assert [r[2] for r in lv_map(m, "lv0")] == ["pv1"], lv_map(m, "lv0")
@@ -436,6 +453,5 @@ def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
         m.unmount()
         r = env.vgfs("check", vg.config)
         assert r.returncode == 0, f"{what}\nvgfs check: {r.stdout}{r.stderr}"
-        records.append((i, before["sync_status"], after["sync_status"], ckpt, writer.acks))
-        print(what)
+        records.append((i, writer_mode, before["sync_status"], after["sync_status"], ckpt, writer.acks))
     print("\n".join(str(r) for r in records))

@@ -14,8 +14,9 @@
  *
  * Usage:
  *   nbdkit -s ./powercut.so [file=]BASE.img [dir=DIR] [name=NAME] [seed=N]
- *          [keep=PERCENT] [tear=BOOL] [torn=PERCENT] [reorder=BOOL]
- *          [cut-at-flush=N] [cut-at-write=A-B:N]
+ *          [keep=PERCENT | keep-last=N] [tear=BOOL] [torn=PERCENT]
+ *          [tear-sectors=random|even] [reorder=BOOL] [trace=BOOL]
+ *          [cut-at-flush=N] [cut-at-write=A-B:N] [cut-after-write=A-B:N]
  *
  * Parameters:
  *   file=PATH        the base image (required; "file=" may be omitted).
@@ -29,6 +30,15 @@
  *                    chance 1/2 (default false).
  *   torn=PERCENT     with tear=true, the chance that a surviving write is
  *                    torn (default 50); keep=100 torn=100 tears every one.
+ *   tear-sectors=random|even
+ *                    which sectors of a torn write land: each with chance
+ *                    1/2 (random, the default), or exactly the even-numbered
+ *                    device sectors (even): then any checksummed block of a
+ *                    torn write that spans an even and an odd sector (a 4 KiB
+ *                    header with its CRC at the end) is certainly broken.
+ *   keep-last=N      instead of keep=: the N newest unflushed writes survive
+ *                    (torn as above), every older one is lost: a cache that
+ *                    wrote back out of order (0 = off, the default).
  *   reorder=BOOL     the surviving writes are applied in a random order
  *                    instead of arrival order, so where two unflushed writes
  *                    overlap either may win (default false).
@@ -40,6 +50,15 @@
  *                    flight: it joins the unflushed set (it may survive, or
  *                    be torn) and fails with EIO. A and B take size
  *                    suffixes (9M). N=0 or no range = never.
+ *   cut-after-write=A-B:N
+ *                    the cut takes place at the next request (write, zero,
+ *                    trim or flush) this instance gets after the Nth write
+ *                    touching [A, B); a write then is in flight as above.
+ *                    With keep-last=1 it lands only that next write: e.g.
+ *                    a data write that wrongly did not wait for the flush
+ *                    of a record written just before it.
+ *   trace=BOOL       append one line per write, zero, trim and flush to
+ *                    DIR/trace-NAME (needs dir=).
  *   dir=DIR          a control folder shared by the instances that serve the
  *                    PVs of one machine, so they lose power together:
  *     DIR/cut        exists once the power is off. The instance that cuts
@@ -48,8 +67,8 @@
  *                    and cuts itself when it is there.
  *     DIR/counters   "flushes N\nrange-writes M\n": the counts the cut-at-*
  *                    triggers compare with, shared by all instances (flock).
- *     DIR/arm        optional; "key=value" lines (seed, keep, tear, torn, reorder,
- *                    cut-at-flush, cut-at-write) that replace the command
+ *     DIR/arm        optional; "key=value" lines (every parameter but file,
+ *                    dir and name) that replace the command
  *                    line's values whenever the file changes (re-read when
  *                    its inode or mtime changes). To arm exactly, a test
  *                    takes flock(LOCK_EX) on DIR/counters, writes it back as
@@ -87,9 +106,11 @@
 struct triggers {
   uint64_t seed;
   unsigned keep, torn;
-  bool tear, reorder;
+  bool tear, reorder, trace, even_sectors;
+  uint64_t keep_last;
   uint64_t cut_at_flush;
   uint64_t range_lo, range_hi, cut_at_range_write;
+  bool after; /* cut-after-write rather than cut-at-write */
 };
 
 /* Configuration. */
@@ -109,6 +130,7 @@ static int64_t base_size;
 static struct pending *pend;
 static size_t npend, cappend;
 static bool is_cut;
+static bool cut_next; /* cut-after-write: the next request cuts */
 static uint64_t local_flushes, local_range_writes; /* without dir= */
 static struct stat arm_seen;
 static uint64_t rng_state;
@@ -138,15 +160,26 @@ static int set_option(struct triggers *t, const char *key, const char *value) {
     }
     return 0;
   }
-  if (strcmp(key, "tear") == 0 || strcmp(key, "reorder") == 0) {
+  if (strcmp(key, "tear") == 0 || strcmp(key, "reorder") == 0 || strcmp(key, "trace") == 0) {
     int b = nbdkit_parse_bool(value);
     if (b == -1) return -1;
-    if (key[0] == 't') t->tear = b;
-    else t->reorder = b;
+    if (strcmp(key, "tear") == 0) t->tear = b;
+    else if (key[0] == 'r') t->reorder = b;
+    else t->trace = b;
     return 0;
   }
+  if (strcmp(key, "tear-sectors") == 0) {
+    if (strcmp(value, "random") != 0 && strcmp(value, "even") != 0) {
+      nbdkit_error("tear-sectors=%s: random or even", value);
+      return -1;
+    }
+    t->even_sectors = value[0] == 'e';
+    return 0;
+  }
+  if (strcmp(key, "keep-last") == 0) return nbdkit_parse_uint64_t("keep-last", value, &t->keep_last);
   if (strcmp(key, "cut-at-flush") == 0) return nbdkit_parse_uint64_t("cut-at-flush", value, &t->cut_at_flush);
-  if (strcmp(key, "cut-at-write") == 0) {
+  if (strcmp(key, "cut-at-write") == 0 || strcmp(key, "cut-after-write") == 0) {
+    t->after = key[4] == 'f';
     char *copy = strdup(value), *dash, *colon;
     int r = -1;
     if (!copy) return -1;
@@ -164,7 +197,7 @@ static int set_option(struct triggers *t, const char *key, const char *value) {
         r = 0;
       }
     }
-    if (r == -1) nbdkit_error("cut-at-write=%s: expected A-B:N (bytes [A, B), the Nth write)", value);
+    if (r == -1) nbdkit_error("%s=%s: expected A-B:N (bytes [A, B), the Nth write)", key, value);
     free(copy);
     return r;
   }
@@ -250,7 +283,10 @@ static void reload_arm(void) {
         if (set_option(&t, line, eq + 1) == -1) ok = false;
       }
       fclose(f);
-      if (ok) trig = t;
+      if (ok) {
+        trig = t;
+        cut_next = false;
+      }
       else nbdkit_error("%s: ignored (bad line)", p);
       arm_seen = st;
     }
@@ -363,7 +399,8 @@ static void cut(const char *reason) {
   for (size_t k = 0; k < npend; ++k) {
     const struct pending *w = &pend[order[k]];
     const char *what = "dropped";
-    if (rnd() % 100 >= trig.keep) {
+    const bool lost = trig.keep_last ? order[k] + trig.keep_last < npend : rnd() % 100 >= trig.keep;
+    if (lost) {
       dropped++;
     } else if (trig.tear && rnd() % 100 < trig.torn) {
       torn++;
@@ -372,7 +409,7 @@ static void cut(const char *reason) {
       for (uint64_t at = w->offset; at < w->offset + w->length;) {
         uint64_t next = (at / SECTOR + 1) * SECTOR;
         if (next > w->offset + w->length) next = w->offset + w->length;
-        if (rnd() % 2) write_base(w->data ? w->data + (at - w->offset) : NULL, next - at, at);
+        if (trig.even_sectors ? at / SECTOR % 2 == 0 : rnd() % 2) write_base(w->data ? w->data + (at - w->offset) : NULL, next - at, at);
         at = next;
       }
     } else {
@@ -469,9 +506,29 @@ static int powercut_pread(void *handle, void *buf, uint32_t count, uint64_t offs
   return 0;
 }
 
+static void trace(const char *kind, uint64_t offset, uint64_t length) {
+  if (!trig.trace || !dir) return;
+  char leaf[300], line[100];
+  snprintf(leaf, sizeof leaf, "trace-%s", name);
+  char *p = path_in_dir(leaf);
+  int fd = p ? open(p, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644) : -1;
+  free(p);
+  if (fd == -1) return;
+  int len = snprintf(line, sizeof line, "%s %" PRIu64 " %" PRIu64 "\n", kind, offset, length);
+  if (write(fd, line, (size_t)len) != len) { /* best effort */
+  }
+  close(fd);
+}
+
 static int do_flush(void) {
   if (off_now()) return -1;
   reload_arm();
+  trace("F", 0, 0);
+  if (cut_next) {
+    cut("at the flush after the armed write");
+    nbdkit_set_error(EIO);
+    return -1;
+  }
   uint64_t n = count(0);
   if (trig.cut_at_flush && n == trig.cut_at_flush) {
     char reason[80];
@@ -496,11 +553,15 @@ static int add_write(const void *data, uint32_t count_, uint64_t offset, uint32_
     return -1;
   }
   reload_arm();
-  bool hit = false;
+  trace(data ? "W" : "Z", offset, count_);
+  bool hit = cut_next, after_hit = false;
   uint64_t n = 0;
-  if (trig.cut_at_range_write && offset < trig.range_hi && offset + count_ > trig.range_lo) {
+  if (!hit && trig.cut_at_range_write && offset < trig.range_hi && offset + count_ > trig.range_lo) {
     n = count(1);
-    hit = n == trig.cut_at_range_write;
+    if (n == trig.cut_at_range_write) {
+      if (trig.after) after_hit = true;
+      else hit = true;
+    }
   }
   if (npend == cappend) {
     size_t c = cappend ? 2 * cappend : 64;
@@ -522,10 +583,12 @@ static int add_write(const void *data, uint32_t count_, uint64_t offset, uint32_
     memcpy(w.data, data, count_);
   }
   pend[npend++] = w;
+  if (after_hit) cut_next = true;
   if (hit) {
     char reason[120];
-    snprintf(reason, sizeof reason, "at write %" PRIu64 " to bytes %" PRIu64 "-%" PRIu64, n, trig.range_lo,
-             trig.range_hi);
+    if (cut_next) snprintf(reason, sizeof reason, "at the write after the armed write");
+    else snprintf(reason, sizeof reason, "at write %" PRIu64 " to bytes %" PRIu64 "-%" PRIu64, n, trig.range_lo,
+                  trig.range_hi);
     cut(reason);
     nbdkit_set_error(EIO);
     return -1;
@@ -563,8 +626,9 @@ static struct nbdkit_plugin plugin = {
     .config = powercut_config,
     .config_complete = powercut_config_complete,
     .config_help =
-        "file=BASE.img [dir=DIR] [name=NAME] [seed=N] [keep=PERCENT] [tear=BOOL] [torn=PERCENT] [reorder=BOOL]\n"
-        "[cut-at-flush=N] [cut-at-write=A-B:N]",
+        "file=BASE.img [dir=DIR] [name=NAME] [seed=N] [keep=PERCENT | keep-last=N] [tear=BOOL] [torn=PERCENT]\n"
+        "[tear-sectors=random|even] [reorder=BOOL] [trace=BOOL]\n"
+        "[cut-at-flush=N] [cut-at-write=A-B:N] [cut-after-write=A-B:N]",
     .magic_config_key = "file",
     .unload = powercut_unload,
     .open = powercut_open,
