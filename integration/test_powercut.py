@@ -383,8 +383,12 @@ def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
     mp = env.new_mountpoint()
     rng = random.Random(4242)
     records = []
+    only = os.environ.get("VGFS_POWERCUT_POINTS")   # e.g. "2,9": a subset, when exploring
+    trace = os.environ.get("VGFS_POWERCUT_TRACE") == "1"
     for i, point in enumerate(MIGRATION_POINTS):
-        point = dict(point)
+        if only and str(i) not in only.split(","):
+            continue
+        point = dict(point, trace=trace or None)
         finish, writer_mode = point.pop("finish", False), point.pop("writer")
         seed = rng.randrange(1 << 30)
         rig.restore("filled")
@@ -422,6 +426,11 @@ def test_migration_cut_keeps_every_fsynced_write(power_rig, env):
         writer.stop()
         kill_mount(env, m)
         log = rig.stop()
+        if trace:
+            for pv in rig.pvs:
+                lines = (rig.ctl / f"trace-{pv}").read_text().splitlines()
+                print(f"trace of {pv}, last 8 of {len(lines)}:", *lines[-8:], sep="\n  ")
+            print(*log, sep="\n")
         what = (f"cut #{i} {point} writer {writer_mode}{', finishing' if finish else ''} seed={seed} "
                 f"(job {before['sync_status']}, checkpoint {ckpt}, {writer.acks} fsyncs acknowledged)\n"
                 + "\n".join(log))

@@ -179,7 +179,7 @@ static int set_option(struct triggers *t, const char *key, const char *value) {
   if (strcmp(key, "keep-last") == 0) return nbdkit_parse_uint64_t("keep-last", value, &t->keep_last);
   if (strcmp(key, "cut-at-flush") == 0) return nbdkit_parse_uint64_t("cut-at-flush", value, &t->cut_at_flush);
   if (strcmp(key, "cut-at-write") == 0 || strcmp(key, "cut-after-write") == 0) {
-    t->after = key[4] == 'f';
+    t->after = strcmp(key, "cut-after-write") == 0;
     char *copy = strdup(value), *dash, *colon;
     int r = -1;
     if (!copy) return -1;
