@@ -10,7 +10,8 @@
  * loss: everything flushed, plus any subset of the rest, in any order.
  *
  * Trim and write-zeroes are kept like writes of zeros (nothing is punched in
- * the base image before a flush).
+ * the base image before a flush). A write with FUA is the write followed by
+ * a flush of everything (and counts as a flush).
  *
  * Usage:
  *   nbdkit -s ./powercut.so [file=]BASE.img [dir=DIR] [name=NAME] [seed=N]
@@ -57,6 +58,8 @@
  *                    With keep-last=1 it lands only that next write: e.g.
  *                    a data write that wrongly did not wait for the flush
  *                    of a record written just before it.
+ *                    cut-at-write and cut-after-write share one range: the
+ *                    last one given wins.
  *   trace=BOOL       append one line per write, zero, trim and flush to
  *                    DIR/trace-NAME (needs dir=).
  *   dir=DIR          a control folder shared by the instances that serve the
