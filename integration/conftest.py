@@ -999,3 +999,35 @@ def start_slow_job(m: Mount, command: str, limit: str, max_fraction: float = 0.4
         assert st["sync_status"] in ("aborted", "completed"), st
         assert st["sync_status"] == "aborted", f"{command!r}: job {job} completed before it could be aborted"
     raise AssertionError(f"{command!r}: every try copied over {max_fraction:.0%} before the limit applied")
+
+
+# --------------------------------------------------------------------------
+# The power-cut rig (integration/powercut/, docs/powercut.md)
+# --------------------------------------------------------------------------
+
+@pytest.fixture
+def power_rig(tmp_path_factory):
+    """Factory: power_rig(["pv0", "pv1"]) -> powercut.rig.PowerRig, PVs that
+    lose power together. Request it BEFORE `env`, so its teardown (nbdfuse
+    unmounts) runs after the vgfs mounts on it are gone. Lives outside the
+    test's tmp_path, like nbd_dest in test_migration_faults.py."""
+    import shutil as _shutil
+    from powercut.rig import PowerRig, find_plugin
+    missing = [t for t in ("nbdkit", "nbdfuse") if _shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian packages nbdkit, libnbd-bin)")
+    plugin = find_plugin(VGFS_BIN, REPO)
+    if plugin is None:
+        pytest.fail("powercut.so not built: install nbdkit-plugin-dev (scripts/bootstrap) and rebuild")
+    rigs: list = []
+
+    def make(pvs, name="rig"):
+        rig = PowerRig(tmp_path_factory.mktemp(name), pvs, plugin)
+        rigs.append(rig)
+        return rig
+
+    try:
+        yield make
+    finally:
+        for rig in rigs:
+            rig.stop()

@@ -243,3 +243,47 @@ TEST_CASE("malformed lifecycle commands are EINVAL") {
     CHECK_FALSE(c.status().message().empty());
   }
 }
+
+// ---- quoting (issue 8 defect 10): arguments are carried exactly ----
+
+TEST_CASE("parse_command: quoted and backslash-escaped words keep their blanks") {
+  CHECK(parse_ok("pvadd \"/d/a b.img\"").path == "/d/a b.img");
+  CHECK(parse_ok("pvadd \"/d/a b.img\" pvx").pv == "pvx");
+  CHECK(parse_ok("pvadd /d/a\\ b.img").path == "/d/a b.img");
+  CHECK(parse_ok("pvadd \"/d/q\\\"uote\\\\slash\"").path == "/d/q\"uote\\slash");
+  CHECK(parse_ok("pvadd /d/\"x y\"z").path == "/d/x yz");
+  CHECK(parse_ok("pvadd \"/d/tab\there\"").path == "/d/tab\there");
+  CHECK(parse_ok(std::string("pvadd \"/d/\xff\xfe\"")).path == "/d/\xff\xfe");
+  // Before quoting existed, the blank split the path and named the PV "b.img".
+  Command c = parse_ok("pvadd \"/d/a b.img\"");
+  CHECK(c.pv.empty());
+}
+
+TEST_CASE("parse_command: unterminated quotes, lone backslashes and NUL bytes are refused") {
+  check_einval("pvadd \"/d/a b.img");
+  check_einval("pvadd /d/a\\");
+  check_einval(std::string("pvadd /d/a\0b", 12));
+  check_einval("pvadd \"/d/a\nb\"");
+  CHECK(parse_command("pvadd \"/d/a").status().message().find("unterminated quote") != std::string::npos);
+}
+
+TEST_CASE("quote_argument round-trips through parse_command") {
+  for (std::string path : {"/plain", "/d/a b.img", "/q\"uote", "/back\\slash", "/tab\tx", "/cr\rx", "/\xff\xfe",
+                           "/trail ", "/\"", "/a  b"}) {
+    CAPTURE(path);
+    Result<std::string> q = quote_argument(path);
+    REQUIRE(q.ok());
+    CHECK(parse_ok("pvadd " + *q + " name").path == path);
+    CHECK(parse_ok("pvadd " + *q + "\n").path == path);
+  }
+  CHECK(quote_argument("/plain").value() == "/plain");
+  CHECK(quote_argument("a\nb").status().code() == EINVAL);
+  CHECK(quote_argument("a\nb").status().message().find("newline") != std::string::npos);
+  CHECK(quote_argument(std::string("a\0b", 3)).status().code() == EINVAL);
+}
+
+TEST_CASE("replies escape control bytes: one line, nothing for the terminal") {
+  Reply r = Reply::from(Status::Error(ENOENT, "no file /d/\x1b[31mred\nfake: line"));
+  CHECK(r.text == "error: no file /d/\\x1b[31mred\\x0afake: line\n");
+  CHECK(Reply::ok("PV x added at /\x07").text == "ok PV x added at /\\x07\n");
+}

@@ -885,15 +885,6 @@ TEST_CASE("validate refuses unaligned, wrapping and overlapping job record place
   }
 }
 
-TEST_CASE("printable escapes what would break a message line") {
-  CHECK(printable("pv0") == "pv0");
-  CHECK(printable("caf\xc3\xa9") == "caf\xc3\xa9");
-  CHECK(printable("a\nb") == "a\\x0ab");
-  CHECK(printable("\x1b[31m") == "\\x1b[31m");
-  CHECK(printable("\xff") == "\\xff");
-  CHECK(printable("\xc2\x85") == "\\xc2\\x85");  // C1 control NEL
-  CHECK(printable("q\"\\") == "q\\\"\\\\");
-}
 
 TEST_CASE("every code point survives the text, whichever form it takes") {
   // U+0001..U+10FFFF as UTF-8 in one reason: yaml-cpp's emitter and parser

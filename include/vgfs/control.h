@@ -1,6 +1,13 @@
 // The control protocol of `.vgfs/ctl` (SPEC §7): one command line in, one
 // reply out.
 //
+// A command line is words separated by blanks (spaces, tabs). A word may
+// hold blanks and any other byte but newline and NUL: within double quotes
+// blanks are literal, and a backslash, inside quotes or out, takes the next
+// byte literally (`\"` and `\\` inside quotes). So `pvadd "/d/a b.img"` and
+// `pvadd /d/a\ b.img` both name the file `/d/a b.img`. A line with a NUL
+// byte, an unterminated quote or a trailing lone backslash is refused.
+//
 // Invariant: parse_command() either returns a fully checked Command or an
 // EINVAL Status whose sentence says what is malformed; it never touches VG
 // state. execute() runs a parsed command against the jobs of a mount. A
@@ -36,6 +43,9 @@ struct Command {
 };
 
 Result<Command> parse_command(std::string_view line);
+// One argument as a word of a command line (quoted when it needs to be);
+// EINVAL for a newline or NUL byte, which no command can carry.
+Result<std::string> quote_argument(std::string_view arg);
 
 struct Reply {
   int code = 0;      // 0 or an errno for the write() of the command

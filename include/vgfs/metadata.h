@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vgfs/escape.h"  // printable(): every string from disk goes into messages through it
 #include "vgfs/extent_map.h"
 #include "vgfs/status.h"
 #include "vgfs/units.h"
@@ -122,10 +123,6 @@ std::string encode_metadata(const VgMetadata& md);
 // is bounded by the text size.
 Result<VgMetadata> decode_metadata(std::string_view text, std::string_view origin);
 
-// `bytes` safe to show in a one-line message: printable ASCII and whole
-// UTF-8 characters as they are, backslash and double quote escaped, every
-// other byte (newline, ESC, invalid UTF-8) as \xNN.
-std::string printable(std::string_view bytes);
 
 // Places `extents` extents on the PVs listed in `candidates` (all PVs when
 // empty): one contiguous run when any single free run fits (the smallest

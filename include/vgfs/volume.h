@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -99,6 +100,10 @@ class VolumeSet {
   // Publishes the layout of LV `lv` of `md` (the store's PV devices resolve
   // its runs) under its slot, making a new slot for a new name.
   Result<uint32_t> publish_lv(const VgMetadata& md, uint32_t lv);
+  // Whether publish_lv() can give a new name a slot (checked before the
+  // commit that creates an LV). Slots of removed LVs are reused, oldest
+  // first, once the never-used ones are gone.
+  bool slot_available() const;
   // Publishes every LV of `md` again (after PV indices changed).
   void republish_all(const VgMetadata& md);
   void rename_lv(uint32_t slot, const std::string& name);
@@ -152,6 +157,7 @@ class VolumeSet {
   std::mutex quiesce_mutex_;         // one quiesce() at a time
   std::map<std::string, uint32_t, std::less<>> slot_of_;
   uint32_t next_slot_ = 0;
+  std::deque<uint32_t> free_slots_;  // slots of removed LVs, oldest first
   std::vector<std::unique_ptr<const LvLayout>> live_layouts_;  // indexed by slot
   std::vector<std::unique_ptr<const LvLayout>> retired_layouts_;
   std::vector<std::unique_ptr<const TransferList>> retired_lists_;

@@ -9,6 +9,7 @@
 // range escapes the write rules.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -16,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "vgfs/metadata.h"
@@ -45,13 +47,20 @@ struct JobStatus {
 // The status of a job from the metadata alone (offline, or ended jobs).
 JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& job);
 
+enum class StepResult;  // src/manager/job.h
+
+// Copier threads a mount runs, whatever the number of jobs.
+constexpr size_t kCopierThreads = 4;
+
 class VolumeManager {
  public:
   // Loads the jobs of the metadata and the records of the running ones
   // (their status shows on read-only mounts too).
   VolumeManager(VgStore& store, VolumeSet& volume);
   ~VolumeManager();
-  // Resumes every running job (read-write mounts).
+  // Resumes every running job (read-write mounts). Fails when no copier
+  // thread can be started (the jobs then wait for the next command that
+  // can start one).
   Status start();
   // Stops every copier and checkpoints its job (unmount).
   void shutdown();
@@ -59,8 +68,11 @@ class VolumeManager {
   // `move LV[:LE-range] PV[:PE]`: one job per contiguous source run.
   Result<std::vector<uint64_t>> move(std::string_view lv, std::optional<IndexRange> les, std::string_view pv,
                                      std::optional<uint64_t> pe);
-  // `pvmove PV [DEST...]`: every allocated extent of PV onto the others.
-  Result<std::vector<uint64_t>> pvmove(std::string_view pv, const std::vector<std::string>& destinations);
+  // `pvmove PV [DEST...]`: every allocated extent of PV onto the others,
+  // one job per run. When the PV's migration area cannot hold a record for
+  // every run, the runs that fit start and *note says to run it again.
+  Result<std::vector<uint64_t>> pvmove(std::string_view pv, const std::vector<std::string>& destinations,
+                                       std::string* note = nullptr);
   Status abort(uint64_t id);
   Status pause(uint64_t id);
   Status resume(uint64_t id);
@@ -83,11 +95,48 @@ class VolumeManager {
   // A copy of the current metadata, consistent with the jobs' state.
   VgMetadata metadata() const;
 
+  // The problems of the metadata commits this thread made (a PV the commit
+  // did not reach, an archive that could not be written) while an object
+  // of this class lived; each is also logged. The control file appends
+  // them to the reply.
+  class CommitWarnings {
+   public:
+    CommitWarnings();
+    ~CommitWarnings();
+    CommitWarnings(const CommitWarnings&) = delete;
+    CommitWarnings& operator=(const CommitWarnings&) = delete;
+    const std::vector<std::string>& list() const { return list_; }
+
+   private:
+    friend class VolumeManager;
+    std::vector<std::string> list_;
+    CommitWarnings* outer_;
+  };
+
+  // The mount point this VG is served on: pvadd refuses any path on it
+  // (a PV inside its own mount deadlocks the first fsync).
+  void set_mount_point(const std::string& path);
+
+  // Tests: make starting a copier thread fail as under a pids limit.
+  void fail_thread_start_for_testing(bool fail) { fail_thread_start_ = fail; }
+  size_t copier_threads() const;
+
  private:
   struct Job;
   Result<std::vector<uint64_t>> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
-  void run(Job& job);
+  bool record_fits(const VgMetadata& md, const JobInfo& job) const;
+  // One slice of a job's copier state machine (src/manager/migration.cc).
+  StepResult step(Job& job);
+  // The copier pool (src/manager/copier_pool.cc).
+  Status ensure_copiers();             // at least one thread; tops up to kCopierThreads
+  void schedule(Job& job);             // a new or resumed running job
+  void wake(Job& job);                 // a control change: run its step soon
+  void forget(Job& job);               // waits until no copier holds it (before destroying it)
+  void copier_loop();
+  void stop_copiers();
+  // Every metadata commit: store_.commit, then its problems reported.
+  Status commit(VgMetadata md);
   bool switch_over(Job& job, Status* st);
   JobStatus status_of(const Job& job) const;
   Status finish(Job& job, JobState state, const std::string& reason);
@@ -98,10 +147,21 @@ class VolumeManager {
   Status zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs);
   Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
 
+  Status check_not_on_mount(const std::string& path, const struct stat* opened) const;
+
   VgStore& store_;
   VolumeSet& volume_;
+  std::string mount_point_;
   mutable std::mutex admin_;  // metadata changes and the job list
   std::vector<std::unique_ptr<Job>> jobs_;
+
+  mutable std::mutex pool_m_;  // the members below and each Job's scheduling fields
+  std::condition_variable pool_cv_;
+  std::vector<std::thread> copiers_;
+  std::vector<Job*> scheduled_;  // jobs a copier may run
+  uint64_t turns_ = 0;
+  bool pool_stop_ = false;
+  std::atomic<bool> fail_thread_start_{false};
 };
 
 }  // namespace vgfs

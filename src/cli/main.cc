@@ -12,6 +12,9 @@
 
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
+#include "vgfs/control.h"
+#include "vgfs/escape.h"
+#include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume_manager.h"
 #include "views/views.h"
@@ -19,6 +22,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -27,8 +31,10 @@
 namespace vgfs {
 namespace {
 
+// Messages may hold paths and reasons read from disk: their control bytes
+// are escaped (include/vgfs/escape.h), so they cannot drive the terminal.
 int fail(const std::string& message) {
-  fmt::print(stderr, "vgfs: {}\n", message);
+  fmt::print(stderr, "vgfs: {}\n", printable(message));
   return 1;
 }
 
@@ -49,7 +55,7 @@ int cmd_create(const std::string& config_path, bool force) {
   if (!config.ok()) return fail(config.status().message());
   std::vector<std::string> notes;
   Status st = VgStore::create(*config, force, &notes);
-  for (const std::string& n : notes) fmt::print("{}\n", n);
+  for (const std::string& n : notes) fmt::print("{}\n", printable(n));
   if (!st.ok()) return fail(st.message());
   fmt::print("created VG {} on {} PV{}, {} LV{}\n", config->name, config->pvs.size(), config->pvs.size() == 1 ? "" : "s",
              config->lvs.size(), config->lvs.size() == 1 ? "" : "s");
@@ -118,7 +124,7 @@ Result<nlohmann::json> vg_json_of(const std::string& target) {
   }
   std::vector<std::string> warnings;
   auto store = open_offline(target, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return store.status();
   const VgMetadata& md = (*store)->metadata();
   std::vector<JobStatus> jobs;
@@ -179,7 +185,7 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
       if (st != "completed" && st != "aborted" && st != "failed") running = true;
       if (st == "aborted" || st == "failed") {
         ++failed;
-        if (!running) fmt::print(stderr, "vgfs: job {} {}: {}\n", id, st, m["reason"]);
+        if (!running) fmt::print(stderr, "vgfs: job {} {}: {}\n", id, printable(st), printable(m["reason"]));
       }
       if (states.find(st) == std::string::npos) states += (states.empty() ? "" : ",") + st + (m["paused"] == "yes" ? "(paused)" : "");
     }
@@ -203,16 +209,43 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
   return failed ? 1 : 0;
 }
 
-int cmd_control(const std::string& mountpoint, const std::string& line, bool wait) {
-  Result<std::string> reply = control(mountpoint, line);
-  if (!reply.ok()) return fail(fmt::format("{}: {}", line, reply.status().message()));
-  fmt::print("{}\n", *reply);
+// The words of a command, each quoted as the control protocol needs
+// (include/vgfs/control.h), as one line.
+Result<std::string> command_line(const std::vector<std::string>& words) {
+  std::string line;
+  for (const std::string& w : words) {
+    Result<std::string> q = quote_argument(w);
+    if (!q.ok()) return q.status();
+    line += (line.empty() ? "" : " ") + *q;
+  }
+  return line;
+}
+
+int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait) {
+  Result<std::string> line = command_line(words);
+  if (!line.ok()) return fail(fmt::format("{}: {}", words[0], line.status().message()));
+  Result<std::string> reply = control(mountpoint, *line);
+  if (!reply.ok()) return fail(fmt::format("{}: {}", *line, reply.status().message()));
+  fmt::print("{}\n", printable(*reply));
   if (!wait) return 0;
+  // "ok job N" or "ok jobs N,M,..." with an optional " (...)" note.
   std::vector<uint64_t> ids;
-  std::string list = reply->substr(reply->find_last_of(' ') + 1);
-  std::stringstream in(list);
-  for (std::string id; std::getline(in, id, ',');) ids.push_back(std::stoull(id));
-  return wait_for(mountpoint, ids);
+  std::stringstream in(*reply);
+  std::string ok, what, list;
+  in >> ok >> what >> list;
+  std::stringstream items(list);
+  for (std::string id; std::getline(items, id, ',');) {
+    uint64_t n = 0;
+    auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), n);
+    if (ec != std::errc() || p != id.data() + id.size()) return fail(fmt::format("unexpected reply \"{}\"", *reply));
+    ids.push_back(n);
+  }
+  int status = wait_for(mountpoint, ids);
+  // pvmove moves as many runs as the PV's migration area has records for;
+  // with --wait, go on until it is empty.
+  if (status == 0 && words[0] == "pvmove" && reply->find("(partial: ") != std::string::npos)
+    return cmd_control(mountpoint, words, wait);
+  return status;
 }
 
 int cmd_jobs(const std::string& mountpoint, bool json) {
@@ -236,9 +269,75 @@ int cmd_list(const std::string& target, bool pvs, bool maps, bool json) {
 int cmd_dump(const std::string& config) {
   std::vector<std::string> warnings;
   auto store = open_offline(config, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return fail(store.status().message());
   fmt::print("{}", encode_metadata((*store)->metadata()));
+  return 0;
+}
+
+// `vgfs restore` when the VG cannot be opened because a PV its current
+// metadata lists is missing (e.g. a PV that lived on a mount that is gone):
+// the backup is written onto the config's PVs when it lists exactly those
+// PVs, as a seqno above every copy found on them.
+int restore_without_missing(const VgConfig& config, VgMetadata backup, const std::string& backup_path,
+                            const std::string& why) {
+  struct Found {
+    PvDevice dev;
+    PvLabel label;
+  };
+  std::vector<Found> found;
+  uint64_t newest = 0;
+  for (const PvConfig& pv : config.pvs) {
+    Result<PvDevice> dev = PvDevice::open(pv.path, true, fmt::format("PV {} ({})", pv.name, pv.path));
+    if (!dev.ok()) return fail(dev.status().message());
+    Status st = dev->lock(true);
+    if (!st.ok()) return fail(st.message());
+    std::optional<PvLabel> label;
+    for (uint64_t at : kLabelOffsets) {
+      std::string block(kLabelSize, '\0');
+      if (label || dev->size() < at + kLabelSize || !dev->read_at(block.data(), block.size(), at).ok()) continue;
+      if (Result<PvLabel> l = decode_label(block, dev->size()); l.ok()) label = *l;
+    }
+    if (!label) return fail(fmt::format("{}: no valid vgfs label", dev->label()));
+    if (label->vg_uuid != backup.uuid)
+      return fail(fmt::format("{}: belongs to VG {}, the backup is of VG {} ({})", dev->label(),
+                              format_uuid(label->vg_uuid), backup.name, format_uuid(backup.uuid)));
+    for (int k = 0; k < 2; ++k) {
+      std::string header(kSlotHeaderSize, '\0');
+      if (!dev->read_at(header.data(), header.size(), label->layout.slot_offset[k]).ok()) continue;
+      if (Result<SlotHeader> h = decode_slot_header(header, label->layout.slot_size); h.ok())
+        newest = std::max(newest, h->seqno);
+    }
+    found.push_back(Found{std::move(*dev), *label});
+  }
+  for (PvInfo& p : backup.pvs) {
+    auto it = std::find_if(found.begin(), found.end(), [&](const Found& f) { return f.label.pv_uuid == p.uuid; });
+    if (it == found.end())
+      return fail(fmt::format("{}: the backup needs PV {} (UUID {}), which is not in the config ({})", backup_path,
+                              p.name, format_uuid(p.uuid), why));
+    const PvLayout& l = it->label.layout;
+    if (p.pe_start != l.pe_start || p.pe_count > l.pe_count || backup.extent_size != l.extent_size)
+      return fail(fmt::format("{}: PV {} does not match its label in the backup", backup_path, p.name));
+    p.path = it->dev.path();
+  }
+  if (found.size() != backup.pvs.size())
+    return fail(fmt::format("{}: the config lists PVs the backup does not have ({})", backup_path, why));
+  for (JobInfo& j : backup.jobs)
+    if (j.running()) {
+      j.state = JobState::kAborted;
+      j.reason = "restored from a backup";
+    }
+  backup.seqno = newest + 1;
+  Status st = backup.validate();
+  if (!st.ok()) return fail(st.prefixed(backup_path).message());
+  const std::string text = encode_metadata(backup);
+  for (const Found& f : found) {
+    st = write_metadata_slot(f.dev, f.label.layout, static_cast<int>(backup.seqno % 2), backup.seqno, text);
+    if (st.ok()) st = f.dev.sync();
+    if (!st.ok()) return fail(st.message());
+  }
+  fmt::print("restored VG {} from {} without its missing PV: metadata seqno {}\n", backup.name, printable(backup_path),
+             backup.seqno);
   return 0;
 }
 
@@ -255,7 +354,9 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   if (!backup.ok()) return fail(backup.status().message());
   std::vector<std::string> warnings;
   auto store = VgStore::open(*config, OpenMode::kReadWrite, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
+  if (!store.ok() && store.status().code() == ENOENT)
+    return restore_without_missing(*config, std::move(*backup), backup_path, store.status().message());
   if (!store.ok()) return fail(store.status().message());
   const VgMetadata& now = (*store)->metadata();
   if (backup->uuid != now.uuid)
@@ -283,7 +384,8 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   uint64_t was = now.seqno;
   Status st = (*store)->commit(std::move(*backup));
   if (!st.ok()) return fail(st.message());
-  fmt::print("restored VG {} from {}: metadata seqno {} (was {})\n", (*store)->metadata().name, backup_path,
+  for (const std::string& p : (*store)->commit_problems()) fmt::print(stderr, "vgfs: warning: {}\n", printable(p));
+  fmt::print("restored VG {} from {}: metadata seqno {} (was {})\n", (*store)->metadata().name, printable(backup_path),
              (*store)->metadata().seqno, was);
   return 0;
 }
@@ -291,7 +393,7 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
 int cmd_check(const std::string& config) {
   std::vector<std::string> problems;
   auto store = open_offline(config, &problems);
-  for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", p);
+  for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
   if (!store.ok()) return fail(store.status().message());
   const VgMetadata& md = (*store)->metadata();
   if (!problems.empty()) return fail(fmt::format("VG {}: {} problem(s) found; a read-write mount repairs them", md.name, problems.size()));
@@ -399,23 +501,23 @@ int run(int argc, char** argv) {
   if (*lists[1]) return cmd_list(target, true, maps, json);
   if (*dump) return cmd_dump(config);
   if (*check) return cmd_check(config);
-  if (*move) return cmd_control(mountpoint, fmt::format("move {} {}", lv_arg, pv_arg), wait);
+  if (*move) return cmd_control(mountpoint, {"move", lv_arg, pv_arg}, wait);
   if (*pvmove) {
-    std::string line = "pvmove";
-    for (const std::string& a : pvmove_args) line += " " + a;
-    return cmd_control(mountpoint, line, wait);
+    std::vector<std::string> words = {"pvmove"};
+    words.insert(words.end(), pvmove_args.begin(), pvmove_args.end());
+    return cmd_control(mountpoint, words, wait);
   }
   if (*jobs) return cmd_jobs(mountpoint, json);
   for (auto& [verb, c] : job_verbs)
-    if (*c) return cmd_control(mountpoint, fmt::format("{} {}", verb, job), false);
-  if (*limit) return cmd_control(mountpoint, fmt::format("limit {} {}", job, rate), false);
+    if (*c) return cmd_control(mountpoint, {verb, std::to_string(job)}, false);
+  if (*limit) return cmd_control(mountpoint, {"limit", std::to_string(job), rate}, false);
   if (*restore) return cmd_restore(config, backup);
   for (auto& [verb, c] : lifecycle)
     if (*c) {
       if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
-      std::string line = verb;
-      for (const std::string& a : lifecycle_args) line += " " + a;
-      return cmd_control(mountpoint, line, false);
+      std::vector<std::string> words = {verb};
+      words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
+      return cmd_control(mountpoint, words, false);
     }
   return 2;
 }

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <fmt/format.h>
 
+#include "vgfs/escape.h"
 #include "vgfs/volume_manager.h"
 
 namespace vgfs {
@@ -16,16 +17,37 @@ constexpr std::string_view kUsage[] = {
     "lvrename OLD NEW", "pvadd PATH [NAME]", "pvremove PV",
 };
 
-std::vector<std::string> split(std::string_view line) {
+// Splits a command line into words (include/vgfs/control.h): blanks
+// separate words; "..." quotes blanks; a backslash takes the next byte
+// literally, inside quotes or out.
+Result<std::vector<std::string>> split(std::string_view line) {
   std::vector<std::string> words;
-  size_t at = 0;
-  while ((at = line.find_first_not_of(" \t", at)) != std::string_view::npos) {
-    size_t end = line.find_first_of(" \t", at);
-    if (end == std::string_view::npos) end = line.size();
-    words.emplace_back(line.substr(at, end - at));
-    at = end;
+  size_t i = 0;
+  for (;;) {
+    while (i < line.size() && (line[i] == ' ' || line[i] == '\t')) ++i;
+    if (i == line.size()) return words;
+    std::string word;
+    bool quoted = false;
+    const size_t start = i;
+    for (; i < line.size(); ++i) {
+      const char c = line[i];
+      if (!quoted && (c == ' ' || c == '\t')) break;
+      if (c == '"') {
+        quoted = !quoted;
+      } else if (c == '\\') {
+        if (++i == line.size())
+          return Status::Error(EINVAL, fmt::format("a backslash ends the command (word {}); write \\\\ for one",
+                                                   words.size() + 1));
+        word += line[i];
+      } else {
+        word += c;
+      }
+    }
+    if (quoted)
+      return Status::Error(EINVAL, fmt::format("unterminated quote in word {} (from byte {}); close it with \"",
+                                               words.size() + 1, start));
+    words.push_back(std::move(word));
   }
-  return words;
 }
 
 Status usage(std::string_view verb, std::string_view what) {
@@ -47,8 +69,13 @@ Result<uint64_t> job_id(const std::string& verb, const std::string& text) {
 
 Result<Command> parse_command(std::string_view line) {
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
-  if (line.find('\n') != std::string_view::npos) return Status::Error(EINVAL, "one command per write, please");
-  std::vector<std::string> w = split(line);
+  if (line.find('\n') != std::string_view::npos)
+    return Status::Error(EINVAL, "one command per write, please (a newline cannot be part of an argument)");
+  if (line.find('\0') != std::string_view::npos)
+    return Status::Error(EINVAL, "the command holds a NUL byte, which no argument can contain");
+  Result<std::vector<std::string>> words = split(line);
+  if (!words.ok()) return words.status();
+  std::vector<std::string>& w = *words;
   if (w.empty()) return Status::Error(EINVAL, "empty command");
   Command c;
   c.verb = w[0];
@@ -139,20 +166,44 @@ Result<Command> parse_command(std::string_view line) {
 
 Reply Reply::from(const Status& status) {
   if (status.ok()) return ok("");
-  return Reply{status.code(), "error: " + status.message() + "\n"};
+  return Reply{status.code(), "error: " + printable(status.message()) + "\n"};
 }
 
+// Replies are one line a terminal may show: no byte of a path or reason
+// can end it early or drive the terminal.
 Reply Reply::ok(std::string_view what) {
-  return Reply{0, what.empty() ? std::string("ok\n") : fmt::format("ok {}\n", what)};
+  return Reply{0, what.empty() ? std::string("ok\n") : fmt::format("ok {}\n", printable(what))};
 }
 
-Reply execute(VolumeManager& manager, const Command& c) {
+Result<std::string> quote_argument(std::string_view arg) {
+  if (arg.find('\n') != std::string_view::npos)
+    return Status::Error(EINVAL, fmt::format("\"{}\" contains a newline, which the control protocol cannot carry",
+                                             printable(arg)));
+  if (arg.find('\0') != std::string_view::npos)
+    return Status::Error(EINVAL, fmt::format("\"{}\" contains a NUL byte, which the control protocol cannot carry",
+                                             printable(arg)));
+  bool plain = !arg.empty();
+  for (char c : arg)
+    if (c == ' ' || c == '\t' || c == '"' || c == '\\' || c == '\r') plain = false;
+  if (plain) return std::string(arg);
+  std::string out = "\"";
+  for (char c : arg) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+namespace {
+
+Reply run(VolumeManager& manager, const Command& c) {
   if (c.verb == "move" || c.verb == "pvmove") {
+    std::string note;
     Result<std::vector<uint64_t>> ids =
-        c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs);
+        c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs, &note);
     if (!ids.ok()) return Reply::from(ids.status());
-    if (ids->size() == 1) return Reply::ok(fmt::format("job {}", (*ids)[0]));
-    return Reply::ok(fmt::format("jobs {}", fmt::join(*ids, ",")));
+    std::string text = ids->size() == 1 ? fmt::format("job {}", (*ids)[0]) : fmt::format("jobs {}", fmt::join(*ids, ","));
+    return Reply::ok(note.empty() ? text : fmt::format("{} (partial: {})", text, note));
   }
   if (c.verb == "abort") return Reply::from(manager.abort(c.job));
   if (c.verb == "pause") return Reply::from(manager.pause(c.job));
@@ -168,6 +219,21 @@ Reply execute(VolumeManager& manager, const Command& c) {
   if (c.verb == "pvremove") done = manager.pvremove(c.pv);
   if (!done.ok()) return Reply::from(done.status());
   return Reply::ok(*done);
+}
+
+}  // namespace
+
+// A commit that counted but did not reach every PV, or whose archive could
+// not be written, still answers ok (the change holds), with the problems:
+// "ok ... (warning: ...; ...)".
+Reply execute(VolumeManager& manager, const Command& c) {
+  VolumeManager::CommitWarnings warnings;
+  Reply reply = run(manager, c);
+  if (reply.code == 0 && !warnings.list().empty()) {
+    reply.text.pop_back();  // the newline
+    reply.text += " (warning: " + printable(fmt::format("{}", fmt::join(warnings.list(), "; "))) + ")\n";
+  }
+  return reply;
 }
 
 }  // namespace vgfs

@@ -677,6 +677,7 @@ int run_mount(const MountOptions& options) {
   int status = 1;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
+      fs.manager().set_mount_point(options.mountpoint);  // pvadd refuses paths on it
       // The mount is ready: only now go to the background.
       if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
         // Copier threads start only now: fork() keeps just the calling thread.

@@ -3,7 +3,14 @@
 // metadata commit, then shows the change in the VolumeSet.
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
 #include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "manager/job.h"
 
@@ -11,7 +18,22 @@ namespace vgfs {
 
 namespace {
 
-uint64_t extents_for(const VgMetadata& md, uint64_t size) { return (size + md.extent_size - 1) / md.extent_size; }
+// Whole extents for `size` bytes, without the overflow of size + extent - 1.
+uint64_t extents_for(const VgMetadata& md, uint64_t size) {
+  return size / md.extent_size + (size % md.extent_size != 0);
+}
+
+// A size no VG of this extent size could hold is refused by name before any
+// arithmetic on it: every later product (extents x extent size) fits 64 bits.
+Status check_size(const VgMetadata& md, const std::string& lv, uint64_t size) {
+  uint64_t total = 0;
+  for (const PvInfo& p : md.pvs) total += p.pe_count;
+  if (extents_for(md, size) > total)
+    return Status::Error(ENOSPC, fmt::format("LV {}: {} is too large: VG {} has {} extents ({}) in all", lv,
+                                             format_size(size), md.name, total,
+                                             format_size(total * md.extent_size)));
+  return Status::Ok();
+}
 
 // "N extents (SIZE)", with the rounding said when there was one.
 std::string size_note(const VgMetadata& md, uint64_t asked, uint64_t extents) {
@@ -30,7 +52,86 @@ Result<std::vector<uint32_t>> pv_indices(const VgMetadata& md, const std::vector
   return out;
 }
 
+// The device number of the filesystem mounted at `mount_point`, from
+// /proc/self/mountinfo (stat on our own mount point would wait for this
+// very daemon). The last entry for it is the one on top.
+std::optional<dev_t> mount_device(const std::string& mount_point) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::optional<dev_t> found;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, majmin, root, point;
+    if (!(f >> id >> parent >> majmin >> root >> point)) continue;
+    std::string unescaped;  // mountinfo writes space, tab, newline and backslash as \ooo
+    for (size_t i = 0; i < point.size(); ++i) {
+      auto octal = [&](size_t k) { return point[k] >= '0' && point[k] <= '7'; };
+      if (point[i] == '\\' && i + 3 < point.size() && octal(i + 1) && octal(i + 2) && octal(i + 3)) {
+        unescaped += static_cast<char>((point[i + 1] - '0') * 64 + (point[i + 2] - '0') * 8 + (point[i + 3] - '0'));
+        i += 3;
+      } else {
+        unescaped += point[i];
+      }
+    }
+    if (unescaped != mount_point) continue;
+    unsigned maj = 0, min = 0;
+    if (std::sscanf(majmin.c_str(), "%u:%u", &maj, &min) == 2) found = makedev(maj, min);
+  }
+  return found;
+}
+
+// The file behind a loop device, if `st` is one.
+std::optional<std::string> loop_backing_file(const struct stat& st) {
+  if (!S_ISBLK(st.st_mode)) return std::nullopt;
+  std::ifstream in(fmt::format("/sys/dev/block/{}:{}/loop/backing_file", major(st.st_rdev), minor(st.st_rdev)));
+  std::string path;
+  if (!std::getline(in, path) || path.empty()) return std::nullopt;
+  return path;
+}
+
 }  // namespace
+
+// mountinfo shows the mount point with symlinks resolved. Only its parent
+// is resolved here: resolving the mount point itself would stat the root of
+// this mount, which waits for this daemon.
+void VolumeManager::set_mount_point(const std::string& path) {
+  std::string resolved = path;
+  const size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash + 1 < path.size()) {
+    const std::string parent = slash == 0 ? "/" : path.substr(0, slash);
+    if (char* real = ::realpath(parent.c_str(), nullptr)) {
+      resolved = (std::string(real) == "/" ? "" : std::string(real)) + path.substr(slash);
+      std::free(real);
+    }
+  }
+  std::lock_guard lock(admin_);
+  mount_point_ = std::move(resolved);
+}
+
+// A PV on the VG's own mount (an LV file, or a loop device backed by one)
+// would route the PV's I/O back into this daemon: its first fsync waits for
+// itself. `opened` is the fstat of the open device, to check the file that
+// was opened, not only the path's target a moment before.
+Status VolumeManager::check_not_on_mount(const std::string& path, const struct stat* opened) const {
+  if (mount_point_.empty()) return Status::Ok();
+  std::optional<dev_t> mount = mount_device(mount_point_);
+  if (!mount) return Status::Ok();
+  struct stat st {};
+  if (opened) st = *opened;
+  else if (::stat(path.c_str(), &st) != 0) return Status::Ok();  // PvDevice::open reports it
+  const std::string refusal =
+      fmt::format("{} is on this VG's own mount {}; a PV cannot live inside the VG it serves", path, mount_point_);
+  if (st.st_dev == *mount) return Status::Error(EINVAL, refusal);
+  if (std::optional<std::string> backing = loop_backing_file(st)) {
+    struct stat b {};
+    // A backing file on this mount, or one that cannot be checked (the
+    // kernel appends " (deleted)") is refused the same way.
+    if (::stat(backing->c_str(), &b) != 0 || b.st_dev == *mount)
+      return Status::Error(EINVAL, fmt::format("{} is a loop device backed by {}, which is on this VG's own mount "
+                                               "{} or cannot be checked; a PV cannot live inside the VG it serves",
+                                               path, *backing, mount_point_));
+  }
+  return Status::Ok();
+}
 
 // New extents read as zeros, never as what an earlier LV left there; the
 // zeroes are durable before the commit that hands the PEs out.
@@ -67,6 +168,12 @@ Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t si
   VgMetadata md = store_.metadata();
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
+  // The slot first: a commit whose LV then cannot be served would leave a
+  // ghost LV behind an error reply.
+  if (!volume_.slot_available())
+    return Status::Error(ENOSPC, fmt::format("cannot create LV {}: this mount serves {} LVs, its most; remove one "
+                                             "first", name, kMaxLvSlots));
+  VGFS_RETURN_IF_ERROR(check_size(md, name, size));
   Result<std::vector<uint32_t>> candidates = pv_indices(md, pvs);
   if (!candidates.ok()) return candidates.status();
   const uint64_t extents = extents_for(md, size);
@@ -76,7 +183,7 @@ Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t si
   LvInfo lv{name, new_uuid(), 0600, {}};
   for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
   md.lvs.push_back(std::move(lv));
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   const VgMetadata& now = store_.metadata();
   Result<uint32_t> slot = volume_.publish_lv(now, static_cast<uint32_t>(now.lvs.size() - 1));
   if (!slot.ok()) return slot.status();
@@ -88,6 +195,7 @@ Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t si
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
+  VGFS_RETURN_IF_ERROR(check_size(md, name, size));
   ExtentMap& map = md.lvs[static_cast<size_t>(lv)].map;
   const uint64_t extents = extents_for(md, size), have = map.extent_count();
   if (extents <= have)
@@ -106,7 +214,7 @@ Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t si
   }
   VGFS_RETURN_IF_ERROR(zero_extents(md, runs));
   for (const MapRun& r : runs) map.append(r.pv, r.pe, r.count);
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
   return fmt::format("LV {} extended to {}", name, size_note(store_.metadata(), size, extents));
@@ -117,6 +225,7 @@ Result<std::string> VolumeManager::lvreduce(const std::string& name, uint64_t si
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
+  VGFS_RETURN_IF_ERROR(check_size(md, name, size));
   ExtentMap& map = md.lvs[static_cast<size_t>(lv)].map;
   const uint64_t extents = extents_for(md, size), have = map.extent_count();
   if (extents >= have)
@@ -124,7 +233,7 @@ Result<std::string> VolumeManager::lvreduce(const std::string& name, uint64_t si
                                              have, format_size(have * md.extent_size)));
   VGFS_RETURN_IF_ERROR(check_idle(md, name, "reduce"));
   map.truncate(extents);
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
   volume_.quiesce();  // the freed PEs go back to the allocator only after this
@@ -138,7 +247,7 @@ Result<std::string> VolumeManager::lvremove(const std::string& name) {
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_idle(md, name, "remove"));
   md.lvs.erase(md.lvs.begin() + lv);
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   if (std::optional<uint32_t> slot = volume_.slot(name)) volume_.remove_lv(*slot);
   volume_.quiesce();
   return fmt::format("LV {} removed", name);
@@ -154,7 +263,7 @@ Result<std::string> VolumeManager::lvrename(const std::string& from, const std::
   md.lvs[static_cast<size_t>(lv)].name = to;
   for (JobInfo& j : md.jobs)
     if (j.lv == from) j.lv = to;
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   for (auto& job : jobs_)
     if (job->info.lv == from) job->info.lv = to;
   if (std::optional<uint32_t> slot = volume_.slot(from)) volume_.rename_lv(*slot, to);
@@ -171,8 +280,10 @@ Result<std::string> VolumeManager::pvadd(const std::string& path, std::string na
   if (md.find_pv(name) >= 0) return Status::Error(EEXIST, fmt::format("PV {} exists already", name));
   for (const PvInfo& pv : md.pvs)
     if (pv.path == path) return Status::Error(EEXIST, fmt::format("{} is PV {} of this VG already", path, pv.name));
+  VGFS_RETURN_IF_ERROR(check_not_on_mount(path, nullptr));  // before opening: the open itself may come back here
   Result<PvDevice> dev = PvDevice::open(path, true, fmt::format("PV {} ({})", name, path));
   if (!dev.ok()) return dev.status();
+  if (struct stat st {}; ::fstat(dev->fd(), &st) == 0) VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
   VGFS_RETURN_IF_ERROR(check_unused(*dev));
   PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};
@@ -182,7 +293,7 @@ Result<std::string> VolumeManager::pvadd(const std::string& path, std::string na
                                              label.layout.pe_start));
   md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count});
   VGFS_RETURN_IF_ERROR(store_.add_pv(std::move(*dev), label));
-  Status st = store_.commit(std::move(md));
+  Status st = commit(std::move(md));
   if (!st.ok()) {
     std::unique_ptr<PvDevice> gone = store_.remove_pv(static_cast<uint32_t>(store_.pv_count() - 1));
     (void)wipe_label(*gone);
@@ -223,12 +334,16 @@ Result<std::string> VolumeManager::pvremove(const std::string& name) {
   }
   const PvLabel label = store_.label(pv);
   std::unique_ptr<PvDevice> dev = store_.remove_pv(pv);
-  Status st = store_.commit(std::move(md));
+  Status st = commit(std::move(md));
   if (!st.ok()) {
     store_.restore_pv(pv, std::move(dev), label);
     return st;
   }
-  std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) { return uses(j->info); });
+  std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) {
+    if (!uses(j->info)) return false;
+    forget(*j);  // ended, but a copier may still be leaving its last step
+    return true;
+  });
   for (auto& j : jobs_) {
     j->info.src_pv = shift(j->info.src_pv);
     j->info.dst_pv = shift(j->info.dst_pv);

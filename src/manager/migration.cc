@@ -1,7 +1,8 @@
 // Migration jobs: creation, the copier state machine, switch and abort
 // (include/vgfs/volume_manager.h, SPEC §6, docs/migration.md).
 //
-// A job runs on its own copier thread through these states:
+// A job runs, a step at a time on the copier pool (src/manager/copier_pool.cc),
+// through these states:
 //   copying       first pass, region by region, moving P up (rule 3)
 //   resyncing     passes over the regions written below P (rule 4) while
 //                 their number keeps shrinking
@@ -30,6 +31,8 @@ constexpr auto kCheckpointInterval = std::chrono::seconds(1);
 // than kSyncThreshold regions are left; otherwise synchronized is cheaper: it
 // costs each write a second copy but never dirties a region again.
 constexpr uint64_t kSyncThreshold = 16;
+// A step copies for about this long, then lets the next job have the copier.
+constexpr auto kSliceTime = std::chrono::milliseconds(50);
 }  // namespace
 
 Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
@@ -94,9 +97,18 @@ Status VolumeManager::start() {
     if (job->info.running()) lvs.push_back(job->info.lv);
   for (const std::string& lv : lvs) publish_transfers(lv);
   volume_.quiesce();
+  bool any = false;
   for (auto& job : jobs_)
-    if (job->info.running()) job->thread = std::thread([this, j = job.get()] { run(*j); });
-  return Status::Ok();
+    if (job->info.running() && job->transfer) {
+      schedule(*job);
+      any = true;
+    }
+  if (!any) return Status::Ok();  // copiers start with the first job
+  // Without a copier the jobs stay scheduled: the next command that starts
+  // one runs them.
+  Status st = ensure_copiers();
+  if (!st.ok()) fmt::print(stderr, "vgfs: warning: the running jobs wait: {}\n", st.message());
+  return st;
 }
 
 void VolumeManager::shutdown() {
@@ -107,15 +119,15 @@ void VolumeManager::shutdown() {
     }
     job->cv.notify_all();
   }
-  for (auto& job : jobs_)
-    if (job->thread.joinable()) job->thread.join();
+  stop_copiers();
 }
 
-Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
-  // The record goes into the source PV's migration area, first fit.
-  const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
-  const uint64_t need = 2 * job_record_copy_size(regions);
-  const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+namespace {
+
+// Where the two record copies of `job` go in its source PV's migration area
+// (first fit among the running jobs' records), or nothing when they do not
+// fit now.
+std::optional<uint64_t> record_place(const VgMetadata& md, uint64_t area, const JobInfo& job, uint64_t need) {
   std::vector<std::pair<uint64_t, uint64_t>> used;
   for (const JobInfo& j : md.jobs)
     if (j.running() && j.src_pv == job.src_pv) used.emplace_back(j.record_offset, j.record_offset + j.record_size);
@@ -125,12 +137,41 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
     if (at + need <= begin) break;
     at = std::max(at, end);
   }
-  if (at + need > area)
-    return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) has no room for the record of a "
-                                             "{}-region job; wait for running jobs to end",
-                                             md.pvs[job.src_pv].name, format_size(area), regions));
+  if (at + need > area) return std::nullopt;
+  return at;
+}
+
+uint64_t record_need(const VgMetadata& md, const JobInfo& job) {
+  const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
+  return 2 * job_record_copy_size(regions);
+}
+
+}  // namespace
+
+bool VolumeManager::record_fits(const VgMetadata& md, const JobInfo& job) const {
+  return record_place(md, store_.label(job.src_pv).layout.migration_size, job, record_need(md, job)).has_value();
+}
+
+Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
+  // The record goes into the source PV's migration area, first fit.
+  const uint64_t need = record_need(md, job);
+  const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+  std::optional<uint64_t> at = record_place(md, area, job, need);
+  if (!at) {
+    size_t running = 0;
+    for (const JobInfo& j : md.jobs) running += j.running() && j.src_pv == job.src_pv;
+    if (running == 0)
+      return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) cannot hold the {} record of a job "
+                                               "moving {} extents; move fewer extents at a time (LV:LE-range)",
+                                               md.pvs[job.src_pv].name, format_size(area), format_size(need),
+                                               job.count));
+    return Status::Error(ENOSPC, fmt::format("the migration area of PV {} ({}) is full: it holds the records of {} "
+                                             "running jobs moving extents off it; run the command again when some "
+                                             "have ended",
+                                             md.pvs[job.src_pv].name, format_size(area), running));
+  }
   job.id = md.next_job_id++;
-  job.record_offset = at;
+  job.record_offset = *at;
   job.record_size = need;
   job.state = JobState::kRunning;
   md.jobs.push_back(job);
@@ -139,6 +180,9 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
 }
 
 Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
+  // A copier first: a job committed with nothing to run it would hold its
+  // destination forever, and a daemon at its thread limit must say so, not die.
+  VGFS_RETURN_IF_ERROR(ensure_copiers());
   // Keep the newest finished jobs only.
   size_t finished = 0;
   for (auto it = md.jobs.rbegin(); it != md.jobs.rend(); ++it)
@@ -148,12 +192,16 @@ Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vect
       uint64_t id = it->id;
       it = md.jobs.erase(it);
       --finished;
-      jobs_.erase(std::remove_if(jobs_.begin(), jobs_.end(), [&](const auto& j) { return j->info.id == id; }), jobs_.end());
+      std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) {
+        if (j->info.id != id) return false;
+        forget(*j);
+        return true;
+      });
     } else {
       ++it;
     }
   }
-  VGFS_RETURN_IF_ERROR(store_.commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   std::vector<uint64_t> ids;
   std::vector<Job*> started;
   for (const JobInfo& info : created) {
@@ -172,7 +220,7 @@ Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vect
   // Writes that began before the transfers were published did not see them:
   // let them end before the first region is copied.
   volume_.quiesce();
-  for (Job* j : started) j->thread = std::thread([this, j] { run(*j); });
+  for (Job* j : started) schedule(*j);
   return ids;
 }
 
@@ -241,7 +289,8 @@ Result<std::vector<uint64_t>> VolumeManager::move(std::string_view lv_name, std:
   return start_jobs(std::move(md), std::move(created));
 }
 
-Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
+Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names,
+                                                   std::string* note) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
@@ -258,11 +307,18 @@ Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, co
       if (i != static_cast<uint32_t>(src)) candidates.push_back(i);
   if (candidates.empty()) return Status::Error(ENOSPC, fmt::format("VG {} has no PV besides {}", md.name, pv_name));
 
+  // One job per run; each needs a record in the migration area of the PV
+  // (kDefaultMigrationAreaSize holds 256 small ones). When it is full, the
+  // jobs that fit start and the reply says to run pvmove again.
   std::vector<JobInfo> created;
+  uint64_t runs = 0, moving = 0;
+  bool full = false;
   for (const LvInfo& lv : md.lvs) {
-    std::vector<MapRun> runs = lv.map.runs();  // md changes below; keep this LV's runs
-    for (const MapRun& r : runs) {
+    std::vector<MapRun> lv_runs = lv.map.runs();  // md changes below; keep this LV's runs
+    for (const MapRun& r : lv_runs) {
       if (r.pv != static_cast<uint32_t>(src)) continue;
+      ++runs;
+      if (full) continue;
       for (const JobInfo& j : md.jobs)
         if (j.running() && j.lv == lv.name && j.le < r.le_end() && r.le < j.le + j.count)
           return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}",
@@ -278,10 +334,18 @@ Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, co
         j.src_pe = r.pe + (p.le - r.le);
         j.dst_pv = p.pv;
         j.dst_pe = p.pe;
+        if (!created.empty() && !record_fits(md, j)) {
+          full = true;
+          break;
+        }
         VGFS_RETURN_IF_ERROR(add_job(md, j, &created));
       }
+      if (!full) ++moving;
     }
   }
+  if (full && note)
+    *note = fmt::format("{} of the {} runs on PV {} move now: its migration area holds no more job records; run "
+                        "pvmove {} again when these jobs end", moving, runs, pv_name, pv_name);
   if (created.empty()) return Status::Error(EINVAL, fmt::format("PV {} holds no allocated extents; nothing to move", pv_name));
   return start_jobs(std::move(md), std::move(created));
 }
@@ -299,7 +363,7 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
     j->state = state;
     j->reason = reason;
   }
-  Status st = store_.commit(std::move(md));
+  Status st = commit(std::move(md));
   job.info.state = state;
   job.info.reason = st.ok() ? reason : fmt::format("{} (and the metadata commit failed: {})", reason, st.message());
   t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
@@ -331,7 +395,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
   if (st->ok()) {
     md.lvs[static_cast<size_t>(lv)].map.remap(job.info.le, job.info.count, job.info.dst_pv, job.info.dst_pe);
     md.find_job(job.info.id)->state = JobState::kCompleted;
-    *st = store_.commit(std::move(md));
+    *st = commit(std::move(md));
   }
   if (!st->ok()) {
     t.unblock_writes();
@@ -353,90 +417,115 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
   return true;
 }
 
-void VolumeManager::run(Job& job) {
+// One slice of the copier state machine; the state that outlives a step is
+// in job.copier. Control changes (pause, abort, stop, limit) wake the job
+// (wake()), so a parked or sleeping job sees them at once.
+StepResult VolumeManager::step(Job& job) {
   Transfer& t = *job.transfer;
-  auto last_checkpoint = Clock::now();
-  auto rate_mark = Clock::now();
-  uint64_t rate_bytes = t.copied_bytes();
-  auto budget = Clock::now();  // earliest time of the next copy under a rate limit
-
-  enum class Gate { kGo, kStop, kAbort };
-  // Waits while paused; tells the caller whether to stop.
-  auto gate = [&]() -> Gate {
-    std::unique_lock lock(job.m);
-    for (;;) {
-      if (job.abort) return Gate::kAbort;
-      if (job.stop) return Gate::kStop;
-      if (!t.paused()) return Gate::kGo;
-      job.rate.store(0);
-      job.cv.wait(lock);
-      budget = Clock::now();
-    }
-  };
-  // After each region: rate limit, rate figure, periodic checkpoint.
-  auto after_region = [&]() -> Status {
-    const uint64_t region = t.geometry().region_size;
-    if (uint64_t limit = t.rate_limit()) {
-      budget += std::chrono::nanoseconds(region * 1'000'000'000ull / limit);
-      std::unique_lock lock(job.m);
-      job.cv.wait_until(lock, budget, [&] { return job.abort || job.stop || t.rate_limit() != limit; });
-    } else {
-      budget = Clock::now();
-    }
-    auto now = Clock::now();
-    if (now - rate_mark >= std::chrono::milliseconds(500)) {
-      double secs = std::chrono::duration<double>(now - rate_mark).count();
-      job.rate.store(static_cast<uint64_t>(static_cast<double>(t.copied_bytes() - rate_bytes) / secs));
-      rate_mark = now;
-      rate_bytes = t.copied_bytes();
-    }
-    if (now - last_checkpoint >= kCheckpointInterval) {
-      last_checkpoint = now;
-      return t.checkpoint();
-    }
-    return Status::Ok();
-  };
+  Job::Copier& c = job.copier;
+  if (!c.begun) {
+    c.begun = true;
+    c.last_checkpoint = c.rate_mark = c.budget = Clock::now();
+    c.rate_bytes = t.copied_bytes();
+    c.resync = t.progress_pointer() >= t.geometry().size;
+    if (c.resync && t.sync_status() == SyncStatus::kCopying) t.set_sync_status(SyncStatus::kResyncing);
+    c.before = t.region_count();  // the first pass goes over every region
+  }
   auto end = [&](JobState state, const std::string& reason) {
+    job.rate.store(0);
     (void)finish(job, state, reason);
     std::lock_guard lock(job.m);
     job.done = true;
     job.cv.notify_all();
+    return StepResult::kDone;
+  };
+  bool abort, stop;
+  {
+    std::lock_guard lock(job.m);
+    abort = job.abort;
+    stop = job.stop;
+  }
+  if (abort) return end(JobState::kAborted, "aborted by the user");  // end() takes admin_: not under job.m
+  if (stop) {
+    job.rate.store(0);
+    (void)t.checkpoint();  // unmount: resumes on the next mount
+    return StepResult::kDone;
+  }
+  if (t.paused()) {
+    job.rate.store(0);
+    return StepResult::kPark;
+  }
+  auto now = Clock::now();
+  if (t.rate_limit() != c.limit) {  // a new limit counts from now
+    c.limit = t.rate_limit();
+    c.budget = now;
+  }
+  if (t.rate_limit() && c.budget > now) return job.wake_at = c.budget, StepResult::kSleep;
+  if (!t.rate_limit() || c.budget < now - std::chrono::seconds(1)) c.budget = now;  // after a pause or a new limit
+
+  // After each region: rate budget, rate figure, periodic checkpoint.
+  auto after_region = [&]() -> Status {
+    if (uint64_t limit = t.rate_limit()) c.budget += std::chrono::nanoseconds(t.geometry().region_size * 1'000'000'000ull / limit);
+    now = Clock::now();
+    if (now - c.rate_mark >= std::chrono::milliseconds(500)) {
+      double secs = std::chrono::duration<double>(now - c.rate_mark).count();
+      job.rate.store(static_cast<uint64_t>(static_cast<double>(t.copied_bytes() - c.rate_bytes) / secs));
+      c.rate_mark = now;
+      c.rate_bytes = t.copied_bytes();
+    }
+    if (now - c.last_checkpoint >= kCheckpointInterval) {
+      c.last_checkpoint = now;
+      return t.checkpoint();
+    }
+    return Status::Ok();
   };
 
   Status st;
-  Gate g = Gate::kGo;
-  // Rule 3: the first pass.
-  while (t.progress_pointer() < t.geometry().size) {
-    if ((g = gate()) != Gate::kGo) break;
-    if (!(st = t.copy_next()).ok() || !(st = after_region()).ok()) break;
-  }
-  // Rule 4: resync passes while they shrink the dirty set, then synchronized.
-  if (g == Gate::kGo && st.ok()) t.set_sync_status(SyncStatus::kResyncing);
-  uint64_t before = t.region_count();  // the first pass went over every region
-  while (g == Gate::kGo && st.ok()) {
-    if ((g = gate()) != Gate::kGo) break;
-    const uint64_t pending = t.pending_count();
-    const bool synchronized = t.sync_status() == SyncStatus::kSynchronized;
-    if (!synchronized && (pending <= kSyncThreshold || pending * 2 > before)) {
-      // From here writes dirty no region for the copier: the count only falls.
-      t.set_sync_status(SyncStatus::kSynchronized);
-      st = t.checkpoint();
+  const auto deadline = Clock::now() + kSliceTime;
+  while (st.ok()) {
+    if (Clock::now() >= deadline) return StepResult::kAgain;
+    if (t.rate_limit() && c.budget > Clock::now()) return job.wake_at = c.budget, StepResult::kSleep;
+    {
+      std::lock_guard lock(job.m);
+      if (job.abort || job.stop || t.paused()) return StepResult::kAgain;  // handled at the top of the next step
+    }
+    // Rule 3: the first pass.
+    if (!c.resync) {
+      if (t.progress_pointer() < t.geometry().size) {
+        if ((st = t.copy_next()).ok()) st = after_region();
+        continue;
+      }
+      c.resync = true;
+      t.set_sync_status(SyncStatus::kResyncing);
+      c.cursor.reset();
       continue;
     }
-    before = pending;
-    if (synchronized && pending == 0) {
-      if (switch_over(job, &st)) return;
+    // Rule 4: resync passes while they shrink the dirty set, then synchronized.
+    if (!c.cursor) {
+      const uint64_t pending = t.pending_count();
+      const bool synchronized = t.sync_status() == SyncStatus::kSynchronized;
+      if (!synchronized && (pending <= kSyncThreshold || pending * 2 > c.before)) {
+        // From here writes dirty no region for the copier: the count only falls.
+        t.set_sync_status(SyncStatus::kSynchronized);
+        st = t.checkpoint();
+        continue;
+      }
+      c.before = pending;
+      if (synchronized && pending == 0) {
+        if (switch_over(job, &st)) return StepResult::kDone;
+        continue;
+      }
+      c.cursor = 0;
+    }
+    std::optional<uint64_t> r = t.next_dirty(*c.cursor);
+    if (!r) {
+      c.cursor.reset();  // the pass is over
       continue;
     }
-    for (std::optional<uint64_t> r = t.next_dirty(0); r; r = t.next_dirty(*r + 1)) {
-      if ((g = gate()) != Gate::kGo) break;
-      if (!(st = t.recopy(*r)).ok() || !(st = after_region()).ok()) break;
-    }
+    c.cursor = *r + 1;
+    if ((st = t.recopy(*r)).ok()) st = after_region();
   }
-  job.rate.store(0);
-  if (!st.ok()) return end(JobState::kFailed, st.message());
-  if (g == Gate::kAbort) return end(JobState::kAborted, "aborted by the user");
-  (void)t.checkpoint();  // stop: unmount; resumes on the next mount
+  return end(JobState::kFailed, st.message());
 }
 
 // The running job `id`, or why a control command cannot act on it.
@@ -450,12 +539,16 @@ Result<VolumeManager::Job*> VolumeManager::running_job(uint64_t id) const {
 }
 
 Status VolumeManager::abort(uint64_t id) {
+  VGFS_RETURN_IF_ERROR(ensure_copiers());  // the abort runs on a copier
   Result<Job*> found = running_job(id);
   if (!found.ok()) return found.status();
   Job* job = *found;
+  {
+    std::lock_guard lock(job->m);
+    job->abort = true;
+  }
+  wake(*job);
   std::unique_lock lock(job->m);
-  job->abort = true;
-  job->cv.notify_all();
   job->cv.wait(lock, [&] { return job->done || job->stop; });
   if (job->info.state == JobState::kCompleted)
     return Status::Error(EINVAL, fmt::format("job {} completed before it could be aborted", id));
@@ -466,8 +559,10 @@ Status VolumeManager::abort(uint64_t id) {
 // wake the copier; pause and resume also checkpoint (rule 6).
 Status VolumeManager::pause(uint64_t id) { return set(id, [](Transfer& t) { t.set_paused(true); }, true); }
 Status VolumeManager::resume(uint64_t id) { return set(id, [](Transfer& t) { t.set_paused(false); }, true); }
+// The limit is durable before the reply: the record carries it (and
+// `paused`), so a crash right after "ok" resumes with it.
 Status VolumeManager::limit(uint64_t id, uint64_t rate) {
-  return set(id, [rate](Transfer& t) { t.set_rate_limit(rate); }, false);
+  return set(id, [rate](Transfer& t) { t.set_rate_limit(rate); }, true);
 }
 
 Status VolumeManager::set(uint64_t id, const std::function<void(Transfer&)>& change, bool checkpoint) {
@@ -478,7 +573,7 @@ Status VolumeManager::set(uint64_t id, const std::function<void(Transfer&)>& cha
     std::lock_guard lock(job->m);
     change(*job->transfer);
   }
-  job->cv.notify_all();
+  wake(*job);
   return checkpoint ? job->transfer->checkpoint() : Status::Ok();
 }
 

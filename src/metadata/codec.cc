@@ -57,34 +57,6 @@ void emit_bytes(YAML::Emitter& out, const std::string& s) {
 
 }  // namespace
 
-std::string printable(std::string_view bytes) {
-  std::string out;
-  out.reserve(bytes.size());
-  for (size_t i = 0; i < bytes.size();) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c == '\\' || c == '"') {
-      out += '\\';
-      out += static_cast<char>(c);
-      ++i;
-    } else if (c >= 0x20 && c < 0x7F) {
-      out += static_cast<char>(c);
-      ++i;
-    } else {
-      // A whole UTF-8 character past the C1 controls passes as it is.
-      size_t n = c >= 0xC2 && c < 0xE0 ? 2 : c >= 0xE0 && c < 0xF0 ? 3 : c >= 0xF0 && c < 0xF5 ? 4 : 0;
-      std::string_view ch = bytes.substr(i, n);
-      if (n && ch.size() == n && valid_utf8(ch) && !(c == 0xC2 && static_cast<unsigned char>(ch[1]) < 0xA0)) {
-        out += ch;
-        i += n;
-      } else {
-        out += fmt::format("\\x{:02x}", c);
-        ++i;
-      }
-    }
-  }
-  return out;
-}
-
 std::string encode_metadata(const VgMetadata& md) {
   YAML::Emitter out;
   out << YAML::Comment("vgfs metadata; edit only through vgfs commands") << YAML::BeginMap;

@@ -2,12 +2,12 @@
 // (include/vgfs/vg_store.h, SPEC §4, docs/format.md).
 #include "vgfs/vg_store.h"
 
+#include "vgfs/archive.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <deque>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 
@@ -375,27 +375,6 @@ void VgStore::restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const Pv
   fresh_.insert(fresh_.begin() + index, false);
 }
 
-namespace {
-// Saves the metadata a commit replaces, like LVM2's archive; best effort.
-void archive_metadata(const std::string& folder, const VgMetadata& md, std::vector<std::string>* problems) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::create_directories(folder, ec);
-  const std::string prefix = md.name + "_";
-  std::string path = fmt::format("{}/{}{:08}.yaml", folder, prefix, md.seqno);
-  std::ofstream out(path, std::ios::trunc);
-  out << encode_metadata(md);
-  if (!out.flush()) {
-    problems->push_back(fmt::format("cannot write the metadata archive {}", path));
-    return;
-  }
-  std::vector<fs::path> kept;
-  for (const auto& e : fs::directory_iterator(folder, ec))
-    if (e.path().filename().string().rfind(prefix, 0) == 0 && e.path().extension() == ".yaml") kept.push_back(e.path());
-  std::sort(kept.begin(), kept.end());
-  for (size_t i = 0; i + VgStore::kArchiveKeep < kept.size(); ++i) fs::remove(kept[i], ec);
-}
-}  // namespace
 
 Status VgStore::commit(VgMetadata next) {
   if (mode_ != OpenMode::kReadWrite) return Status::Error(EROFS, "the VG is open read-only");
@@ -420,7 +399,8 @@ Status VgStore::commit(VgMetadata next) {
   }
   const std::string text = encode_metadata(next);
   commit_problems_.clear();
-  if (!archive_.empty()) archive_metadata(archive_, metadata_, &commit_problems_);
+  if (!archive_.empty())
+    if (Status a = archive_metadata(archive_, metadata_, kArchiveKeep); !a.ok()) commit_problems_.push_back(a.message());
   const int slot = static_cast<int>(next.seqno % 2);
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that

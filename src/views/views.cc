@@ -3,13 +3,31 @@
 
 #include <fmt/format.h>
 
+#include "vgfs/escape.h"
+
 namespace vgfs::views {
 
 namespace {
 
+// Every string that came from disk or a command goes out escaped
+// (include/vgfs/escape.h): a path or reason can neither forge a line of a
+// `key: value` view, nor drive a terminal, nor make the JSON encoder throw
+// (nlohmann's dump throws on invalid UTF-8, which killed a FUSE worker).
+std::string e(std::string_view s) { return escape_bytes(s); }
+
+// A string of vg_json() output for a table: escaped already, but a table
+// never trusts its input to be.
+std::string t(const nlohmann::json& v) { return printable(v.get<std::string>()); }
+
+std::vector<std::string> escaped(const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const std::string& n : names) out.push_back(e(n));
+  return out;
+}
+
 std::string joined(const std::vector<std::string>& names) {
   std::string out;
-  for (const std::string& n : names) out += (out.empty() ? "" : " ") + n;
+  for (const std::string& n : names) out += (out.empty() ? "" : " ") + e(n);
   return out;
 }
 
@@ -25,13 +43,13 @@ std::string vg_summary(const VgMetadata& md) {
   return fmt::format(
       "name: {}\nuuid: {}\nextent_size: {}\nregion_size: {}\nseqno: {}\npv_count: {}\nlv_count: {}\nsize: {}\n"
       "allocated: {}\nfree: {}\n",
-      md.name, format_uuid(md.uuid), md.extent_size, md.region_size, md.seqno, md.pvs.size(), md.lvs.size(),
+      e(md.name), format_uuid(md.uuid), md.extent_size, md.region_size, md.seqno, md.pvs.size(), md.lvs.size(),
       vg_size(md), vg_size(md) - md.total_free_extents() * md.extent_size, md.total_free_extents() * md.extent_size);
 }
 
 std::string lv_info(const VgMetadata& md, uint32_t lv) {
   const LvInfo& l = md.lvs[lv];
-  return fmt::format("name: {}\nuuid: {}\nsize: {}\nle_count: {}\nle_size: {}\npvs: {}\nmode: {:04o}\n", l.name,
+  return fmt::format("name: {}\nuuid: {}\nsize: {}\nle_count: {}\nle_size: {}\npvs: {}\nmode: {:04o}\n", e(l.name),
                      format_uuid(l.uuid), l.map.extent_count() * md.extent_size, l.map.extent_count(), md.extent_size,
                      joined(md.pvs_of_lv(lv)), l.mode);
 }
@@ -39,14 +57,14 @@ std::string lv_info(const VgMetadata& md, uint32_t lv) {
 std::string lv_map(const VgMetadata& md, uint32_t lv) {
   std::string out;
   for (const MapRun& r : md.lvs[lv].map.runs())
-    out += fmt::format("{} {} {}\n", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
+    out += fmt::format("{} {} {}\n", format_range(r.le, r.count), e(md.pvs[r.pv].name), format_range(r.pe, r.count));
   return out;
 }
 
 std::string pv_info(const VgMetadata& md, uint32_t pv) {
   const PvInfo& p = md.pvs[pv];
   return fmt::format("name: {}\nuuid: {}\npath: {}\npe_count: {}\npe_size: {}\npe_start: {}\nfree_pe: {}\nlvs: {}\n",
-                     p.name, format_uuid(p.uuid), p.path, p.pe_count, md.extent_size, p.pe_start, md.free_extents(pv),
+                     e(p.name), format_uuid(p.uuid), e(p.path), p.pe_count, md.extent_size, p.pe_start, md.free_extents(pv),
                      joined(md.lvs_on_pv(pv)));
 }
 
@@ -56,7 +74,7 @@ std::string pv_map(const VgMetadata& md, uint32_t pv) {
     if (r.free())
       out += fmt::format("{} free\n", format_range(r.pe, r.count));
     else
-      out += fmt::format("{} {} {}{}\n", format_range(r.pe, r.count), md.lvs[static_cast<size_t>(r.lv)].name,
+      out += fmt::format("{} {} {}{}\n", format_range(r.pe, r.count), e(md.lvs[static_cast<size_t>(r.lv)].name),
                          format_range(r.le, r.count), r.job >= 0 ? fmt::format(" job {}", r.job) : "");
   }
   return out;
@@ -67,30 +85,30 @@ std::string job_status(const JobStatus& j) {
       "job: {}\nlv: {}\nle_range: {}\nsource: {} {}\ndestination: {} {}\nregion_size: {}\nsize: {}\n"
       "progress_pointer: {}\ncheckpoint_pointer: {}\nsync_status: {}\npaused: {}\nregions: {}\ndirty_regions: {}\n"
       "copied_bytes: {}\nrate: {}\nrate_limit: {}\nreason: {}\n",
-      j.id, j.lv, format_range(j.le, j.count), j.source_pv, format_range(j.source_pe, j.count), j.destination_pv,
+      j.id, e(j.lv), format_range(j.le, j.count), e(j.source_pv), format_range(j.source_pe, j.count), e(j.destination_pv),
       format_range(j.destination_pe, j.count), j.region_size, j.size, j.progress_pointer, j.checkpoint_pointer,
-      j.sync_status, j.paused ? "yes" : "no", j.regions, j.dirty_regions, j.copied_bytes, j.rate, j.rate_limit,
-      j.reason);
+      e(j.sync_status), j.paused ? "yes" : "no", j.regions, j.dirty_regions, j.copied_bytes, j.rate, j.rate_limit,
+      e(j.reason));
 }
 
 nlohmann::json job_json(const JobStatus& j) {
   return {{"job", j.id},
-          {"lv", j.lv},
+          {"lv", e(j.lv)},
           {"le_range", format_range(j.le, j.count)},
-          {"source", fmt::format("{} {}", j.source_pv, format_range(j.source_pe, j.count))},
-          {"destination", fmt::format("{} {}", j.destination_pv, format_range(j.destination_pe, j.count))},
+          {"source", fmt::format("{} {}", e(j.source_pv), format_range(j.source_pe, j.count))},
+          {"destination", fmt::format("{} {}", e(j.destination_pv), format_range(j.destination_pe, j.count))},
           {"region_size", j.region_size},
           {"size", j.size},
           {"progress_pointer", j.progress_pointer},
           {"checkpoint_pointer", j.checkpoint_pointer},
-          {"sync_status", j.sync_status},
+          {"sync_status", e(j.sync_status)},
           {"paused", j.paused},
           {"regions", j.regions},
           {"dirty_regions", j.dirty_regions},
           {"copied_bytes", j.copied_bytes},
           {"rate", j.rate},
           {"rate_limit", j.rate_limit},
-          {"reason", j.reason}};
+          {"reason", e(j.reason)}};
 }
 
 std::string jobs_table(const nlohmann::json& vg) {
@@ -99,11 +117,11 @@ std::string jobs_table(const nlohmann::json& vg) {
   for (const auto& j : vg["jobs"]) {
     uint64_t size = j["size"].get<uint64_t>();
     double done = size ? 100.0 * static_cast<double>(j["progress_pointer"].get<uint64_t>()) / static_cast<double>(size) : 100.0;
-    std::string status = j["sync_status"].get<std::string>() + (j["paused"].get<bool>() ? ",paused" : "");
+    std::string status = t(j["sync_status"]) + (j["paused"].get<bool>() ? ",paused" : "");
     out += fmt::format("{:>4} {:<12} {:<10} {:<16} {:<16} {:>5.1f}% {:<13} {:>8}/s  {}\n", j["job"].get<uint64_t>(),
-                       j["lv"].get<std::string>(), j["le_range"].get<std::string>(), j["source"].get<std::string>(),
-                       j["destination"].get<std::string>(), done, status, human_size(j["rate"].get<uint64_t>()),
-                       j["reason"].get<std::string>());
+                       t(j["lv"]), t(j["le_range"]), t(j["source"]),
+                       t(j["destination"]), done, status, human_size(j["rate"].get<uint64_t>()),
+                       t(j["reason"]));
   }
   return out;
 }
@@ -120,27 +138,27 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
         continue;
       }
       json run = {{"pe", format_range(r.pe, r.count)},
-                  {"lv", md.lvs[static_cast<size_t>(r.lv)].name},
+                  {"lv", e(md.lvs[static_cast<size_t>(r.lv)].name)},
                   {"le", format_range(r.le, r.count)}};
       if (r.job >= 0) run["job"] = r.job;
       map.push_back(std::move(run));
     }
-    pvs.push_back({{"name", p.name}, {"uuid", format_uuid(p.uuid)}, {"path", p.path}, {"pe_start", p.pe_start},
+    pvs.push_back({{"name", e(p.name)}, {"uuid", format_uuid(p.uuid)}, {"path", e(p.path)}, {"pe_start", p.pe_start},
                    {"pe_count", p.pe_count}, {"pe_size", md.extent_size}, {"free_pe", md.free_extents(i)},
-                   {"lvs", md.lvs_on_pv(i)}, {"map", std::move(map)}});
+                   {"lvs", escaped(md.lvs_on_pv(i))}, {"map", std::move(map)}});
   }
   for (uint32_t i = 0; i < md.lvs.size(); ++i) {
     const LvInfo& l = md.lvs[i];
     json map = json::array();
     for (const MapRun& r : l.map.runs())
-      map.push_back({{"le", format_range(r.le, r.count)}, {"pv", md.pvs[r.pv].name}, {"pe", format_range(r.pe, r.count)}});
-    lvs.push_back({{"name", l.name}, {"uuid", format_uuid(l.uuid)}, {"mode", fmt::format("{:04o}", l.mode)},
+      map.push_back({{"le", format_range(r.le, r.count)}, {"pv", e(md.pvs[r.pv].name)}, {"pe", format_range(r.pe, r.count)}});
+    lvs.push_back({{"name", e(l.name)}, {"uuid", format_uuid(l.uuid)}, {"mode", fmt::format("{:04o}", l.mode)},
                    {"size", l.map.extent_count() * md.extent_size}, {"le_count", l.map.extent_count()},
-                   {"le_size", md.extent_size}, {"pvs", md.pvs_of_lv(i)}, {"map", std::move(map)}});
+                   {"le_size", md.extent_size}, {"pvs", escaped(md.pvs_of_lv(i))}, {"map", std::move(map)}});
   }
   json jobs = json::array();
   for (const JobStatus& j : job_statuses) jobs.push_back(job_json(j));
-  return {{"name", md.name},
+  return {{"name", e(md.name)},
           {"uuid", format_uuid(md.uuid)},
           {"extent_size", md.extent_size},
           {"region_size", md.region_size},
@@ -158,13 +176,13 @@ std::string lvs_table(const nlohmann::json& vg, bool maps) {
   std::string out = fmt::format("{:<16} {:<8} {:>10} {:>8}  {}\n", "LV", "VG", "Size", "LEs", "PVs");
   for (const auto& lv : vg["lvs"]) {
     std::string pvs;
-    for (const auto& p : lv["pvs"]) pvs += (pvs.empty() ? "" : ",") + p.get<std::string>();
-    out += fmt::format("{:<16} {:<8} {:>10} {:>8}  {}\n", lv["name"].get<std::string>(), vg["name"].get<std::string>(),
+    for (const auto& p : lv["pvs"]) pvs += (pvs.empty() ? "" : ",") + t(p);
+    out += fmt::format("{:<16} {:<8} {:>10} {:>8}  {}\n", t(lv["name"]), t(vg["name"]),
                        human_size(lv["size"].get<uint64_t>()), lv["le_count"].get<uint64_t>(), pvs);
     if (maps)
       for (const auto& r : lv["map"])
-        out += fmt::format("  LE {:<16} {:<10} PE {}\n", r["le"].get<std::string>(), r["pv"].get<std::string>(),
-                           r["pe"].get<std::string>());
+        out += fmt::format("  LE {:<16} {:<10} PE {}\n", t(r["le"]), t(r["pv"]),
+                           t(r["pe"]));
   }
   return out;
 }
@@ -174,17 +192,17 @@ std::string pvs_table(const nlohmann::json& vg, bool maps) {
                                 "Free PE", "Path");
   for (const auto& pv : vg["pvs"]) {
     uint64_t pe_size = pv["pe_size"].get<uint64_t>();
-    out += fmt::format("{:<12} {:<8} {:>10} {:>10} {:>8} {:>8}  {}\n", pv["name"].get<std::string>(),
-                       vg["name"].get<std::string>(), human_size(pv["pe_count"].get<uint64_t>() * pe_size),
+    out += fmt::format("{:<12} {:<8} {:>10} {:>10} {:>8} {:>8}  {}\n", t(pv["name"]),
+                       t(vg["name"]), human_size(pv["pe_count"].get<uint64_t>() * pe_size),
                        human_size(pv["free_pe"].get<uint64_t>() * pe_size), pv["pe_count"].get<uint64_t>(),
-                       pv["free_pe"].get<uint64_t>(), pv["path"].get<std::string>());
+                       pv["free_pe"].get<uint64_t>(), t(pv["path"]));
     if (maps)
       for (const auto& r : pv["map"]) {
         if (r.contains("free"))
-          out += fmt::format("  PE {:<16} free\n", r["pe"].get<std::string>());
+          out += fmt::format("  PE {:<16} free\n", t(r["pe"]));
         else
-          out += fmt::format("  PE {:<16} {:<10} LE {}\n", r["pe"].get<std::string>(), r["lv"].get<std::string>(),
-                             r["le"].get<std::string>());
+          out += fmt::format("  PE {:<16} {:<10} LE {}\n", t(r["pe"]), t(r["lv"]),
+                             t(r["le"]));
       }
   }
   return out;

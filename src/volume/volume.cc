@@ -90,13 +90,23 @@ Result<uint32_t> VolumeSet::publish_lv(const VgMetadata& md, uint32_t lv) {
   if (it != slot_of_.end()) {
     slot = it->second;
   } else {
-    if (next_slot_ >= kMaxLvSlots)
-      return Status::Error(ENOSPC, fmt::format("this mount has served {} LVs already; remount to serve more", kMaxLvSlots));
-    slot = next_slot_++;
+    if (next_slot_ < kMaxLvSlots) {
+      slot = next_slot_++;
+    } else if (!free_slots_.empty()) {
+      slot = free_slots_.front();
+      free_slots_.pop_front();
+    } else {
+      return Status::Error(ENOSPC, fmt::format("this mount serves {} LVs, its most", kMaxLvSlots));
+    }
     slot_of_.emplace(layout->name, slot);
   }
   replace(slot, std::move(layout));
   return slot;
+}
+
+bool VolumeSet::slot_available() const {
+  std::lock_guard lock(change_mutex_);
+  return next_slot_ < kMaxLvSlots || !free_slots_.empty();
 }
 
 void VolumeSet::republish_all(const VgMetadata& md) {
@@ -119,6 +129,7 @@ void VolumeSet::remove_lv(uint32_t slot) {
   slot_of_.erase(layout(slot)->name);
   lvs_[slot].store(nullptr, std::memory_order_release);
   retired_layouts_.push_back(std::move(live_layouts_[slot]));
+  free_slots_.push_back(slot);
 }
 
 std::optional<uint32_t> VolumeSet::slot(std::string_view name) const {
