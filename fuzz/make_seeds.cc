@@ -1,4 +1,4 @@
-// Writes the binary seeds of the fuzz corpus (fuzz/corpus/README.md) with
+// Writes the binary seeds of the fuzz corpus (docs/fuzzing.md, "Corpus") with
 // the project's own encoders, in the input formats the targets read (a flag
 // byte and parameters, then the record): labels and slot headers of
 // standard PVs, job records of a few sizes and states, and the metadata
