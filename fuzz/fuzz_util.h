@@ -54,38 +54,6 @@ inline void store_le32(std::string* s, size_t at, uint32_t v) {
   for (int i = 0; i < 4; ++i) (*s)[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
 }
 
-// Known defects (issue 8) that other changes are fixing: while they are
-// open, the targets let them pass so a short run stays green and a long run
-// digs past them. VGFS_FUZZ_STRICT=1 (scripts/fuzz --strict, --regressions)
-// turns them into failures again; the list is in docs/fuzzing.md.
-inline bool strict() {
-  static const bool on = [] {
-    const char* v = std::getenv("VGFS_FUZZ_STRICT");
-    return v && *v && std::string_view(v) != "0";
-  }();
-  return on;
-}
-
-// True when `s` is well-formed UTF-8 (no overlong forms, no surrogates).
-inline bool is_utf8(std::string_view s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : 99;
-    if (n == 99 || i + n >= s.size() + (n == 0)) return false;
-    uint32_t cp = n == 0 ? c : c & (0x3f >> n);
-    for (size_t k = 1; k <= n; ++k) {
-      const unsigned char d = static_cast<unsigned char>(s[i + k]);
-      if ((d >> 6) != 2) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 // A failed Status must carry a code and a sentence (include/vgfs/status.h).
 inline void check_error(const Status& st) {
   FUZZ_CHECK(st.code() != 0, "an error without an errno code");

@@ -267,6 +267,16 @@ TEST_CASE("parse_command: unterminated quotes, lone backslashes and NUL bytes ar
   CHECK(parse_command("pvadd \"/d/a").status().message().find("unterminated quote") != std::string::npos);
 }
 
+// Found by fuzz/control_fuzz.cc (fuzz/regressions/control/pvadd-path-with-cr):
+// a bare CR inside a line made `pvadd /s\r ` carry "/s\r" while `pvadd /s\r`
+// carried "/s". Only the line's end may hold one; a quoted CR is carried.
+TEST_CASE("parse_command: a bare carriage return inside the line is refused, a quoted one is carried") {
+  CHECK(parse_command("pvadd /s\r ").status().code() == EINVAL);
+  CHECK(parse_command("pvadd /s\r /t").status().message().find("carriage return") != std::string::npos);
+  CHECK(parse_command("pvadd /s\r\n").value().path == "/s");
+  CHECK(parse_command("pvadd \"/s\r\" \n").value().path == "/s\r");
+}
+
 TEST_CASE("quote_argument round-trips through parse_command") {
   for (std::string path : {"/plain", "/d/a b.img", "/q\"uote", "/back\\slash", "/tab\tx", "/cr\rx", "/\xff\xfe",
                            "/trail ", "/\"", "/a  b"}) {

@@ -32,6 +32,11 @@ Result<std::vector<std::string>> split(std::string_view line) {
     for (; i < line.size(); ++i) {
       const char c = line[i];
       if (!quoted && (c == ' ' || c == '\t')) break;
+      // Only the line's end may carry a bare CR (echo from a CRLF shell):
+      // elsewhere it would make `/a\r` and `/a` the same path by position.
+      if (!quoted && c == '\r')
+        return Status::Error(EINVAL, fmt::format("a carriage return in word {} (byte {}); quote it as \"...\" to "
+                                                 "make it part of the word", words.size() + 1, i));
       if (c == '"') {
         quoted = !quoted;
       } else if (c == '\\') {
