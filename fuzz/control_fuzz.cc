@@ -8,6 +8,8 @@
 // Paths are written back with quote_argument(), as the CLI writes them.
 #include <fmt/format.h>
 
+#include <variant>
+
 #include "fuzz_util.h"
 #include "vgfs/control.h"
 
@@ -15,42 +17,104 @@ using namespace vgfs;
 
 namespace {
 
-std::string canonical(const Command& c) {
-  std::string line = c.verb;
+// The canonical line of a command: its verb, then each argument as one
+// word; paths quoted with quote_argument() as the CLI writes them.
+std::string canonical(const Command& command) {
+  std::string line(verb(command));
   auto add = [&](const std::string& w) { line += " " + w; };
-  if (c.verb == "move") {
-    add(c.lv + (c.les ? ":" + format_range(c.les->first, c.les->count) : ""));
-    add(c.pv + (c.pe ? fmt::format(":{}", *c.pe) : ""));
-  } else if (c.verb == "pvmove") {
-    add(c.pv);
-  } else if (c.verb == "abort" || c.verb == "pause" || c.verb == "resume") {
-    add(fmt::format("{}", c.job));
-  } else if (c.verb == "limit") {
-    add(fmt::format("{} {}", c.job, c.rate));
-  } else if (c.verb == "lvcreate" || c.verb == "lvextend" || c.verb == "lvreduce") {
-    add(c.lv);
-    add(fmt::format("{}", c.size));
-  } else if (c.verb == "lvremove") {
-    add(c.lv);
-  } else if (c.verb == "lvrename") {
-    add(c.lv);
-    add(c.new_name);
-  } else if (c.verb == "pvadd") {
-    Result<std::string> quoted = quote_argument(c.path);
-    FUZZ_CHECK(quoted.ok(), "pvadd path cannot be quoted: " + c.path);
-    add(*quoted);
-    if (!c.pv.empty()) add(c.pv);
-  } else if (c.verb == "pvremove") {
-    add(c.pv);
-  }
-  for (const std::string& d : c.dest_pvs) add(d);
+  auto add_all = [&](const std::vector<std::string>& ws) {
+    for (const std::string& w : ws) add(w);
+  };
+  std::visit(Overloaded{
+                 [&](const cmd::Move& c) {
+                   add(c.lv + (c.les ? ":" + format_range(c.les->first, c.les->count) : ""));
+                   add(c.pv + (c.pe ? fmt::format(":{}", *c.pe) : ""));
+                 },
+                 [&](const cmd::Pvmove& c) {
+                   add(c.pv);
+                   add_all(c.destinations);
+                 },
+                 [&](const cmd::Abort& c) { add(fmt::format("{}", c.job)); },
+                 [&](const cmd::Pause& c) { add(fmt::format("{}", c.job)); },
+                 [&](const cmd::Resume& c) { add(fmt::format("{}", c.job)); },
+                 [&](const cmd::Limit& c) { add(fmt::format("{} {}", c.job, c.rate)); },
+                 [&](const cmd::Lvcreate& c) {
+                   add(c.lv);
+                   add(fmt::format("{}", c.size));
+                   add_all(c.pvs);
+                 },
+                 [&](const cmd::Lvextend& c) {
+                   add(c.lv);
+                   add(fmt::format("{}", c.size));
+                 },
+                 [&](const cmd::Lvreduce& c) {
+                   add(c.lv);
+                   add(fmt::format("{}", c.size));
+                 },
+                 [&](const cmd::Lvremove& c) { add(c.lv); },
+                 [&](const cmd::Lvrename& c) {
+                   add(c.from);
+                   add(c.to);
+                 },
+                 [&](const cmd::Pvadd& c) {
+                   Result<std::string> quoted = quote_argument(c.path);
+                   FUZZ_CHECK(quoted.ok(), "pvadd path cannot be quoted: " + c.path);
+                   add(*quoted);
+                   if (!c.name.empty()) add(c.name);
+                 },
+                 [&](const cmd::Pvremove& c) { add(c.pv); },
+             },
+             command);
   return line + "\n";
 }
 
-bool same(const Command& a, const Command& b) {
-  return a.verb == b.verb && a.lv == b.lv && a.new_name == b.new_name && a.size == b.size && a.path == b.path &&
-         a.les.has_value() == b.les.has_value() && (!a.les || (a.les->first == b.les->first && a.les->count == b.les->count)) &&
-         a.pv == b.pv && a.pe == b.pe && a.dest_pvs == b.dest_pvs && a.job == b.job && a.rate == b.rate;
+void check_lv(const std::string& name) { FUZZ_CHECK(check_name("LV", name).ok(), "LV " + name); }
+void check_pv(const std::string& name) { FUZZ_CHECK(check_name("PV", name).ok(), "PV " + name); }
+void check_pvs(const std::vector<std::string>& names) {
+  for (const std::string& d : names) FUZZ_CHECK(check_name("PV", d).ok(), "destination PV " + d);
+}
+
+// Every argument of the command is as parse_command() promises.
+void check_fields(const Command& command) {
+  std::visit(Overloaded{
+                 [](const cmd::Move& c) {
+                   check_lv(c.lv);
+                   check_pv(c.pv);
+                   if (c.les) FUZZ_CHECK(c.les->count > 0, "an empty LE range");
+                 },
+                 [](const cmd::Pvmove& c) {
+                   check_pv(c.pv);
+                   check_pvs(c.destinations);
+                 },
+                 [](const cmd::Abort& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
+                 [](const cmd::Pause& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
+                 [](const cmd::Resume& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
+                 [](const cmd::Limit& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
+                 [](const cmd::Lvcreate& c) {
+                   check_lv(c.lv);
+                   FUZZ_CHECK(c.size > 0, "size 0");
+                   check_pvs(c.pvs);
+                 },
+                 [](const cmd::Lvextend& c) {
+                   check_lv(c.lv);
+                   FUZZ_CHECK(c.size > 0, "size 0");
+                 },
+                 [](const cmd::Lvreduce& c) {
+                   check_lv(c.lv);
+                   FUZZ_CHECK(c.size > 0, "size 0");
+                 },
+                 [](const cmd::Lvremove& c) { check_lv(c.lv); },
+                 [](const cmd::Lvrename& c) {
+                   check_lv(c.from);
+                   FUZZ_CHECK(check_name("LV", c.to).ok(), "new name " + c.to);
+                 },
+                 [](const cmd::Pvadd& c) {
+                   FUZZ_CHECK(!c.path.empty() && c.path[0] == '/', "pvadd path " + c.path);
+                   if (!c.name.empty()) check_pv(c.name);
+                 },
+                 [](const cmd::Pvremove& c) { check_pv(c.pv); },
+             },
+             command);
 }
 
 }  // namespace
@@ -63,21 +127,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(c.status().code() == EINVAL, "parse_command refuses with EINVAL");
     return 0;
   }
-  const Command& cmd = *c;
-  const std::string& v = cmd.verb;
-  if (!cmd.lv.empty() || v == "move" || v.starts_with("lv")) FUZZ_CHECK(check_name("LV", cmd.lv).ok(), "LV " + cmd.lv);
-  if (v == "lvrename") FUZZ_CHECK(check_name("LV", cmd.new_name).ok(), "new name " + cmd.new_name);
-  if (!cmd.pv.empty() || v == "move" || v == "pvmove" || v == "pvremove")
-    FUZZ_CHECK(check_name("PV", cmd.pv).ok(), "PV " + cmd.pv);
-  for (const std::string& d : cmd.dest_pvs) FUZZ_CHECK(check_name("PV", d).ok(), "destination PV " + d);
-  if (v == "abort" || v == "pause" || v == "resume" || v == "limit") FUZZ_CHECK(cmd.job != 0, "job 0");
-  if (v == "lvcreate" || v == "lvextend" || v == "lvreduce") FUZZ_CHECK(cmd.size > 0, "size 0");
-  if (v == "pvadd") FUZZ_CHECK(!cmd.path.empty() && cmd.path[0] == '/', "pvadd path " + cmd.path);
-  if (cmd.les) FUZZ_CHECK(cmd.les->count > 0, "an empty LE range");
+  check_fields(*c);
 
-  const std::string line2 = canonical(cmd);
+  const std::string line2 = canonical(*c);
   Result<Command> again = parse_command(line2);
   FUZZ_CHECK(again.ok(), "the canonical form \"" + line2 + "\" does not parse: " + again.status().message());
-  FUZZ_CHECK(same(cmd, *again), "the canonical form \"" + line2 + "\" parses to another command");
+  FUZZ_CHECK(*c == *again, "the canonical form \"" + line2 + "\" parses to another command");
   return 0;
 }

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "vgfs/control.h"
@@ -24,6 +25,15 @@ Command parse_ok(const std::string& line) {
   return *r;
 }
 
+// The command `line` parses to, which must be a T (the verb's struct).
+template <typename T>
+T parse_as(const std::string& line) {
+  Command c = parse_ok(line);
+  REQUIRE_MESSAGE(std::holds_alternative<T>(c), "\"" << line << "\" parsed as " << verb(c));
+  CHECK(verb(c) == T::kVerb);
+  return std::get<T>(c);
+}
+
 void check_einval(const std::string& line) {
   CAPTURE(line);
   Result<Command> r = parse_command(line);
@@ -37,18 +47,17 @@ void check_einval(const std::string& line) {
 }  // namespace
 
 TEST_CASE("parse_command: move LV PV") {
-  Command c = parse_ok("move lv0 pv1");
-  CHECK(c.verb == "move");
+  cmd::Move c = parse_as<cmd::Move>("move lv0 pv1");
+  CHECK(verb(Command(c)) == "move");
   CHECK(c.lv == "lv0");
   CHECK_FALSE(c.les.has_value());
   CHECK(c.pv == "pv1");
   CHECK_FALSE(c.pe.has_value());
-  CHECK(c.dest_pvs.empty());
+  CHECK(c == cmd::Move{"lv0", std::nullopt, "pv1", std::nullopt});  // no other argument
 }
 
 TEST_CASE("parse_command: move LV:FIRST-LAST PV") {
-  Command c = parse_ok("move lv0:10-20 pv1");
-  CHECK(c.verb == "move");
+  cmd::Move c = parse_as<cmd::Move>("move lv0:10-20 pv1");
   CHECK(c.lv == "lv0");
   REQUIRE(c.les.has_value());
   CHECK(c.les->first == 10);
@@ -59,8 +68,7 @@ TEST_CASE("parse_command: move LV:FIRST-LAST PV") {
 }
 
 TEST_CASE("parse_command: move LV:N PV:PE") {
-  Command c = parse_ok("move lv0:7 pv1:100");
-  CHECK(c.verb == "move");
+  cmd::Move c = parse_as<cmd::Move>("move lv0:7 pv1:100");
   CHECK(c.lv == "lv0");
   REQUIRE(c.les.has_value());
   CHECK(c.les->first == 7);
@@ -69,7 +77,7 @@ TEST_CASE("parse_command: move LV:N PV:PE") {
   REQUIRE(c.pe.has_value());
   CHECK(*c.pe == 100);
 
-  Command zero = parse_ok("move lv0:0-0 pv1:0");
+  cmd::Move zero = parse_as<cmd::Move>("move lv0:0-0 pv1:0");
   REQUIRE(zero.les.has_value());
   CHECK(zero.les->first == 0);
   CHECK(zero.les->count == 1);
@@ -78,55 +86,57 @@ TEST_CASE("parse_command: move LV:N PV:PE") {
 }
 
 TEST_CASE("parse_command: pvmove") {
-  Command one = parse_ok("pvmove pv0");
-  CHECK(one.verb == "pvmove");
+  cmd::Pvmove one = parse_as<cmd::Pvmove>("pvmove pv0");
   CHECK(one.pv == "pv0");
-  CHECK(one.dest_pvs.empty());
+  CHECK(one.destinations.empty());
 
-  Command many = parse_ok("pvmove pv0 pv1 pv2");
-  CHECK(many.verb == "pvmove");
+  cmd::Pvmove many = parse_as<cmd::Pvmove>("pvmove pv0 pv1 pv2");
   CHECK(many.pv == "pv0");
-  CHECK(many.dest_pvs == std::vector<std::string>{"pv1", "pv2"});
+  CHECK(many.destinations == std::vector<std::string>{"pv1", "pv2"});
 }
 
 TEST_CASE("parse_command: abort, pause, resume take a job number") {
-  for (const char* verb : {"abort", "pause", "resume"}) {
-    CAPTURE(verb);
-    Command c = parse_ok(std::string(verb) + " 3");
-    CHECK(c.verb == verb);
-    CHECK(c.job == 3);
-    Command big = parse_ok(std::string(verb) + " 123456789");
-    CHECK(big.job == 123456789);
+  // The job number of an abort, pause or resume; 0 for another verb.
+  auto job = [](const Command& c) {
+    return std::visit(Overloaded{[](const cmd::Abort& a) { return a.job; }, [](const cmd::Pause& p) { return p.job; },
+                                 [](const cmd::Resume& r) { return r.job; }, [](const auto&) { return uint64_t{0}; }},
+                      c);
+  };
+  for (const char* name : {"abort", "pause", "resume"}) {
+    CAPTURE(name);
+    Command c = parse_ok(std::string(name) + " 3");
+    CHECK(verb(c) == name);
+    CHECK(job(c) == 3);
+    Command big = parse_ok(std::string(name) + " 123456789");
+    CHECK(job(big) == 123456789);
   }
+  CHECK(std::holds_alternative<cmd::Abort>(parse_ok("abort 3")));
+  CHECK(std::holds_alternative<cmd::Pause>(parse_ok("pause 3")));
+  CHECK(std::holds_alternative<cmd::Resume>(parse_ok("resume 3")));
 }
 
 TEST_CASE("parse_command: limit JOB RATE") {
-  Command c = parse_ok("limit 3 50MiB");
-  CHECK(c.verb == "limit");
+  cmd::Limit c = parse_as<cmd::Limit>("limit 3 50MiB");
   CHECK(c.job == 3);
   CHECK(c.rate == 50 * MiB);
 
-  Command none = parse_ok("limit 3 0");
-  CHECK(none.verb == "limit");
+  cmd::Limit none = parse_as<cmd::Limit>("limit 3 0");
   CHECK(none.job == 3);
   CHECK(none.rate == 0);
 
-  CHECK(parse_ok("limit 4 1000").rate == 1000);
-  CHECK(parse_ok("limit 4 2GiB").rate == 2 * GiB);
-  CHECK(parse_ok("limit 4 512KiB").rate == 512 * KiB);
+  CHECK(parse_as<cmd::Limit>("limit 4 1000").rate == 1000);
+  CHECK(parse_as<cmd::Limit>("limit 4 2GiB").rate == 2 * GiB);
+  CHECK(parse_as<cmd::Limit>("limit 4 512KiB").rate == 512 * KiB);
 }
 
 TEST_CASE("parse_command: trailing newline and extra blanks are accepted") {
-  Command a = parse_ok("abort 3\n");
-  CHECK(a.verb == "abort");
+  cmd::Abort a = parse_as<cmd::Abort>("abort 3\n");
   CHECK(a.job == 3);
 
-  Command crlf = parse_ok("pause 5\r\n");
-  CHECK(crlf.verb == "pause");
+  cmd::Pause crlf = parse_as<cmd::Pause>("pause 5\r\n");
   CHECK(crlf.job == 5);
 
-  Command m = parse_ok("  move \t lv0:10-20\t\tpv1:4   \n");
-  CHECK(m.verb == "move");
+  cmd::Move m = parse_as<cmd::Move>("  move \t lv0:10-20\t\tpv1:4   \n");
   CHECK(m.lv == "lv0");
   REQUIRE(m.les.has_value());
   CHECK(m.les->first == 10);
@@ -135,11 +145,11 @@ TEST_CASE("parse_command: trailing newline and extra blanks are accepted") {
   REQUIRE(m.pe.has_value());
   CHECK(*m.pe == 4);
 
-  Command p = parse_ok("\tpvmove  pv0\tpv1 \n");
+  cmd::Pvmove p = parse_as<cmd::Pvmove>("\tpvmove  pv0\tpv1 \n");
   CHECK(p.pv == "pv0");
-  CHECK(p.dest_pvs == std::vector<std::string>{"pv1"});
+  CHECK(p.destinations == std::vector<std::string>{"pv1"});
 
-  Command l = parse_ok(" limit\t7   50MiB \n");
+  cmd::Limit l = parse_as<cmd::Limit>(" limit\t7   50MiB \n");
   CHECK(l.job == 7);
   CHECK(l.rate == 50 * MiB);
 }
@@ -206,29 +216,28 @@ TEST_CASE("Reply::from an ok status and Reply::ok") {
 }
 
 TEST_CASE("lifecycle verbs parse") {
-  Result<vgfs::Command> c = vgfs::parse_command("lvcreate data 10MiB pv0 pv1\n");
-  REQUIRE(c.ok());
-  CHECK(c->lv == "data");
-  CHECK(c->size == 10 * vgfs::MiB);
-  CHECK(c->dest_pvs == std::vector<std::string>{"pv0", "pv1"});
-  c = vgfs::parse_command("lvextend data 1GiB");
-  REQUIRE(c.ok());
-  CHECK(c->size == vgfs::GiB);
-  c = vgfs::parse_command("lvrename old new");
-  REQUIRE(c.ok());
-  CHECK(c->lv == "old");
-  CHECK(c->new_name == "new");
-  c = vgfs::parse_command("pvadd /srv/pv9.img");
-  REQUIRE(c.ok());
-  CHECK(c->path == "/srv/pv9.img");
-  CHECK(c->pv.empty());
-  c = vgfs::parse_command("pvadd /srv/pv9.img pv9");
-  REQUIRE(c.ok());
-  CHECK(c->pv == "pv9");
-  c = vgfs::parse_command("pvremove pv0");
-  REQUIRE(c.ok());
-  CHECK(c->pv == "pv0");
+  cmd::Lvcreate create = parse_as<cmd::Lvcreate>("lvcreate data 10MiB pv0 pv1\n");
+  CHECK(create.lv == "data");
+  CHECK(create.size == 10 * vgfs::MiB);
+  CHECK(create.pvs == std::vector<std::string>{"pv0", "pv1"});
+  cmd::Lvextend extend = parse_as<cmd::Lvextend>("lvextend data 1GiB");
+  CHECK(extend.lv == "data");
+  CHECK(extend.size == vgfs::GiB);
+  cmd::Lvreduce reduce = parse_as<cmd::Lvreduce>("lvreduce data 1MiB");
+  CHECK(reduce.lv == "data");
+  CHECK(reduce.size == vgfs::MiB);
+  cmd::Lvrename rename = parse_as<cmd::Lvrename>("lvrename old new");
+  CHECK(rename.from == "old");
+  CHECK(rename.to == "new");
+  cmd::Pvadd add = parse_as<cmd::Pvadd>("pvadd /srv/pv9.img");
+  CHECK(add.path == "/srv/pv9.img");
+  CHECK(add.name.empty());
+  cmd::Pvadd named = parse_as<cmd::Pvadd>("pvadd /srv/pv9.img pv9");
+  CHECK(named.name == "pv9");
+  cmd::Pvremove remove = parse_as<cmd::Pvremove>("pvremove pv0");
+  CHECK(remove.pv == "pv0");
   REQUIRE(vgfs::parse_command("lvremove data").ok());
+  CHECK(parse_as<cmd::Lvremove>("lvremove data").lv == "data");
 }
 
 TEST_CASE("malformed lifecycle commands are EINVAL") {
@@ -247,16 +256,16 @@ TEST_CASE("malformed lifecycle commands are EINVAL") {
 // ---- quoting (issue 8 defect 10): arguments are carried exactly ----
 
 TEST_CASE("parse_command: quoted and backslash-escaped words keep their blanks") {
-  CHECK(parse_ok("pvadd \"/d/a b.img\"").path == "/d/a b.img");
-  CHECK(parse_ok("pvadd \"/d/a b.img\" pvx").pv == "pvx");
-  CHECK(parse_ok("pvadd /d/a\\ b.img").path == "/d/a b.img");
-  CHECK(parse_ok("pvadd \"/d/q\\\"uote\\\\slash\"").path == "/d/q\"uote\\slash");
-  CHECK(parse_ok("pvadd /d/\"x y\"z").path == "/d/x yz");
-  CHECK(parse_ok("pvadd \"/d/tab\there\"").path == "/d/tab\there");
-  CHECK(parse_ok(std::string("pvadd \"/d/\xff\xfe\"")).path == "/d/\xff\xfe");
+  CHECK(parse_as<cmd::Pvadd>("pvadd \"/d/a b.img\"").path == "/d/a b.img");
+  CHECK(parse_as<cmd::Pvadd>("pvadd \"/d/a b.img\" pvx").name == "pvx");
+  CHECK(parse_as<cmd::Pvadd>("pvadd /d/a\\ b.img").path == "/d/a b.img");
+  CHECK(parse_as<cmd::Pvadd>("pvadd \"/d/q\\\"uote\\\\slash\"").path == "/d/q\"uote\\slash");
+  CHECK(parse_as<cmd::Pvadd>("pvadd /d/\"x y\"z").path == "/d/x yz");
+  CHECK(parse_as<cmd::Pvadd>("pvadd \"/d/tab\there\"").path == "/d/tab\there");
+  CHECK(parse_as<cmd::Pvadd>(std::string("pvadd \"/d/\xff\xfe\"")).path == "/d/\xff\xfe");
   // Before quoting existed, the blank split the path and named the PV "b.img".
-  Command c = parse_ok("pvadd \"/d/a b.img\"");
-  CHECK(c.pv.empty());
+  cmd::Pvadd c = parse_as<cmd::Pvadd>("pvadd \"/d/a b.img\"");
+  CHECK(c.name.empty());
 }
 
 TEST_CASE("parse_command: unterminated quotes, lone backslashes and NUL bytes are refused") {
@@ -273,8 +282,8 @@ TEST_CASE("parse_command: unterminated quotes, lone backslashes and NUL bytes ar
 TEST_CASE("parse_command: a bare carriage return inside the line is refused, a quoted one is carried") {
   CHECK(parse_command("pvadd /s\r ").status().code() == EINVAL);
   CHECK(parse_command("pvadd /s\r /t").status().message().find("carriage return") != std::string::npos);
-  CHECK(parse_command("pvadd /s\r\n").value().path == "/s");
-  CHECK(parse_command("pvadd \"/s\r\" \n").value().path == "/s\r");
+  CHECK(parse_as<cmd::Pvadd>("pvadd /s\r\n").path == "/s");
+  CHECK(parse_as<cmd::Pvadd>("pvadd \"/s\r\" \n").path == "/s\r");
 }
 
 TEST_CASE("quote_argument round-trips through parse_command") {
@@ -283,8 +292,8 @@ TEST_CASE("quote_argument round-trips through parse_command") {
     CAPTURE(path);
     Result<std::string> q = quote_argument(path);
     REQUIRE(q.ok());
-    CHECK(parse_ok("pvadd " + *q + " name").path == path);
-    CHECK(parse_ok("pvadd " + *q + "\n").path == path);
+    CHECK(parse_as<cmd::Pvadd>("pvadd " + *q + " name").path == path);
+    CHECK(parse_as<cmd::Pvadd>("pvadd " + *q + "\n").path == path);
   }
   CHECK(quote_argument("/plain").value() == "/plain");
   CHECK(quote_argument("a\nb").status().code() == EINVAL);

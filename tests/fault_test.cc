@@ -281,13 +281,13 @@ TEST_CASE("a move whose destination writes fail ends failed with the PV named; t
   FaultInjector f;
   f.add({.op = FaultOp::kWrite, .path = store->pv(1).path(), .times = UINT64_MAX, .error = ENOSPC});
   FaultInjector::Scope scope(f);
-  Result<std::vector<uint64_t>> ids = manager.move("a", std::nullopt, "pv1", std::nullopt);
+  Result<JobsStarted> ids = manager.move("a", std::nullopt, "pv1", std::nullopt);
   REQUIRE_MESSAGE(ids.ok(), ids.status().message());
-  REQUIRE(ids->size() == 1);
-  Result<JobStatus> st = manager.job(ids->at(0));
+  REQUIRE(ids->jobs.size() == 1);
+  Result<JobStatus> st = manager.job(ids->jobs.at(0));
   for (int i = 0; i < 6000 && st.ok() && st->sync_status != "failed" && st->sync_status != "completed"; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    st = manager.job(ids->at(0));
+    st = manager.job(ids->jobs.at(0));
   }
   REQUIRE(st.ok());
   CHECK(st->sync_status == "failed");

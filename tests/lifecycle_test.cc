@@ -7,6 +7,7 @@
 
 #include "test_util.h"
 #include "vgfs/config.h"
+#include "vgfs/control.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 #include "vgfs/volume_manager.h"
@@ -47,16 +48,17 @@ struct Mount {
 
 TEST_CASE("lvcreate rounds up to whole extents and says so") {
   Mount m;
-  Result<std::string> r = m.manager->lvcreate("b", 1500 * KiB, {});
+  Result<LvSized> r = m.manager->lvcreate("b", 1500 * KiB, {});
   REQUIRE(r.ok());
-  CHECK(*r == "LV b created: 2 extents (2MiB), rounded up from 1500KiB");
+  CHECK(r->extents == 2);
+  CHECK(ok_text(cmd::Lvcreate{"b", 1500 * KiB, {}}, *r) == "LV b created: 2 extents (2MiB), rounded up from 1500KiB");
   CHECK(m.lv("b").map.extent_count() == 2);
   std::optional<uint32_t> slot = m.volume->slot("b");
   REQUIRE(slot);
   CHECK(m.volume->lv_size(*slot) == 2 * MiB);
-  Result<std::string> exact = m.manager->lvcreate("c", 3 * MiB, {});
+  Result<LvSized> exact = m.manager->lvcreate("c", 3 * MiB, {});
   REQUIRE(exact.ok());
-  CHECK(exact->find("rounded") == std::string::npos);
+  CHECK(ok_text(cmd::Lvcreate{"c", 3 * MiB, {}}, *exact).find("rounded") == std::string::npos);
 }
 
 TEST_CASE("lvcreate refusals") {
@@ -100,7 +102,7 @@ TEST_CASE("lvreduce keeps the head and refuses an open LV") {
   REQUIRE(m.volume->write(slot, 0, data.data(), data.size()).ok());
   m.volume->opened(slot);
   CHECK(m.manager->lvreduce("a", 2 * MiB).status().code() == EBUSY);
-  CHECK(m.manager->lvremove("a").status().code() == EBUSY);
+  CHECK(m.manager->lvremove("a").code() == EBUSY);
   m.volume->closed(slot);
   REQUIRE(m.manager->lvreduce("a", 3 * MiB).ok());
   CHECK(m.volume->lv_size(slot) == 3 * MiB);
@@ -117,11 +119,11 @@ TEST_CASE("lvrename keeps the slot; lvremove frees the extents") {
   REQUIRE(m.manager->lvrename("a", "b").ok());
   CHECK(m.volume->slot("b") == slot);
   CHECK_FALSE(m.volume->slot("a"));
-  CHECK(m.manager->lvrename("b", "b").status().code() == EEXIST);
+  CHECK(m.manager->lvrename("b", "b").code() == EEXIST);
   REQUIRE(m.manager->lvremove("b").ok());
   CHECK_FALSE(m.volume->exists(slot));
   CHECK(m.store->metadata().total_free_extents() == free_before + 4);
-  CHECK(m.manager->lvremove("b").status().code() == ENOENT);
+  CHECK(m.manager->lvremove("b").code() == ENOENT);
 }
 
 TEST_CASE("pvadd then pvremove of an emptied PV shifts the PV indices") {
@@ -130,9 +132,10 @@ TEST_CASE("pvadd then pvremove of an emptied PV shifts the PV indices") {
     std::ofstream f(m.dir / "pv2.img");
   }
   std::filesystem::resize_file(m.dir / "pv2.img", 64 * MiB);
-  Result<std::string> added = m.manager->pvadd(m.dir / "pv2.img", "");
+  Result<PvAdded> added = m.manager->pvadd(m.dir / "pv2.img", "");
   REQUIRE(added.ok());
-  CHECK(added->rfind("PV pv2 added", 0) == 0);
+  CHECK(added->pv == "pv2");
+  CHECK(ok_text(cmd::Pvadd{m.dir / "pv2.img", ""}, *added).rfind("PV pv2 added", 0) == 0);
   CHECK(m.manager->pvadd(m.dir / "pv2.img", "other").status().code() == EEXIST);
   REQUIRE(m.manager->lvcreate("on2", 5 * MiB, {"pv2"}).ok());
   uint32_t slot = *m.volume->slot("on2");

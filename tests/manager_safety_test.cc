@@ -95,9 +95,9 @@ TEST_CASE("copier pool: 40 jobs run on at most kCopierThreads threads and all co
   Mount m("96MiB");
   m.make_fragmented("frag", 40);
   const size_t before = thread_count();
-  Result<std::vector<uint64_t>> ids = m.manager->move("frag", std::nullopt, "pv1", std::nullopt);
+  Result<JobsStarted> ids = m.manager->move("frag", std::nullopt, "pv1", std::nullopt);
   REQUIRE(ids.ok());
-  CHECK(ids->size() == 40);
+  CHECK(ids->jobs.size() == 40);
   CHECK(m.manager->copier_threads() <= kCopierThreads);
   CHECK(thread_count() <= before + kCopierThreads);
   m.wait_all_ended();
@@ -109,19 +109,19 @@ TEST_CASE("copier pool: 40 jobs run on at most kCopierThreads threads and all co
 TEST_CASE("copier pool: paused jobs do not hold the copiers") {
   Mount m;
   m.make_fragmented("frag", 12);
-  Result<std::vector<uint64_t>> ids = m.manager->move("frag", IndexRange{0, 6}, "pv1", std::nullopt);
+  Result<JobsStarted> ids = m.manager->move("frag", IndexRange{0, 6}, "pv1", std::nullopt);
   REQUIRE(ids.ok());
-  for (uint64_t id : *ids) (void)m.manager->pause(id);  // some may have completed already
-  Result<std::vector<uint64_t>> more = m.manager->move("frag", IndexRange{6, 6}, "pv1", std::nullopt);
+  for (uint64_t id : ids->jobs) (void)m.manager->pause(id);  // some may have completed already
+  Result<JobsStarted> more = m.manager->move("frag", IndexRange{6, 6}, "pv1", std::nullopt);
   REQUIRE(more.ok());
   // With one thread per paused job this waited forever once the pool was taken.
   for (;;) {
     bool done = true;
-    for (uint64_t id : *more) done = done && m.manager->job(id)->sync_status == "completed";
+    for (uint64_t id : more->jobs) done = done && m.manager->job(id)->sync_status == "completed";
     if (done) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  for (uint64_t id : *ids) (void)m.manager->resume(id);
+  for (uint64_t id : ids->jobs) (void)m.manager->resume(id);
   m.wait_all_ended();
   for (const JobStatus& j : m.manager->jobs()) CHECK(j.sync_status == "completed");
 }
@@ -130,7 +130,7 @@ TEST_CASE("copier pool: a copier that cannot start fails the command, changes no
   Mount m;
   m.manager->fail_thread_start_for_testing(true);
   const uint64_t seqno = m.store->metadata().seqno;
-  Result<std::vector<uint64_t>> ids = m.manager->move("a", std::nullopt, "pv1", std::nullopt);
+  Result<JobsStarted> ids = m.manager->move("a", std::nullopt, "pv1", std::nullopt);
   REQUIRE_FALSE(ids.ok());
   CHECK(ids.status().code() == EAGAIN);
   CHECK(ids.status().message().find("cannot start a copier thread") != std::string::npos);
@@ -158,14 +158,14 @@ TEST_CASE("lvcreate: no slot left is refused before the commit (no ghost LV); re
     REQUIRE(m.volume->publish_lv(md, 0).ok());
   }
   const uint64_t seqno = m.store->metadata().seqno;
-  Result<std::string> r = m.manager->lvcreate("ghost", MiB, {});
+  Result<LvSized> r = m.manager->lvcreate("ghost", MiB, {});
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == ENOSPC);
   CHECK(m.store->metadata().seqno == seqno);
   CHECK(m.store->metadata().find_lv("ghost") < 0);
   // A removed LV gives its slot back.
   REQUIRE(m.manager->lvremove("a").ok());
-  Result<std::string> again = m.manager->lvcreate("b", MiB, {});
+  Result<LvSized> again = m.manager->lvcreate("b", MiB, {});
   REQUIRE(again.ok());
   CHECK(m.volume->slot("b").has_value());
 }
@@ -186,13 +186,13 @@ TEST_CASE("sizes past what the VG could hold are 'too large', never wrapped") {
   Mount m;
   for (uint64_t size : {UINT64_MAX, UINT64_MAX - MiB + 2, uint64_t{16777215} * TiB}) {
     CAPTURE(size);
-    Result<std::string> c = m.manager->lvcreate("big", size, {});
+    Result<LvSized> c = m.manager->lvcreate("big", size, {});
     REQUIRE_FALSE(c.ok());
     CHECK(c.status().message().find("too large") != std::string::npos);
-    Result<std::string> e = m.manager->lvextend("a", size);
+    Result<LvSized> e = m.manager->lvextend("a", size);
     REQUIRE_FALSE(e.ok());
     CHECK(e.status().message().find("too large") != std::string::npos);
-    Result<std::string> r = m.manager->lvreduce("a", size);
+    Result<LvSized> r = m.manager->lvreduce("a", size);
     REQUIRE_FALSE(r.ok());
     CHECK(r.status().message().find("too large") != std::string::npos);
   }
@@ -203,14 +203,18 @@ TEST_CASE("sizes past what the VG could hold are 'too large', never wrapped") {
 TEST_CASE("pvmove of a PV with more runs than job records fit: moves what fits, says so, and empties it in rounds") {
   Mount m("540MiB");
   m.make_fragmented("frag", 260);
-  std::string note;
-  Result<std::vector<uint64_t>> ids = m.manager->pvmove("pv0", {}, &note);
+  Result<JobsStarted> ids = m.manager->pvmove("pv0", {});
   REQUIRE(ids.ok());
-  CHECK(ids->size() < 260);
-  CHECK(note.find("run pvmove pv0 again") != std::string::npos);
+  CHECK(ids->jobs.size() < 260);
+  REQUIRE(ids->partial());
+  CHECK(ids->runs == 260);
+  CHECK(ids->runs_moving < 260);
+  const std::string reply = ok_text(cmd::Pvmove{"pv0", {}}, *ids);
+  CHECK(reply.find("(partial: ") != std::string::npos);
+  CHECK(reply.find("run pvmove pv0 again") != std::string::npos);
   for (int round = 0; round < 5 && !m.store->metadata().lvs_on_pv(0).empty(); ++round) {
     m.wait_all_ended();
-    Result<std::vector<uint64_t>> next = m.manager->pvmove("pv0", {}, &note);
+    Result<JobsStarted> next = m.manager->pvmove("pv0", {});
     if (!next.ok()) break;
   }
   m.wait_all_ended();
@@ -234,9 +238,9 @@ TEST_CASE("a commit problem is appended to the ok reply") {
 TEST_CASE("limit is durable before ok, paused or not") {
   Mount m("256MiB");
   REQUIRE(m.manager->lvextend("a", 200 * MiB).ok());
-  Result<std::vector<uint64_t>> ids = m.manager->move("a", std::nullopt, "pv1", std::nullopt);
+  Result<JobsStarted> ids = m.manager->move("a", std::nullopt, "pv1", std::nullopt);
   REQUIRE(ids.ok());
-  const uint64_t id = (*ids)[0];
+  const uint64_t id = ids->jobs[0];
   REQUIRE(m.manager->pause(id).ok());
   REQUIRE(m.manager->limit(id, 5 * MiB).ok());
   // Read the record as a new mount would, without any shutdown checkpoint.
@@ -277,7 +281,7 @@ TEST_CASE("pvadd refuses a path on the mount, also when the mount point was name
   // /proc stands in for this VG's mount: mountinfo lists it as "/proc".
   std::filesystem::create_symlink("/", m.dir / "via");
   m.manager->set_mount_point(m.dir / "via/proc");
-  Result<std::string> r = m.manager->pvadd("/proc/self/status", "");
+  Result<PvAdded> r = m.manager->pvadd("/proc/self/status", "");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().code() == EINVAL);
   CHECK(r.status().message().find("own mount") != std::string::npos);

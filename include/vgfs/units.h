@@ -34,6 +34,7 @@ struct IndexRange {
   uint64_t first = 0;
   uint64_t count = 0;
   uint64_t last() const { return first + count - 1; }
+  bool operator==(const IndexRange&) const = default;
 };
 Result<IndexRange> parse_range(std::string_view text);
 std::string format_range(uint64_t first, uint64_t count);

@@ -47,6 +47,29 @@ struct JobStatus {
 // The status of a job from the metadata alone (offline, or ended jobs).
 JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& job);
 
+// What a command did, for the control layer to word (src/control/): the
+// manager returns facts, never reply text.
+struct JobsStarted {  // move, pvmove
+  std::vector<uint64_t> jobs;  // the ids, one per contiguous run
+  // pvmove only: the migration area of the PV could not hold a record for
+  // every run, so `runs_moving` of its `runs` move now; 0 when all do.
+  uint64_t runs_moving = 0, runs = 0;
+  bool partial() const { return runs != 0; }
+};
+struct LvSized {  // lvcreate, lvextend, lvreduce
+  std::string lv;
+  uint64_t asked = 0;        // the size asked for, bytes
+  uint64_t extents = 0;      // the LV's extents now (the size rounded up)
+  uint64_t extent_size = 0;  // of the VG
+};
+struct PvAdded {
+  std::string pv;  // the name given, or the first free pvN
+  uint64_t extents = 0, extent_size = 0;
+};
+struct PvRemoved {
+  std::string pv, vg;
+};
+
 enum class StepResult;  // src/manager/job.h
 
 // Copier threads a mount runs, whatever the number of jobs.
@@ -66,27 +89,26 @@ class VolumeManager {
   void shutdown();
 
   // `move LV[:LE-range] PV[:PE]`: one job per contiguous source run.
-  Result<std::vector<uint64_t>> move(std::string_view lv, std::optional<IndexRange> les, std::string_view pv,
-                                     std::optional<uint64_t> pe);
+  Result<JobsStarted> move(std::string_view lv, std::optional<IndexRange> les, std::string_view pv,
+                           std::optional<uint64_t> pe);
   // `pvmove PV [DEST...]`: every allocated extent of PV onto the others,
   // one job per run. When the PV's migration area cannot hold a record for
-  // every run, the runs that fit start and *note says to run it again.
-  Result<std::vector<uint64_t>> pvmove(std::string_view pv, const std::vector<std::string>& destinations,
-                                       std::string* note = nullptr);
+  // every run, the runs that fit start and the result says how many.
+  Result<JobsStarted> pvmove(std::string_view pv, const std::vector<std::string>& destinations);
   Status abort(uint64_t id);
   Status pause(uint64_t id);
   Status resume(uint64_t id);
   Status limit(uint64_t id, uint64_t bytes_per_second);
 
-  // LV and PV lifecycle (SPEC §7): each is one metadata commit; the Result
-  // is the reply after "ok ". Sizes round up to whole extents.
-  Result<std::string> lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs);
-  Result<std::string> lvextend(const std::string& name, uint64_t size);
-  Result<std::string> lvreduce(const std::string& name, uint64_t size);
-  Result<std::string> lvremove(const std::string& name);
-  Result<std::string> lvrename(const std::string& from, const std::string& to);
-  Result<std::string> pvadd(const std::string& path, std::string name);
-  Result<std::string> pvremove(const std::string& name);
+  // LV and PV lifecycle (SPEC §7): each is one metadata commit. Sizes
+  // round up to whole extents.
+  Result<LvSized> lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs);
+  Result<LvSized> lvextend(const std::string& name, uint64_t size);
+  Result<LvSized> lvreduce(const std::string& name, uint64_t size);
+  Status lvremove(const std::string& name);
+  Status lvrename(const std::string& from, const std::string& to);
+  Result<PvAdded> pvadd(const std::string& path, std::string name);
+  Result<PvRemoved> pvremove(const std::string& name);
   std::vector<std::string> pv_names() const;
 
   std::vector<JobStatus> jobs() const;
@@ -123,7 +145,7 @@ class VolumeManager {
 
  private:
   struct Job;
-  Result<std::vector<uint64_t>> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
+  Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
   bool record_fits(const VgMetadata& md, const JobInfo& job) const;
   // One slice of a job's copier state machine (src/manager/migration.cc).

@@ -2,6 +2,8 @@
 #include "vgfs/control.h"
 
 #include <charconv>
+#include <type_traits>
+#include <variant>
 #include <fmt/format.h>
 
 #include "vgfs/escape.h"
@@ -82,17 +84,17 @@ Result<Command> parse_command(std::string_view line) {
   if (!words.ok()) return words.status();
   std::vector<std::string>& w = *words;
   if (w.empty()) return Status::Error(EINVAL, "empty command");
-  Command c;
-  c.verb = w[0];
+  const std::string& verb = w[0];
   const size_t args = w.size() - 1;
-  if (c.verb == "move") {
-    if (args != 2) return usage(c.verb, fmt::format("move takes 2 arguments, not {}", args));
+  if (verb == "move") {
+    cmd::Move c;
+    if (args != 2) return usage(verb, fmt::format("move takes 2 arguments, not {}", args));
     size_t colon = w[1].find(':');
     c.lv = w[1].substr(0, colon);
     VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed("move"));
     if (colon != std::string::npos) {
       Result<IndexRange> r = parse_range(w[1].substr(colon + 1));
-      if (!r.ok()) return usage(c.verb, r.status().message());
+      if (!r.ok()) return usage(verb, r.status().message());
       c.les = *r;
     }
     colon = w[2].find(':');
@@ -100,73 +102,91 @@ Result<Command> parse_command(std::string_view line) {
     VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed("move"));
     if (colon != std::string::npos) {
       Result<IndexRange> r = parse_range(w[2].substr(colon + 1));
-      if (!r.ok() || r->count != 1) return usage(c.verb, fmt::format("bad first PE \"{}\"", w[2].substr(colon + 1)));
+      if (!r.ok() || r->count != 1) return usage(verb, fmt::format("bad first PE \"{}\"", w[2].substr(colon + 1)));
       c.pe = r->first;
     }
-  } else if (c.verb == "pvmove") {
-    if (args < 1) return usage(c.verb, "pvmove needs the PV to empty");
+    return Command(std::move(c));
+  }
+  if (verb == "pvmove") {
+    cmd::Pvmove c;
+    if (args < 1) return usage(verb, "pvmove needs the PV to empty");
     c.pv = w[1];
     VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed("pvmove"));
     for (size_t i = 2; i < w.size(); ++i) {
       VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed("pvmove"));
-      c.dest_pvs.push_back(w[i]);
+      c.destinations.push_back(w[i]);
     }
-  } else if (c.verb == "abort" || c.verb == "pause" || c.verb == "resume") {
-    if (args != 1) return usage(c.verb, fmt::format("{} takes one job number", c.verb));
-    Result<uint64_t> id = job_id(c.verb, w[1]);
+    return Command(std::move(c));
+  }
+  if (verb == "abort" || verb == "pause" || verb == "resume") {
+    if (args != 1) return usage(verb, fmt::format("{} takes one job number", verb));
+    Result<uint64_t> id = job_id(verb, w[1]);
     if (!id.ok()) return id.status();
-    c.job = *id;
-  } else if (c.verb == "limit") {
-    if (args != 2) return usage(c.verb, "limit takes a job number and a rate");
-    Result<uint64_t> id = job_id(c.verb, w[1]);
+    if (verb == "abort") return Command(cmd::Abort{*id});
+    if (verb == "pause") return Command(cmd::Pause{*id});
+    return Command(cmd::Resume{*id});
+  }
+  if (verb == "limit") {
+    if (args != 2) return usage(verb, "limit takes a job number and a rate");
+    Result<uint64_t> id = job_id(verb, w[1]);
     if (!id.ok()) return id.status();
-    c.job = *id;
     std::string rate = w[2];
     if (rate.size() > 2 && rate.substr(rate.size() - 2) == "/s") rate.resize(rate.size() - 2);
     Result<uint64_t> r = parse_size(rate);
-    if (!r.ok()) return usage(c.verb, r.status().message());
-    c.rate = *r;
-  } else if (c.verb == "lvcreate" || c.verb == "lvextend" || c.verb == "lvreduce") {
-    const bool create = c.verb == "lvcreate";
-    if (args < 2 || (!create && args != 2)) return usage(c.verb, fmt::format("{} takes a name and a size", c.verb));
-    c.lv = w[1];
-    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed(c.verb));
-    Result<uint64_t> size = parse_size(w[2]);
-    if (!size.ok()) return usage(c.verb, size.status().message());
-    if (*size == 0) return usage(c.verb, "the size must not be 0");
-    c.size = *size;
-    for (size_t i = 3; i < w.size(); ++i) {
-      VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed(c.verb));
-      c.dest_pvs.push_back(w[i]);
-    }
-  } else if (c.verb == "lvremove") {
-    if (args != 1) return usage(c.verb, "lvremove takes one LV name");
-    c.lv = w[1];
-    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed(c.verb));
-  } else if (c.verb == "lvrename") {
-    if (args != 2) return usage(c.verb, "lvrename takes the old and the new name");
-    c.lv = w[1];
-    c.new_name = w[2];
-    VGFS_RETURN_IF_ERROR(check_name("LV", c.lv).prefixed(c.verb));
-    VGFS_RETURN_IF_ERROR(check_name("LV", c.new_name).prefixed(c.verb));
-  } else if (c.verb == "pvadd") {
-    if (args < 1 || args > 2) return usage(c.verb, "pvadd takes a path and an optional name");
-    c.path = w[1];
-    if (c.path.empty() || c.path[0] != '/') return usage(c.verb, fmt::format("\"{}\" is not an absolute path", c.path));
-    if (args == 2) {
-      c.pv = w[2];
-      VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed(c.verb));
-    }
-  } else if (c.verb == "pvremove") {
-    if (args != 1) return usage(c.verb, "pvremove takes one PV name");
-    c.pv = w[1];
-    VGFS_RETURN_IF_ERROR(check_name("PV", c.pv).prefixed(c.verb));
-  } else {
-    return Status::Error(EINVAL, fmt::format("unknown command \"{}\"; commands: move, pvmove, abort, pause, "
-                                             "resume, limit, lvcreate, lvextend, lvreduce, lvremove, lvrename, "
-                                             "pvadd, pvremove", c.verb));
+    if (!r.ok()) return usage(verb, r.status().message());
+    return Command(cmd::Limit{*id, *r});
   }
-  return c;
+  if (verb == "lvcreate" || verb == "lvextend" || verb == "lvreduce") {
+    const bool create = verb == "lvcreate";
+    if (args < 2 || (!create && args != 2)) return usage(verb, fmt::format("{} takes a name and a size", verb));
+    const std::string& lv = w[1];
+    VGFS_RETURN_IF_ERROR(check_name("LV", lv).prefixed(verb));
+    Result<uint64_t> size = parse_size(w[2]);
+    if (!size.ok()) return usage(verb, size.status().message());
+    if (*size == 0) return usage(verb, "the size must not be 0");
+    std::vector<std::string> pvs;
+    for (size_t i = 3; i < w.size(); ++i) {
+      VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed(verb));
+      pvs.push_back(w[i]);
+    }
+    if (create) return Command(cmd::Lvcreate{lv, *size, std::move(pvs)});
+    if (verb == "lvextend") return Command(cmd::Lvextend{lv, *size});
+    return Command(cmd::Lvreduce{lv, *size});
+  }
+  if (verb == "lvremove") {
+    if (args != 1) return usage(verb, "lvremove takes one LV name");
+    VGFS_RETURN_IF_ERROR(check_name("LV", w[1]).prefixed(verb));
+    return Command(cmd::Lvremove{w[1]});
+  }
+  if (verb == "lvrename") {
+    if (args != 2) return usage(verb, "lvrename takes the old and the new name");
+    VGFS_RETURN_IF_ERROR(check_name("LV", w[1]).prefixed(verb));
+    VGFS_RETURN_IF_ERROR(check_name("LV", w[2]).prefixed(verb));
+    return Command(cmd::Lvrename{w[1], w[2]});
+  }
+  if (verb == "pvadd") {
+    if (args < 1 || args > 2) return usage(verb, "pvadd takes a path and an optional name");
+    cmd::Pvadd c;
+    c.path = w[1];
+    if (c.path.empty() || c.path[0] != '/') return usage(verb, fmt::format("\"{}\" is not an absolute path", c.path));
+    if (args == 2) {
+      c.name = w[2];
+      VGFS_RETURN_IF_ERROR(check_name("PV", c.name).prefixed(verb));
+    }
+    return Command(std::move(c));
+  }
+  if (verb == "pvremove") {
+    if (args != 1) return usage(verb, "pvremove takes one PV name");
+    VGFS_RETURN_IF_ERROR(check_name("PV", w[1]).prefixed(verb));
+    return Command(cmd::Pvremove{w[1]});
+  }
+  return Status::Error(EINVAL, fmt::format("unknown command \"{}\"; commands: move, pvmove, abort, pause, "
+                                           "resume, limit, lvcreate, lvextend, lvreduce, lvremove, lvrename, "
+                                           "pvadd, pvremove", verb));
+}
+
+std::string_view verb(const Command& command) {
+  return std::visit([](const auto& c) { return std::decay_t<decltype(c)>::kVerb; }, command);
 }
 
 Reply Reply::from(const Status& status) {
@@ -201,29 +221,75 @@ Result<std::string> quote_argument(std::string_view arg) {
 
 namespace {
 
-Reply run(VolumeManager& manager, const Command& c) {
-  if (c.verb == "move" || c.verb == "pvmove") {
-    std::string note;
-    Result<std::vector<uint64_t>> ids =
-        c.verb == "move" ? manager.move(c.lv, c.les, c.pv, c.pe) : manager.pvmove(c.pv, c.dest_pvs, &note);
-    if (!ids.ok()) return Reply::from(ids.status());
-    std::string text = ids->size() == 1 ? fmt::format("job {}", (*ids)[0]) : fmt::format("jobs {}", fmt::join(*ids, ","));
-    return Reply::ok(note.empty() ? text : fmt::format("{} (partial: {})", text, note));
-  }
-  if (c.verb == "abort") return Reply::from(manager.abort(c.job));
-  if (c.verb == "pause") return Reply::from(manager.pause(c.job));
-  if (c.verb == "resume") return Reply::from(manager.resume(c.job));
-  if (c.verb == "limit") return Reply::from(manager.limit(c.job, c.rate));
-  Result<std::string> done = Status::Error(EINVAL, fmt::format("unknown command \"{}\"", c.verb));
-  if (c.verb == "lvcreate") done = manager.lvcreate(c.lv, c.size, c.dest_pvs);
-  if (c.verb == "lvextend") done = manager.lvextend(c.lv, c.size);
-  if (c.verb == "lvreduce") done = manager.lvreduce(c.lv, c.size);
-  if (c.verb == "lvremove") done = manager.lvremove(c.lv);
-  if (c.verb == "lvrename") done = manager.lvrename(c.lv, c.new_name);
-  if (c.verb == "pvadd") done = manager.pvadd(c.path, c.pv);
-  if (c.verb == "pvremove") done = manager.pvremove(c.pv);
+// "N extents (SIZE)", with the rounding said when there was one.
+std::string size_note(const LvSized& r) {
+  std::string note = fmt::format("{} extents ({})", r.extents, format_size(r.extents * r.extent_size));
+  if (r.extents * r.extent_size != r.asked) note += fmt::format(", rounded up from {}", format_size(r.asked));
+  return note;
+}
+
+std::string jobs_text(const JobsStarted& s) {
+  return s.jobs.size() == 1 ? fmt::format("job {}", s.jobs[0]) : fmt::format("jobs {}", fmt::join(s.jobs, ","));
+}
+
+}  // namespace
+
+std::string ok_text(const cmd::Move&, const JobsStarted& started) { return jobs_text(started); }
+
+std::string ok_text(const cmd::Pvmove& c, const JobsStarted& started) {
+  if (!started.partial()) return jobs_text(started);
+  return fmt::format("{} (partial: {} of the {} runs on PV {} move now: its migration area holds no more job records; "
+                     "run pvmove {} again when these jobs end)",
+                     jobs_text(started), started.runs_moving, started.runs, c.pv, c.pv);
+}
+
+std::string ok_text(const cmd::Lvcreate&, const LvSized& r) {
+  return fmt::format("LV {} created: {}", r.lv, size_note(r));
+}
+std::string ok_text(const cmd::Lvextend&, const LvSized& r) {
+  return fmt::format("LV {} extended to {}", r.lv, size_note(r));
+}
+std::string ok_text(const cmd::Lvreduce&, const LvSized& r) {
+  return fmt::format("LV {} reduced to {}", r.lv, size_note(r));
+}
+std::string ok_text(const cmd::Lvremove& c) { return fmt::format("LV {} removed", c.lv); }
+std::string ok_text(const cmd::Lvrename& c) { return fmt::format("LV {} renamed to {}", c.from, c.to); }
+std::string ok_text(const cmd::Pvadd&, const PvAdded& r) {
+  return fmt::format("PV {} added: {} extents of {}", r.pv, r.extents, format_size(r.extent_size));
+}
+std::string ok_text(const cmd::Pvremove&, const PvRemoved& r) {
+  return fmt::format("PV {} removed from VG {}; take it out of the config file too", r.pv, r.vg);
+}
+
+namespace {
+
+// One overload per verb: the manager call it makes. Each returns a Status
+// (the reply is a bare "ok") or the manager's typed result.
+Status run(VolumeManager& m, const cmd::Abort& c) { return m.abort(c.job); }
+Status run(VolumeManager& m, const cmd::Pause& c) { return m.pause(c.job); }
+Status run(VolumeManager& m, const cmd::Resume& c) { return m.resume(c.job); }
+Status run(VolumeManager& m, const cmd::Limit& c) { return m.limit(c.job, c.rate); }
+Result<JobsStarted> run(VolumeManager& m, const cmd::Move& c) { return m.move(c.lv, c.les, c.pv, c.pe); }
+Result<JobsStarted> run(VolumeManager& m, const cmd::Pvmove& c) { return m.pvmove(c.pv, c.destinations); }
+Result<LvSized> run(VolumeManager& m, const cmd::Lvcreate& c) { return m.lvcreate(c.lv, c.size, c.pvs); }
+Result<LvSized> run(VolumeManager& m, const cmd::Lvextend& c) { return m.lvextend(c.lv, c.size); }
+Result<LvSized> run(VolumeManager& m, const cmd::Lvreduce& c) { return m.lvreduce(c.lv, c.size); }
+Status run(VolumeManager& m, const cmd::Lvremove& c) { return m.lvremove(c.lv); }
+Status run(VolumeManager& m, const cmd::Lvrename& c) { return m.lvrename(c.from, c.to); }
+Result<PvAdded> run(VolumeManager& m, const cmd::Pvadd& c) { return m.pvadd(c.path, c.name); }
+Result<PvRemoved> run(VolumeManager& m, const cmd::Pvremove& c) { return m.pvremove(c.pv); }
+
+template <typename C>
+Reply reply(const C& c, const Status& done) {
+  if (!done.ok()) return Reply::from(done);
+  if constexpr (requires { ok_text(c); }) return Reply::ok(ok_text(c));
+  else return Reply::ok("");
+}
+
+template <typename C, typename T>
+Reply reply(const C& c, const Result<T>& done) {
   if (!done.ok()) return Reply::from(done.status());
-  return Reply::ok(*done);
+  return Reply::ok(ok_text(c, *done));
 }
 
 }  // namespace
@@ -231,9 +297,9 @@ Reply run(VolumeManager& manager, const Command& c) {
 // A commit that counted but did not reach every PV, or whose archive could
 // not be written, still answers ok (the change holds), with the problems:
 // "ok ... (warning: ...; ...)".
-Reply execute(VolumeManager& manager, const Command& c) {
+Reply execute(VolumeManager& manager, const Command& command) {
   VolumeManager::CommitWarnings warnings;
-  Reply reply = run(manager, c);
+  Reply reply = std::visit([&](const auto& c) { return vgfs::reply(c, run(manager, c)); }, command);
   if (reply.code == 0 && !warnings.list().empty()) {
     reply.text.pop_back();  // the newline
     reply.text += " (warning: " + printable(fmt::format("{}", fmt::join(warnings.list(), "; "))) + ")\n";

@@ -238,18 +238,35 @@ class VgFs {
       entry(kRootIno, name);
       entry(kLvsIno, name);
     };
-    if (c.verb == "lvcreate" || c.verb == "lvremove") lv_names(c.lv);
-    if (c.verb == "lvrename") {
-      lv_names(c.lv);
-      lv_names(c.new_name);
-    }
-    if (c.verb == "lvextend" || c.verb == "lvreduce" || c.verb == "move" || c.verb == "pvmove")
-      if (std::optional<uint32_t> slot = volume_.slot(c.lv))
+    auto lv_file = [&](const std::string& name) {
+      if (std::optional<uint32_t> slot = volume_.slot(name))
         fuse_lowlevel_notify_inval_inode(se_, lv_file_ino(*slot), 0, 0);
-    if (c.verb == "pvadd" || c.verb == "pvremove") {
+    };
+    auto pv_names = [&] {
       for (const std::string& name : pvs_before) entry(kPvsIno, name);
       for (const std::string& name : manager_.pv_names()) entry(kPvsIno, name);
-    }
+    };
+    std::visit(Overloaded{
+                   [&](const cmd::Lvcreate& l) { lv_names(l.lv); },
+                   [&](const cmd::Lvremove& l) { lv_names(l.lv); },
+                   [&](const cmd::Lvrename& l) {
+                     lv_names(l.from);
+                     lv_names(l.to);
+                   },
+                   [&](const cmd::Lvextend& l) { lv_file(l.lv); },
+                   [&](const cmd::Lvreduce& l) { lv_file(l.lv); },
+                   [&](const cmd::Move& m) { lv_file(m.lv); },
+                   [&](const cmd::Pvadd&) { pv_names(); },
+                   [&](const cmd::Pvremove&) { pv_names(); },
+                   // pvmove names no LV; its jobs change the LV maps only when
+                   // they complete. Job control changes no name or size.
+                   [](const cmd::Pvmove&) {},
+                   [](const cmd::Abort&) {},
+                   [](const cmd::Pause&) {},
+                   [](const cmd::Resume&) {},
+                   [](const cmd::Limit&) {},
+               },
+               c);
   }
 
   std::unique_ptr<VgStore> store_;

@@ -35,12 +35,6 @@ Status check_size(const VgMetadata& md, const std::string& lv, uint64_t size) {
   return Status::Ok();
 }
 
-// "N extents (SIZE)", with the rounding said when there was one.
-std::string size_note(const VgMetadata& md, uint64_t asked, uint64_t extents) {
-  std::string note = fmt::format("{} extents ({})", extents, format_size(extents * md.extent_size));
-  if (extents * md.extent_size != asked) note += fmt::format(", rounded up from {}", format_size(asked));
-  return note;
-}
 
 Result<std::vector<uint32_t>> pv_indices(const VgMetadata& md, const std::vector<std::string>& names) {
   std::vector<uint32_t> out;
@@ -163,7 +157,7 @@ Status VolumeManager::check_idle(const VgMetadata& md, const std::string& lv, co
   return Status::Ok();
 }
 
-Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs) {
+Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
@@ -187,10 +181,10 @@ Result<std::string> VolumeManager::lvcreate(const std::string& name, uint64_t si
   const VgMetadata& now = store_.metadata();
   Result<uint32_t> slot = volume_.publish_lv(now, static_cast<uint32_t>(now.lvs.size() - 1));
   if (!slot.ok()) return slot.status();
-  return fmt::format("LV {} created: {}", name, size_note(now, size, extents));
+  return LvSized{name, size, extents, now.extent_size};
 }
 
-Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t size) {
+Result<LvSized> VolumeManager::lvextend(const std::string& name, uint64_t size) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
@@ -217,10 +211,10 @@ Result<std::string> VolumeManager::lvextend(const std::string& name, uint64_t si
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
-  return fmt::format("LV {} extended to {}", name, size_note(store_.metadata(), size, extents));
+  return LvSized{name, size, extents, store_.metadata().extent_size};
 }
 
-Result<std::string> VolumeManager::lvreduce(const std::string& name, uint64_t size) {
+Result<LvSized> VolumeManager::lvreduce(const std::string& name, uint64_t size) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
@@ -237,10 +231,10 @@ Result<std::string> VolumeManager::lvreduce(const std::string& name, uint64_t si
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
   volume_.quiesce();  // the freed PEs go back to the allocator only after this
-  return fmt::format("LV {} reduced to {}", name, size_note(store_.metadata(), size, extents));
+  return LvSized{name, size, extents, store_.metadata().extent_size};
 }
 
-Result<std::string> VolumeManager::lvremove(const std::string& name) {
+Status VolumeManager::lvremove(const std::string& name) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
@@ -250,10 +244,10 @@ Result<std::string> VolumeManager::lvremove(const std::string& name) {
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   if (std::optional<uint32_t> slot = volume_.slot(name)) volume_.remove_lv(*slot);
   volume_.quiesce();
-  return fmt::format("LV {} removed", name);
+  return Status::Ok();
 }
 
-Result<std::string> VolumeManager::lvrename(const std::string& from, const std::string& to) {
+Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(from);
@@ -267,10 +261,10 @@ Result<std::string> VolumeManager::lvrename(const std::string& from, const std::
   for (auto& job : jobs_)
     if (job->info.lv == from) job->info.lv = to;
   if (std::optional<uint32_t> slot = volume_.slot(from)) volume_.rename_lv(*slot, to);
-  return fmt::format("LV {} renamed to {}", from, to);
+  return Status::Ok();
 }
 
-Result<std::string> VolumeManager::pvadd(const std::string& path, std::string name) {
+Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   if (name.empty())
@@ -300,10 +294,10 @@ Result<std::string> VolumeManager::pvadd(const std::string& path, std::string na
     return st;
   }
   volume_.republish_all(store_.metadata());
-  return fmt::format("PV {} added: {} extents of {}", name, label.layout.pe_count, format_size(md.extent_size));
+  return PvAdded{name, label.layout.pe_count, store_.metadata().extent_size};
 }
 
-Result<std::string> VolumeManager::pvremove(const std::string& name) {
+Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int index = md.find_pv(name);
@@ -351,7 +345,7 @@ Result<std::string> VolumeManager::pvremove(const std::string& name) {
   volume_.republish_all(store_.metadata());
   volume_.quiesce();  // no request holds the device any more
   (void)wipe_label(*dev);
-  return fmt::format("PV {} removed from VG {}; take it out of the config file too", name, store_.metadata().name);
+  return PvRemoved{name, store_.metadata().name};
 }
 
 }  // namespace vgfs

@@ -179,7 +179,7 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
   return Status::Ok();
 }
 
-Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
+Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
   // A copier first: a job committed with nothing to run it would hold its
   // destination forever, and a daemon at its thread limit must say so, not die.
   VGFS_RETURN_IF_ERROR(ensure_copiers());
@@ -202,13 +202,13 @@ Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vect
     }
   }
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
-  std::vector<uint64_t> ids;
+  JobsStarted ids;
   std::vector<Job*> started;
   for (const JobInfo& info : created) {
     auto job = std::make_unique<Job>();
     job->info = info;
     job->transfer = std::make_unique<Transfer>(geometry_of(store_, info), nullptr);
-    ids.push_back(info.id);
+    ids.jobs.push_back(info.id);
     started.push_back(job.get());
     jobs_.push_back(std::move(job));
   }
@@ -224,8 +224,8 @@ Result<std::vector<uint64_t>> VolumeManager::start_jobs(VgMetadata md, std::vect
   return ids;
 }
 
-Result<std::vector<uint64_t>> VolumeManager::move(std::string_view lv_name, std::optional<IndexRange> les,
-                                             std::string_view pv_name, std::optional<uint64_t> pe) {
+Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<IndexRange> les,
+                                        std::string_view pv_name, std::optional<uint64_t> pe) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(lv_name);
@@ -289,8 +289,7 @@ Result<std::vector<uint64_t>> VolumeManager::move(std::string_view lv_name, std:
   return start_jobs(std::move(md), std::move(created));
 }
 
-Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names,
-                                                   std::string* note) {
+Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
   std::lock_guard lock(admin_);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
@@ -343,11 +342,13 @@ Result<std::vector<uint64_t>> VolumeManager::pvmove(std::string_view pv_name, co
       if (!full) ++moving;
     }
   }
-  if (full && note)
-    *note = fmt::format("{} of the {} runs on PV {} move now: its migration area holds no more job records; run "
-                        "pvmove {} again when these jobs end", moving, runs, pv_name, pv_name);
   if (created.empty()) return Status::Error(EINVAL, fmt::format("PV {} holds no allocated extents; nothing to move", pv_name));
-  return start_jobs(std::move(md), std::move(created));
+  Result<JobsStarted> started = start_jobs(std::move(md), std::move(created));
+  if (started.ok() && full) {
+    started->runs_moving = moving;
+    started->runs = runs;
+  }
+  return started;
 }
 
 // Ends a job as aborted or failed: writes held, one commit frees the
