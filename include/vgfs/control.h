@@ -127,6 +127,8 @@ template <class... F>
 struct Overloaded : F... {
   using F::operator()...;
 };
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;  // clang before 17 deduces no aggregate
 
 // The verb of a command, as the command line spells it.
 std::string_view verb(const Command& command);
