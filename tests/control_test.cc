@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "vgfs/control.h"
+#include "vgfs/volume_manager.h"
 
 using namespace vgfs;
 
@@ -305,4 +306,24 @@ TEST_CASE("replies escape control bytes: one line, nothing for the terminal") {
   Reply r = Reply::from(Status::Error(ENOENT, "no file /d/\x1b[31mred\nfake: line"));
   CHECK(r.text == "error: no file /d/\\x1b[31mred\\x0afake: line\n");
   CHECK(Reply::ok("PV x added at /\x07").text == "ok PV x added at /\\x07\n");
+}
+
+// The ok replies are worded in src/control/ from the manager's typed
+// results; these are the texts integration tests and scripts compare.
+TEST_CASE("ok_text words each verb's result as the reply always read") {
+  CHECK(ok_text(cmd::Move{"lv0", std::nullopt, "pv1", std::nullopt}, JobsStarted{{7}}) == "job 7");
+  CHECK(ok_text(cmd::Move{"lv0", std::nullopt, "pv1", std::nullopt}, JobsStarted{{7, 8, 9}}) == "jobs 7,8,9");
+  CHECK(ok_text(cmd::Pvmove{"pv0", {}}, JobsStarted{{3, 4}}) == "jobs 3,4");
+  CHECK(ok_text(cmd::Pvmove{"pv0", {}}, JobsStarted{{3, 4}, 2, 260}) ==
+        "jobs 3,4 (partial: 2 of the 260 runs on PV pv0 move now: its migration area holds no more job records; run "
+        "pvmove pv0 again when these jobs end)");
+  CHECK(ok_text(cmd::Lvcreate{"b", 1500 * KiB, {}}, LvSized{"b", 1500 * KiB, 2, MiB}) ==
+        "LV b created: 2 extents (2MiB), rounded up from 1500KiB");
+  CHECK(ok_text(cmd::Lvextend{"a", 8 * MiB}, LvSized{"a", 8 * MiB, 2, 4 * MiB}) == "LV a extended to 2 extents (8MiB)");
+  CHECK(ok_text(cmd::Lvreduce{"a", 3 * MiB}, LvSized{"a", 3 * MiB, 3, MiB}) == "LV a reduced to 3 extents (3MiB)");
+  CHECK(ok_text(cmd::Lvremove{"a"}) == "LV a removed");
+  CHECK(ok_text(cmd::Lvrename{"a", "b"}) == "LV a renamed to b");
+  CHECK(ok_text(cmd::Pvadd{"/d/pv2.img", ""}, PvAdded{"pv2", 63, 4 * MiB}) == "PV pv2 added: 63 extents of 4MiB");
+  CHECK(ok_text(cmd::Pvremove{"pv0"}, PvRemoved{"pv0", "vg0"}) ==
+        "PV pv0 removed from VG vg0; take it out of the config file too");
 }
