@@ -1,7 +1,7 @@
 // The `vgfs` command line (SPEC §8).
 //
-// Every failure prints one "vgfs: ..." line to stderr and exits 1; CLI11
-// reports usage errors itself and exits 2.
+// Every failure prints one "vgfs: ..." line to stderr and exits 1, a usage
+// error too; `vgfs help` and `--help` print to stdout and exit 0.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -402,14 +403,70 @@ int cmd_check(const std::string& config) {
   return 0;
 }
 
-int run(int argc, char** argv) {
-  // mount.fuse3 runs `vgfs CONFIG MOUNTPOINT -o OPTS`: treat that as `vgfs mount`.
-  std::vector<std::string> args(argv + 1, argv + argc);
-  std::error_code ec;
-  if (!args.empty() && args[0][0] != '-' && std::filesystem::is_regular_file(args[0], ec) && args.size() >= 2)
-    args.insert(args.begin(), "mount");
+// Optimal string alignment distance (edits, with adjacent swaps as one),
+// for "did you mean" on a mistyped verb.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
 
-  CLI::App app{"vgfs: a logical volume manager in user space"};
+// "; did you mean 'lvs'?" for the verbs closest to `word` (at most 2 edits,
+// and fewer than the word has letters), or "".
+std::string suggestion(const std::string& word, const std::vector<std::string>& verbs) {
+  size_t best = std::min<size_t>(3, word.size());
+  std::vector<std::string> close;
+  for (const std::string& v : verbs) {
+    size_t d = edit_distance(word, v);
+    if (d < best) {
+      best = d;
+      close.clear();
+    }
+    if (d == best) close.push_back(v);
+  }
+  if (close.empty() || best >= std::min<size_t>(3, word.size())) return "";
+  std::string out = "; did you mean ";
+  for (size_t i = 0; i < close.size(); ++i)
+    out += fmt::format("{}'{}'", i == 0 ? "" : i + 1 == close.size() ? " or " : ", ", close[i]);
+  return out + "?";
+}
+
+// mount.fuse3 (for `mount -t fuse.vgfs` and fstab) runs
+// `vgfs SOURCE MOUNTPOINT [-o OPTS]`. That form is recognised by its shape
+// alone, never by what exists on disk: a first word that is not a verb, looks
+// like a path (holds a '/' or a '.', as a config file name does), is
+// followed by one more operand and then only -o options.
+bool is_mount_helper_form(const std::vector<std::string>& args) {
+  if (args.size() < 2 || args[0].empty() || args[0][0] == '-' || args[1].empty() || args[1][0] == '-') return false;
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "-o" && i + 1 < args.size()) ++i;
+    else if (args[i].rfind("-o", 0) != 0 || args[i].size() == 2) return false;
+  }
+  return true;
+}
+bool looks_like_path(const std::string& word) { return word.find_first_of("/.") != std::string::npos; }
+
+std::string usage(const CLI::App& app) {
+  std::string out = fmt::format(
+      "usage: vgfs COMMAND ARGS...   (vgfs help COMMAND, or vgfs COMMAND --help, for one command)\n"
+      "       vgfs --version\n"
+      "       vgfs CONFIG MOUNTPOINT [-o OPTS]   (the form mount -t fuse.vgfs runs)\n\ncommands:\n");
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    out += fmt::format("  {:<9} {}\n", c->get_name(), c->get_description());
+  out += "\nCONFIG is the VG's YAML file; MOUNTPOINT the folder a VG is mounted on (see README.md).\n";
+  return out;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+
+  CLI::App app{"vgfs: a logical volume manager in user space", "vgfs"};
   app.require_subcommand(1);
   std::string config, mountpoint, target;
   bool force = false, foreground = false, maps = false, json = false;
@@ -484,6 +541,40 @@ int run(int argc, char** argv) {
   limit->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   limit->add_option("JOB", job, "job number")->required();
   limit->add_option("RATE", rate, "bytes per second, e.g. 50MiB")->required();
+
+  std::vector<std::string> verbs;
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; })) verbs.push_back(c->get_name());
+  auto is_verb = [&](const std::string& w) { return std::find(verbs.begin(), verbs.end(), w) != verbs.end(); };
+  auto unknown = [&](const std::string& word) {
+    std::string hint = suggestion(word, verbs);
+    if (hint.empty() && is_mount_helper_form(args))
+      hint = fmt::format("; to mount, give the config as a path: vgfs mount ./{} ...", word);
+    return fail(fmt::format("unknown command '{}'{}", word, hint.empty() ? "; vgfs help lists the commands" : hint));
+  };
+  // Like git, no command is a usage error (exit 1, usage on stderr); asking
+  // for help is not (exit 0, stdout). LVM2's `lvm` alone opens its shell,
+  // which vgfs does not have.
+  if (args.empty()) {
+    fmt::print(stderr, "{}", usage(app));
+    return 1;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    fmt::print("vgfs {}\n", VGFS_VERSION);
+    return 0;
+  }
+  if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    if (args.size() == 1) {
+      fmt::print("{}", usage(app));
+      return 0;
+    }
+    if (!is_verb(args[1])) return unknown(args[1]);
+    fmt::print("{}", app.get_subcommand(args[1])->help("vgfs"));
+    return 0;
+  }
+  if (!is_verb(args[0]) && args[0][0] != '-') {
+    if (looks_like_path(args[0]) && is_mount_helper_form(args)) args.insert(args.begin(), "mount");
+    else return unknown(args[0]);
+  }
 
   std::vector<const char*> cargv = {argv[0]};
   for (const std::string& a : args) cargv.push_back(a.c_str());

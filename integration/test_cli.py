@@ -1,0 +1,102 @@
+"""The command line itself (SPEC §8): parsing never depends on what exists on
+disk, usage and help, a mistyped verb, --version, and targets of the wrong
+kind (a config where a mount point is needed and the reverse)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from conftest import VGFS_BIN, LvSpec, assert_one_line_error, is_mounted
+
+
+def sh(cmd: str, cwd) -> subprocess.CompletedProcess:
+    """Runs `cmd` through the shell in `cwd`, with $VGFS the binary."""
+    return subprocess.run(["/bin/sh", "-c", cmd], cwd=cwd, capture_output=True, text=True, timeout=60,
+                          env={"VGFS": str(VGFS_BIN), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
+@pytest.fixture
+def small_vg(env):
+    vg = env.make_vg(name="vg0", lvs=[LvSpec("lv0", size="8MiB")])
+    vg.create()
+    return vg
+
+
+@pytest.mark.parametrize("verb", ["dump", "check", "lvs", "pvs"])
+def test_file_named_like_the_verb_does_not_make_it_a_mount(env, small_vg, verb):
+    # The shell creates ./<verb> before vgfs runs: `vgfs dump vg.yaml > dump`.
+    # It used to be taken for `vgfs mount dump vg.yaml`.
+    r = sh(f'"$VGFS" {verb} vg.yaml > {verb}', small_vg.dir)
+    assert r.returncode == 0, f"rc={r.returncode} stderr={r.stderr!r}"
+    out = (small_vg.dir / verb).read_text()
+    assert ("pv1" if verb == "pvs" else "vg0") in out, out
+    assert not is_mounted(small_vg.dir / "vg.yaml")
+
+
+def test_mount_helper_form_with_a_relative_config(env, small_vg):
+    # mount.fuse3 runs `vgfs SOURCE MOUNTPOINT -o OPTS`; a relative config
+    # that names no verb is that form, whatever files are around.
+    mp = env.new_mountpoint()
+    (small_vg.dir / "mount").write_text("not a config\n")
+    m = env.mount("vg.yaml", mp, via_mount_t="helper", cwd=small_vg.dir)
+    assert (m.mp / ".vgfs" / "vg").exists()
+    m.unmount()
+
+
+def test_no_arguments_prints_usage_and_fails(env):
+    r = env.vgfs()
+    assert r.returncode == 1
+    assert r.stdout == ""
+    assert "usage: vgfs COMMAND" in r.stderr and "lvcreate" in r.stderr
+
+
+@pytest.mark.parametrize("how", [["help"], ["--help"], ["-h"]])
+def test_help_prints_usage(env, how):
+    r = env.vgfs(*how)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    for verb in ["create", "mount", "lvs", "move", "jobs", "lvcreate", "pvremove"]:
+        assert f"\n  {verb} " in r.stdout, (verb, r.stdout)
+
+
+def test_help_for_one_verb(env):
+    r = env.vgfs("help", "move")
+    assert r.returncode == 0, r.stderr
+    assert "MOUNTPOINT" in r.stdout and "--wait" in r.stdout
+    r2 = env.vgfs("move", "--help")
+    assert r2.returncode == 0, r2.stderr
+    assert "--wait" in r2.stdout
+
+
+@pytest.mark.parametrize("typed,expected", [
+    ("lvss", "unknown command 'lvss'; did you mean 'lvs'?"),
+    ("lsv", "unknown command 'lsv'; did you mean 'lvs'?"),
+    ("dupm", "unknown command 'dupm'; did you mean 'dump'?"),
+    ("lvcraete", "unknown command 'lvcraete'; did you mean 'lvcreate'?"),
+])
+def test_mistyped_verb_gets_a_suggestion(env, typed, expected):
+    r = env.vgfs(typed, "/mnt/x")
+    line = assert_one_line_error(r, expected)
+    assert line == f"vgfs: {expected}"
+
+
+def test_unknown_word_names_the_mount_form(env, tmp_path):
+    r = env.vgfs("frobnicate")
+    assert_one_line_error(r, "unknown command 'frobnicate'", "vgfs help")
+    # A bare word followed by a mount point is not taken as a config: the
+    # error says how to give one.
+    r = env.vgfs("vgconf", tmp_path, "-o", "rw")
+    assert_one_line_error(r, "unknown command 'vgconf'", "./vgconf")
+    assert not is_mounted(tmp_path)
+
+
+def test_help_for_an_unknown_verb(env):
+    assert_one_line_error(env.vgfs("help", "lvss"), "did you mean 'lvs'?")
+
+
+def test_version(env):
+    r = env.vgfs("--version")
+    assert r.returncode == 0
+    assert r.stdout == "vgfs 0.1.0\n"
