@@ -4,6 +4,8 @@ kind (a config where a mount point is needed and the reverse)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 
 import pytest
@@ -100,3 +102,66 @@ def test_version(env):
     r = env.vgfs("--version")
     assert r.returncode == 0
     assert r.stdout == "vgfs 0.1.0\n"
+
+
+# --------------------------------------------------------------------------
+# Targets: the kind of path each verb needs
+# --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("words", [["move", "{}", "lv0", "pv1"], ["jobs", "{}"], ["lvcreate", "{}", "lvn", "4MiB"],
+                                   ["abort", "{}", "1"]])
+def test_config_given_where_a_mount_point_is_needed(env, small_vg, words):
+    r = env.vgfs(*[w.format(small_vg.config) for w in words])
+    assert_one_line_error(r, f"{small_vg.config} is a config file; {words[0]} needs the mount point of a mounted VG")
+
+
+def test_plain_folder_given_where_a_mount_point_is_needed(env, tmp_path):
+    d = tmp_path / "notmounted"
+    d.mkdir()
+    assert_one_line_error(env.vgfs("move", d, "lv0", "pv1"), f"{d} is not the mount point of a mounted VG")
+
+
+def test_mount_point_given_where_a_config_is_needed(env, small_vg):
+    m = small_vg.mount()
+    for verb in ["create", "restore"]:
+        args = [verb, m.mp] + (["backup.yaml"] if verb == "restore" else [])
+        assert_one_line_error(env.vgfs(*args),
+                              f"{m.mp} is the mount point of a mounted VG; {verb} needs the VG's config file")
+    other = env.new_mountpoint("other")
+    r = env.vgfs("mount", m.mp, other)
+    assert_one_line_error(r, f"{m.mp} is the mount point of a mounted VG; mount needs the VG's config file")
+    assert not is_mounted(other)
+    # The order swapped: a config where the folder to mount on goes.
+    empty = env.new_mountpoint("empty")
+    assert_one_line_error(env.vgfs("mount", empty, small_vg.config), "is a folder; mount needs the VG's config file")
+    assert_one_line_error(env.vgfs("mount", small_vg.config, small_vg.config),
+                          f"{small_vg.config} is a config file; mount needs a folder to mount on")
+
+
+def test_dump_and_check_accept_a_mount_point(env, small_vg):
+    m = small_vg.mount()
+    # A commit while mounted, so the mount's metadata is newer than create's.
+    r = env.vgfs("lvcreate", m.mp, "lvnew", "4MiB")
+    assert r.returncode == 0, r.stderr
+    d = env.vgfs("dump", m.mp)
+    assert d.returncode == 0, d.stderr
+    assert "lvnew" in d.stdout and d.stderr == ""
+    c = env.vgfs("check", m.mp)
+    assert c.returncode == 0, c.stderr
+    assert c.stdout.startswith(f"VG vg0 (mounted on {m.mp}): 2 PVs, 2 LVs, metadata seqno 2:"), c.stdout
+    m.unmount()
+    offline = env.vgfs("dump", small_vg.config)
+    assert offline.returncode == 0, offline.stderr
+    assert offline.stdout == d.stdout
+
+
+def test_stale_mount_says_how_to_clear_it(env, small_vg):
+    m = small_vg.mount(foreground=True)
+    os.kill(m.proc.pid, signal.SIGKILL)  # the daemon this test started
+    m.proc.wait(timeout=30)
+    want = f"{m.mp}: transport endpoint not connected: run fusermount3 -u {m.mp}"
+    for args in (["jobs", m.mp], ["lvs", m.mp], ["dump", m.mp], ["check", m.mp], ["move", m.mp, "lv0", "pv1"],
+                 ["mount", small_vg.config, m.mp]):
+        line = assert_one_line_error(env.vgfs(*args))
+        assert line == f"vgfs: {want}", (args, line)
+    m.unmount()  # clears the dead FUSE connection

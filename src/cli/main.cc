@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "cli/mounted_metadata.h"
+#include "cli/targets.h"
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
 #include "vgfs/control.h"
@@ -52,6 +54,7 @@ Result<std::unique_ptr<VgStore>> open_offline(const std::string& config_path, st
 }
 
 int cmd_create(const std::string& config_path, bool force) {
+  if (Status st = cli::require_config("create", config_path); !st.ok()) return fail(st.message());
   Result<VgConfig> config = load_config(config_path);
   if (!config.ok()) return fail(config.status().message());
   std::vector<std::string> notes;
@@ -96,6 +99,8 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
 
 int cmd_mount(const std::string& config, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
+  if (Status st = cli::require_config("mount", config); !st.ok()) return fail(st.message());
+  if (Status st = cli::require_mount_folder(mountpoint); !st.ok()) return fail(st.message());
   MountOptions o;
   o.config = absolute(config);  // the daemon changes its folder to /
   o.mountpoint = absolute(mountpoint);
@@ -112,8 +117,9 @@ int cmd_mount(const std::string& config, const std::string& mountpoint, bool for
 
 // The VG as JSON, from a mount point's vg.json or offline from a config.
 Result<nlohmann::json> vg_json_of(const std::string& target) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(target, ec)) {
+  const cli::TargetKind kind = cli::classify_target(target);
+  if (kind == cli::TargetKind::kStale) return Status::Error(ENOTCONN, cli::stale_message(target));
+  if (kind == cli::TargetKind::kFolder || kind == cli::TargetKind::kMount) {
     std::string path = target + "/.vgfs/vg.json";
     std::ifstream in(path);
     if (!in) return Status::Error(ENOENT, fmt::format("{} is not a vgfs mount point (no .vgfs/vg.json)", target));
@@ -223,6 +229,7 @@ Result<std::string> command_line(const std::vector<std::string>& words) {
 }
 
 int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait) {
+  if (Status st = cli::require_mount_point(words[0], mountpoint); !st.ok()) return fail(st.message());
   Result<std::string> line = command_line(words);
   if (!line.ok()) return fail(fmt::format("{}: {}", words[0], line.status().message()));
   Result<std::string> reply = control(mountpoint, *line);
@@ -250,6 +257,7 @@ int cmd_control(const std::string& mountpoint, const std::vector<std::string>& w
 }
 
 int cmd_jobs(const std::string& mountpoint, bool json) {
+  if (Status st = cli::require_mount_point("jobs", mountpoint); !st.ok()) return fail(st.message());
   Result<nlohmann::json> vg = vg_json_of(mountpoint);
   if (!vg.ok()) return fail(vg.status().message());
   if (json) fmt::print("{}\n", (*vg)["jobs"].dump(2));
@@ -267,7 +275,33 @@ int cmd_list(const std::string& target, bool pvs, bool maps, bool json) {
   return 0;
 }
 
+// A mounted VG's metadata, read from its PVs (src/cli/mounted_metadata.h),
+// or an error for a target that is neither a mount nor a config file.
+Result<cli::MountedMetadata> mounted_or_none(const std::string& verb, const std::string& target, bool* mounted) {
+  switch (cli::classify_target(target)) {
+    case cli::TargetKind::kMount:
+      *mounted = true;
+      return cli::read_mounted_metadata(target);
+    case cli::TargetKind::kStale:
+      return Status::Error(ENOTCONN, cli::stale_message(target));
+    case cli::TargetKind::kFolder:
+      return Status::Error(EINVAL, fmt::format("{} is a folder but not the mount point of a mounted VG (no .vgfs/ctl "
+                                               "in it); {} needs a mount point or a config file", target, verb));
+    default:
+      *mounted = false;
+      return cli::MountedMetadata{};
+  }
+}
+
 int cmd_dump(const std::string& config) {
+  bool mounted = false;
+  Result<cli::MountedMetadata> m = mounted_or_none("dump", config, &mounted);
+  if (!m.ok()) return fail(m.status().message());
+  if (mounted) {
+    for (const std::string& p : m->problems) fmt::print(stderr, "vgfs: warning: {}\n", printable(p));
+    fmt::print("{}", encode_metadata(m->metadata));
+    return 0;
+  }
   std::vector<std::string> warnings;
   auto store = open_offline(config, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
@@ -345,6 +379,7 @@ int restore_without_missing(const VgConfig& config, VgMetadata backup, const std
 // Writes a backup (a file of the metadata archive, or `vgfs dump` output)
 // back as the newest metadata of an unmounted VG.
 int cmd_restore(const std::string& config_path, const std::string& backup_path) {
+  if (Status st = cli::require_config("restore", config_path); !st.ok()) return fail(st.message());
   Result<VgConfig> config = load_config(config_path);
   if (!config.ok()) return fail(config.status().message());
   std::ifstream in(backup_path);
@@ -392,6 +427,19 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
 }
 
 int cmd_check(const std::string& config) {
+  bool mounted = false;
+  Result<cli::MountedMetadata> m = mounted_or_none("check", config, &mounted);
+  if (!m.ok()) return fail(m.status().message());
+  if (mounted) {
+    const VgMetadata& md = m->metadata;
+    for (const std::string& p : m->problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
+    if (!m->problems.empty())
+      return fail(fmt::format("VG {} (mounted on {}): {} problem(s) found; a read-write mount repairs them", md.name,
+                              config, m->problems.size()));
+    fmt::print("VG {} (mounted on {}): {} PVs, {} LVs, metadata seqno {}: labels, checksums and maps are consistent\n",
+               md.name, config, md.pvs.size(), md.lvs.size(), md.seqno);
+    return 0;
+  }
   std::vector<std::string> problems;
   auto store = open_offline(config, &problems);
   for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
