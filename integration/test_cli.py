@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import VGFS_BIN, LvSpec, assert_one_line_error, is_mounted
+from conftest import VGFS_BIN, LvSpec, MiB, assert_one_line_error, is_mounted
 
 
 def sh(cmd: str, cwd) -> subprocess.CompletedProcess:
@@ -165,3 +165,35 @@ def test_stale_mount_says_how_to_clear_it(env, small_vg):
         line = assert_one_line_error(env.vgfs(*args))
         assert line == f"vgfs: {want}", (args, line)
     m.unmount()  # clears the dead FUSE connection
+
+
+# --------------------------------------------------------------------------
+# Sizes as LVM2 takes them
+# --------------------------------------------------------------------------
+
+def lv_size(m, name: str) -> int:
+    return next(l["size"] for l in m.vg_json()["lvs"] if l["name"] == name)
+
+
+def test_lvm2_sizes_on_the_command_line(env, small_vg):
+    m = small_vg.mount()  # 1 MiB extents
+    steps = [
+        (["lvcreate", m.mp, "lva", "4"], "lva", 4 * MiB),         # a bare number is MiB
+        (["lvcreate", m.mp, "lvb", "1.5m"], "lvb", 2 * MiB),      # rounded up to whole extents
+        (["lvextend", m.mp, "lva", "+2M"], "lva", 6 * MiB),
+        (["lvextend", m.mp, "lva", "8m"], "lva", 8 * MiB),
+        (["lvextend", m.mp, "lvb", "4MiB"], "lvb", 4 * MiB),      # the IEC form keeps working
+        (["lvreduce", m.mp, "lva", "6144k"], "lva", 6 * MiB),
+        (["lvextend", m.mp, "lva", "+0.0625g"], "lva", 70 * MiB),
+        (["lvreduce", m.mp, "lva", "-2M"], "lva", 68 * MiB),
+    ]
+    for args, lv, size in steps:
+        r = env.vgfs(*args)
+        assert r.returncode == 0, (args, r.stderr)
+        assert lv_size(m, lv) == size, (args, m.vg_json()["lvs"])
+    before = m.vg_json()
+    for args, needle in [(["lvcreate", m.mp, "lvc", "3MB"], 'bad size "3MB"'),
+                         (["lvcreate", m.mp, "lvc", "+3M"], "is for lvextend"),
+                         (["lvextend", m.mp, "nosuch", "+3M"], "no LV nosuch")]:
+        assert_one_line_error(env.vgfs(*args), needle)
+    assert m.vg_json() == before

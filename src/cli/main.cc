@@ -451,6 +451,35 @@ int cmd_check(const std::string& config) {
   return 0;
 }
 
+// The SIZE of lvcreate/lvextend/lvreduce as LVM2 takes it (100M, 1.5g, a
+// bare number in MiB, +1G for lvextend, -1G for lvreduce), as the exact
+// byte size the control file takes (include/vgfs/units.h). A relative size
+// is added to the LV's size the mount reports.
+Result<std::string> lvm_size_argument(const std::string& verb, const std::string& mountpoint, const std::string& lv,
+                                      const std::string& text) {
+  Result<LvmSize> size = parse_lvm_size(text);
+  if (!size.ok()) return size.status().prefixed(verb);
+  if (size->sign == 0) return format_size(size->bytes);
+  if ((size->sign == '+') != (verb == "lvextend") || verb == "lvcreate")
+    return Status::Error(EINVAL, fmt::format("{}: a relative size \"{}\" is for {}", verb, text,
+                                             size->sign == '+' ? "lvextend (+SIZE)" : "lvreduce (-SIZE)"));
+  if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return st;
+  Result<nlohmann::json> vg = vg_json_of(mountpoint);
+  if (!vg.ok()) return vg.status();
+  for (const nlohmann::json& l : (*vg)["lvs"]) {
+    if (l["name"] != lv) continue;
+    const uint64_t now = l["size"].get<uint64_t>();
+    if (size->sign == '+') {
+      if (size->bytes > UINT64_MAX - now) return Status::Error(EINVAL, fmt::format("{}: size \"{}\" is too large", verb, text));
+      return format_size(now + size->bytes);
+    }
+    if (size->bytes >= now)
+      return Status::Error(EINVAL, fmt::format("{}: LV {} is {}; it cannot shrink by {}", verb, lv, format_size(now), text));
+    return format_size(now - size->bytes);
+  }
+  return Status::Error(ENOENT, fmt::format("{}: no LV {} in the VG mounted on {}", verb, lv, mountpoint));
+}
+
 // Optimal string alignment distance (edits, with adjacent swaps as one),
 // for "did you mean" on a mistyped verb.
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -654,6 +683,11 @@ int run(int argc, char** argv) {
   for (auto& [verb, c] : lifecycle)
     if (*c) {
       if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
+      if ((verb == "lvcreate" || verb == "lvextend" || verb == "lvreduce") && lifecycle_args.size() >= 2) {
+        Result<std::string> size = lvm_size_argument(verb, mountpoint, lifecycle_args[0], lifecycle_args[1]);
+        if (!size.ok()) return fail(size.status().message());
+        lifecycle_args[1] = *size;
+      }
       std::vector<std::string> words = {verb};
       words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
       return cmd_control(mountpoint, words, false);
