@@ -603,8 +603,9 @@ int run(int argc, char** argv) {
   std::map<std::string, CLI::App*> lifecycle;
   std::vector<std::string> lifecycle_args;
   const std::pair<const char*, const char*> lifecycle_verbs[] = {
-      {"lvcreate", "NAME SIZE [PV...]: create an LV"},  {"lvextend", "NAME SIZE: grow an LV"},
-      {"lvreduce", "NAME SIZE: shrink an LV"},          {"lvremove", "NAME: remove an LV"},
+      {"lvcreate", "NAME SIZE [PV...]: create an LV (SIZE as LVM2: 100M, 1.5G; a bare number is MiB)"},
+      {"lvextend", "NAME [+]SIZE: grow an LV"},
+      {"lvreduce", "NAME [-]SIZE: shrink an LV"},          {"lvremove", "NAME: remove an LV"},
       {"lvrename", "OLD NEW: rename an LV"},            {"pvadd", "PATH [NAME]: add an image or device as a PV"},
       {"pvremove", "PV: take an empty PV out of the VG"}};
   for (auto [verb, help] : lifecycle_verbs) {
