@@ -227,3 +227,44 @@ TEST_CASE("parse_uuid rejects malformed text") {
     CHECK_FALSE(r.status().message().empty());
   }
 }
+
+TEST_CASE("parse_lvm_size takes sizes as LVM2's -L does") {
+  struct Case {
+    const char* text;
+    char sign;
+    uint64_t bytes;
+  };
+  const Case cases[] = {
+      {"100M", 0, 100 * MiB},   {"100m", 0, 100 * MiB},    {"1G", 0, GiB},          {"1g", 0, GiB},
+      {"1.5G", 0, GiB + GiB / 2}, {"0.5m", 0, 512 * KiB}, {"100", 0, 100 * MiB},    {"2.5", 0, 2 * MiB + MiB / 2},
+      {"512k", 0, 512 * KiB},   {"512K", 0, 512 * KiB},    {"2T", 0, 2 * TiB},      {"1p", 0, 1024 * TiB},
+      {"8s", 0, 4096},          {"8S", 0, 4096},           {"4096b", 0, 4096},      {"4096B", 0, 4096},
+      {"+1G", '+', GiB},        {"-512M", '-', 512 * MiB}, {"+1.25g", '+', GiB + GiB / 4},
+      // The IEC forms parse_size takes keep working.
+      {"4MiB", 0, 4 * MiB},     {"3GiB", 0, 3 * GiB},      {"1TiB", 0, TiB},        {"64KiB", 0, 64 * KiB},
+      // A fraction of a byte rounds up.
+      {"0.1k", 0, 103},         {"0.001b", 0, 1},          {"15E", 0, 15 * 1024 * 1024 * TiB},
+  };
+  for (const Case& c : cases) {
+    CAPTURE(c.text);
+    Result<LvmSize> r = parse_lvm_size(c.text);
+    REQUIRE(r.ok());
+    CHECK(r->sign == c.sign);
+    CHECK(r->bytes == c.bytes);
+  }
+}
+
+TEST_CASE("parse_lvm_size rejects what LVM2 rejects") {
+  const char* bad[] = {"",   "G",   "1.G",   ".5G", "1.5.5G", "1x",  "1GB",  "1 G", "++1G", "+",
+                       "16E", "17179869184G", "1.1234567890123456789G", "0x10", "-", "1MB"};
+  for (const char* text : bad) {
+    std::string shown = text;
+    CAPTURE(shown);
+    Result<LvmSize> r = parse_lvm_size(text);
+    CHECK_FALSE(r.ok());
+    if (!r.ok()) {
+      CHECK(r.status().code() == EINVAL);
+      CHECK(r.status().message().find(text) != std::string::npos);
+    }
+  }
+}

@@ -21,6 +21,19 @@ constexpr uint64_t GiB = 1024 * MiB;
 constexpr uint64_t TiB = 1024 * GiB;
 
 Result<uint64_t> parse_size(std::string_view text);
+
+// A size as LVM2's -L takes it, for the command line (SPEC §8): a number
+// with an optional fraction ("1.5") and an optional unit, either one letter
+// as LVM2 takes it, upper or lower case alike and all powers of 1024 (b
+// bytes, s 512-byte sectors, k, m, g, t, p, e), or a parse_size() suffix
+// (B, KiB, MiB, GiB, TiB). A bare number is MiB, as in LVM2. A leading '+'
+// or '-' makes it relative (lvextend +1G); `sign` is then '+' or '-', else
+// 0. A fraction of a byte rounds up to a whole byte.
+struct LvmSize {
+  char sign = 0;
+  uint64_t bytes = 0;
+};
+Result<LvmSize> parse_lvm_size(std::string_view text);
 // The largest exact suffix form: 4194304 -> "4MiB", 1000 -> "1000B".
 std::string format_size(uint64_t bytes);
 // Human form with one decimal for listings: 1.5GiB.

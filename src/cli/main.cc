@@ -1,7 +1,7 @@
 // The `vgfs` command line (SPEC §8).
 //
-// Every failure prints one "vgfs: ..." line to stderr and exits 1; CLI11
-// reports usage errors itself and exits 2.
+// Every failure prints one "vgfs: ..." line to stderr and exits 1, a usage
+// error too; `vgfs help` and `--help` print to stdout and exit 0.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "cli/mounted_metadata.h"
+#include "cli/targets.h"
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
 #include "vgfs/control.h"
@@ -22,6 +24,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstring>
@@ -51,6 +54,7 @@ Result<std::unique_ptr<VgStore>> open_offline(const std::string& config_path, st
 }
 
 int cmd_create(const std::string& config_path, bool force) {
+  if (Status st = cli::require_config("create", config_path); !st.ok()) return fail(st.message());
   Result<VgConfig> config = load_config(config_path);
   if (!config.ok()) return fail(config.status().message());
   std::vector<std::string> notes;
@@ -95,6 +99,8 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
 
 int cmd_mount(const std::string& config, const std::string& mountpoint, bool foreground,
               const std::vector<std::string>& opts) {
+  if (Status st = cli::require_config("mount", config); !st.ok()) return fail(st.message());
+  if (Status st = cli::require_mount_folder(mountpoint); !st.ok()) return fail(st.message());
   MountOptions o;
   o.config = absolute(config);  // the daemon changes its folder to /
   o.mountpoint = absolute(mountpoint);
@@ -111,8 +117,9 @@ int cmd_mount(const std::string& config, const std::string& mountpoint, bool for
 
 // The VG as JSON, from a mount point's vg.json or offline from a config.
 Result<nlohmann::json> vg_json_of(const std::string& target) {
-  std::error_code ec;
-  if (std::filesystem::is_directory(target, ec)) {
+  const cli::TargetKind kind = cli::classify_target(target);
+  if (kind == cli::TargetKind::kStale) return Status::Error(ENOTCONN, cli::stale_message(target));
+  if (kind == cli::TargetKind::kFolder || kind == cli::TargetKind::kMount) {
     std::string path = target + "/.vgfs/vg.json";
     std::ifstream in(path);
     if (!in) return Status::Error(ENOENT, fmt::format("{} is not a vgfs mount point (no .vgfs/vg.json)", target));
@@ -222,6 +229,7 @@ Result<std::string> command_line(const std::vector<std::string>& words) {
 }
 
 int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait) {
+  if (Status st = cli::require_mount_point(words[0], mountpoint); !st.ok()) return fail(st.message());
   Result<std::string> line = command_line(words);
   if (!line.ok()) return fail(fmt::format("{}: {}", words[0], line.status().message()));
   Result<std::string> reply = control(mountpoint, *line);
@@ -249,6 +257,7 @@ int cmd_control(const std::string& mountpoint, const std::vector<std::string>& w
 }
 
 int cmd_jobs(const std::string& mountpoint, bool json) {
+  if (Status st = cli::require_mount_point("jobs", mountpoint); !st.ok()) return fail(st.message());
   Result<nlohmann::json> vg = vg_json_of(mountpoint);
   if (!vg.ok()) return fail(vg.status().message());
   if (json) fmt::print("{}\n", (*vg)["jobs"].dump(2));
@@ -266,7 +275,33 @@ int cmd_list(const std::string& target, bool pvs, bool maps, bool json) {
   return 0;
 }
 
+// A mounted VG's metadata, read from its PVs (src/cli/mounted_metadata.h),
+// or an error for a target that is neither a mount nor a config file.
+Result<cli::MountedMetadata> mounted_or_none(const std::string& verb, const std::string& target, bool* mounted) {
+  switch (cli::classify_target(target)) {
+    case cli::TargetKind::kMount:
+      *mounted = true;
+      return cli::read_mounted_metadata(target);
+    case cli::TargetKind::kStale:
+      return Status::Error(ENOTCONN, cli::stale_message(target));
+    case cli::TargetKind::kFolder:
+      return Status::Error(EINVAL, fmt::format("{} is a folder but not the mount point of a mounted VG (no .vgfs/ctl "
+                                               "in it); {} needs a mount point or a config file", target, verb));
+    default:
+      *mounted = false;
+      return cli::MountedMetadata{};
+  }
+}
+
 int cmd_dump(const std::string& config) {
+  bool mounted = false;
+  Result<cli::MountedMetadata> m = mounted_or_none("dump", config, &mounted);
+  if (!m.ok()) return fail(m.status().message());
+  if (mounted) {
+    for (const std::string& p : m->problems) fmt::print(stderr, "vgfs: warning: {}\n", printable(p));
+    fmt::print("{}", encode_metadata(m->metadata));
+    return 0;
+  }
   std::vector<std::string> warnings;
   auto store = open_offline(config, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
@@ -344,6 +379,7 @@ int restore_without_missing(const VgConfig& config, VgMetadata backup, const std
 // Writes a backup (a file of the metadata archive, or `vgfs dump` output)
 // back as the newest metadata of an unmounted VG.
 int cmd_restore(const std::string& config_path, const std::string& backup_path) {
+  if (Status st = cli::require_config("restore", config_path); !st.ok()) return fail(st.message());
   Result<VgConfig> config = load_config(config_path);
   if (!config.ok()) return fail(config.status().message());
   std::ifstream in(backup_path);
@@ -391,6 +427,19 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
 }
 
 int cmd_check(const std::string& config) {
+  bool mounted = false;
+  Result<cli::MountedMetadata> m = mounted_or_none("check", config, &mounted);
+  if (!m.ok()) return fail(m.status().message());
+  if (mounted) {
+    const VgMetadata& md = m->metadata;
+    for (const std::string& p : m->problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
+    if (!m->problems.empty())
+      return fail(fmt::format("VG {} (mounted on {}): {} problem(s) found; a read-write mount repairs them", md.name,
+                              config, m->problems.size()));
+    fmt::print("VG {} (mounted on {}): {} PVs, {} LVs, metadata seqno {}: labels, checksums and maps are consistent\n",
+               md.name, config, md.pvs.size(), md.lvs.size(), md.seqno);
+    return 0;
+  }
   std::vector<std::string> problems;
   auto store = open_offline(config, &problems);
   for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
@@ -402,14 +451,99 @@ int cmd_check(const std::string& config) {
   return 0;
 }
 
-int run(int argc, char** argv) {
-  // mount.fuse3 runs `vgfs CONFIG MOUNTPOINT -o OPTS`: treat that as `vgfs mount`.
-  std::vector<std::string> args(argv + 1, argv + argc);
-  std::error_code ec;
-  if (!args.empty() && args[0][0] != '-' && std::filesystem::is_regular_file(args[0], ec) && args.size() >= 2)
-    args.insert(args.begin(), "mount");
+// The SIZE of lvcreate/lvextend/lvreduce as LVM2 takes it (100M, 1.5g, a
+// bare number in MiB, +1G for lvextend, -1G for lvreduce), as the exact
+// byte size the control file takes (include/vgfs/units.h). A relative size
+// is added to the LV's size the mount reports.
+Result<std::string> lvm_size_argument(const std::string& verb, const std::string& mountpoint, const std::string& lv,
+                                      const std::string& text) {
+  Result<LvmSize> size = parse_lvm_size(text);
+  if (!size.ok()) return size.status().prefixed(verb);
+  if (size->sign == 0) return format_size(size->bytes);
+  if ((size->sign == '+') != (verb == "lvextend") || verb == "lvcreate")
+    return Status::Error(EINVAL, fmt::format("{}: a relative size \"{}\" is for {}", verb, text,
+                                             size->sign == '+' ? "lvextend (+SIZE)" : "lvreduce (-SIZE)"));
+  if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return st;
+  Result<nlohmann::json> vg = vg_json_of(mountpoint);
+  if (!vg.ok()) return vg.status();
+  for (const nlohmann::json& l : (*vg)["lvs"]) {
+    if (l["name"] != lv) continue;
+    const uint64_t now = l["size"].get<uint64_t>();
+    if (size->sign == '+') {
+      if (size->bytes > UINT64_MAX - now) return Status::Error(EINVAL, fmt::format("{}: size \"{}\" is too large", verb, text));
+      return format_size(now + size->bytes);
+    }
+    if (size->bytes >= now)
+      return Status::Error(EINVAL, fmt::format("{}: LV {} is {}; it cannot shrink by {}", verb, lv, format_size(now), text));
+    return format_size(now - size->bytes);
+  }
+  return Status::Error(ENOENT, fmt::format("{}: no LV {} in the VG mounted on {}", verb, lv, mountpoint));
+}
 
-  CLI::App app{"vgfs: a logical volume manager in user space"};
+// Optimal string alignment distance (edits, with adjacent swaps as one),
+// for "did you mean" on a mistyped verb.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+  for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (size_t i = 1; i <= a.size(); ++i)
+    for (size_t j = 1; j <= b.size(); ++j) {
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  return d[a.size()][b.size()];
+}
+
+// "; did you mean 'lvs'?" for the verbs closest to `word` (at most 2 edits,
+// and fewer than the word has letters), or "".
+std::string suggestion(const std::string& word, const std::vector<std::string>& verbs) {
+  size_t best = std::min<size_t>(3, word.size());
+  std::vector<std::string> close;
+  for (const std::string& v : verbs) {
+    size_t d = edit_distance(word, v);
+    if (d < best) {
+      best = d;
+      close.clear();
+    }
+    if (d == best) close.push_back(v);
+  }
+  if (close.empty() || best >= std::min<size_t>(3, word.size())) return "";
+  std::string out = "; did you mean ";
+  for (size_t i = 0; i < close.size(); ++i)
+    out += fmt::format("{}'{}'", i == 0 ? "" : i + 1 == close.size() ? " or " : ", ", close[i]);
+  return out + "?";
+}
+
+// mount.fuse3 (for `mount -t fuse.vgfs` and fstab) runs
+// `vgfs SOURCE MOUNTPOINT [-o OPTS]`. That form is recognised by its shape
+// alone, never by what exists on disk: a first word that is not a verb, looks
+// like a path (holds a '/' or a '.', as a config file name does), is
+// followed by one more operand and then only -o options.
+bool is_mount_helper_form(const std::vector<std::string>& args) {
+  if (args.size() < 2 || args[0].empty() || args[0][0] == '-' || args[1].empty() || args[1][0] == '-') return false;
+  for (size_t i = 2; i < args.size(); ++i) {
+    if (args[i] == "-o" && i + 1 < args.size()) ++i;
+    else if (args[i].rfind("-o", 0) != 0 || args[i].size() == 2) return false;
+  }
+  return true;
+}
+bool looks_like_path(const std::string& word) { return word.find_first_of("/.") != std::string::npos; }
+
+std::string usage(const CLI::App& app) {
+  std::string out = fmt::format(
+      "usage: vgfs COMMAND ARGS...   (vgfs help COMMAND, or vgfs COMMAND --help, for one command)\n"
+      "       vgfs --version\n"
+      "       vgfs CONFIG MOUNTPOINT [-o OPTS]   (the form mount -t fuse.vgfs runs)\n\ncommands:\n");
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    out += fmt::format("  {:<9} {}\n", c->get_name(), c->get_description());
+  out += "\nCONFIG is the VG's YAML file; MOUNTPOINT the folder a VG is mounted on (see README.md).\n";
+  return out;
+}
+
+int run(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+
+  CLI::App app{"vgfs: a logical volume manager in user space", "vgfs"};
   app.require_subcommand(1);
   std::string config, mountpoint, target;
   bool force = false, foreground = false, maps = false, json = false;
@@ -469,8 +603,9 @@ int run(int argc, char** argv) {
   std::map<std::string, CLI::App*> lifecycle;
   std::vector<std::string> lifecycle_args;
   const std::pair<const char*, const char*> lifecycle_verbs[] = {
-      {"lvcreate", "NAME SIZE [PV...]: create an LV"},  {"lvextend", "NAME SIZE: grow an LV"},
-      {"lvreduce", "NAME SIZE: shrink an LV"},          {"lvremove", "NAME: remove an LV"},
+      {"lvcreate", "NAME SIZE [PV...]: create an LV (SIZE as LVM2: 100M, 1.5G; a bare number is MiB)"},
+      {"lvextend", "NAME [+]SIZE: grow an LV"},
+      {"lvreduce", "NAME [-]SIZE: shrink an LV"},          {"lvremove", "NAME: remove an LV"},
       {"lvrename", "OLD NEW: rename an LV"},            {"pvadd", "PATH [NAME]: add an image or device as a PV"},
       {"pvremove", "PV: take an empty PV out of the VG"}};
   for (auto [verb, help] : lifecycle_verbs) {
@@ -484,6 +619,40 @@ int run(int argc, char** argv) {
   limit->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   limit->add_option("JOB", job, "job number")->required();
   limit->add_option("RATE", rate, "bytes per second, e.g. 50MiB")->required();
+
+  std::vector<std::string> verbs;
+  for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; })) verbs.push_back(c->get_name());
+  auto is_verb = [&](const std::string& w) { return std::find(verbs.begin(), verbs.end(), w) != verbs.end(); };
+  auto unknown = [&](const std::string& word) {
+    std::string hint = suggestion(word, verbs);
+    if (hint.empty() && is_mount_helper_form(args))
+      hint = fmt::format("; to mount, give the config as a path: vgfs mount ./{} ...", word);
+    return fail(fmt::format("unknown command '{}'{}", word, hint.empty() ? "; vgfs help lists the commands" : hint));
+  };
+  // Like git, no command is a usage error (exit 1, usage on stderr); asking
+  // for help is not (exit 0, stdout). LVM2's `lvm` alone opens its shell,
+  // which vgfs does not have.
+  if (args.empty()) {
+    fmt::print(stderr, "{}", usage(app));
+    return 1;
+  }
+  if (args[0] == "--version" || args[0] == "version") {
+    fmt::print("vgfs {}\n", VGFS_VERSION);
+    return 0;
+  }
+  if (args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
+    if (args.size() == 1) {
+      fmt::print("{}", usage(app));
+      return 0;
+    }
+    if (!is_verb(args[1])) return unknown(args[1]);
+    fmt::print("{}", app.get_subcommand(args[1])->help("vgfs"));
+    return 0;
+  }
+  if (!is_verb(args[0]) && args[0][0] != '-') {
+    if (looks_like_path(args[0]) && is_mount_helper_form(args)) args.insert(args.begin(), "mount");
+    else return unknown(args[0]);
+  }
 
   std::vector<const char*> cargv = {argv[0]};
   for (const std::string& a : args) cargv.push_back(a.c_str());
@@ -515,6 +684,11 @@ int run(int argc, char** argv) {
   for (auto& [verb, c] : lifecycle)
     if (*c) {
       if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
+      if ((verb == "lvcreate" || verb == "lvextend" || verb == "lvreduce") && lifecycle_args.size() >= 2) {
+        Result<std::string> size = lvm_size_argument(verb, mountpoint, lifecycle_args[0], lifecycle_args[1]);
+        if (!size.ok()) return fail(size.status().message());
+        lifecycle_args[1] = *size;
+      }
       std::vector<std::string> words = {verb};
       words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
       return cmd_control(mountpoint, words, false);

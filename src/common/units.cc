@@ -48,6 +48,66 @@ Result<uint64_t> parse_size(std::string_view text) {
   return number * factor;
 }
 
+Result<LvmSize> parse_lvm_size(std::string_view text) {
+  const std::string_view whole = text;
+  auto bad = [&](std::string_view why) {
+    return Status::Error(EINVAL, fmt::format("bad size \"{}\": {} (e.g. 100M, 1.5G, 1g, 512k, a bare number is MiB)",
+                                             whole, why));
+  };
+  LvmSize out;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    out.sign = text[0];
+    text.remove_prefix(1);
+  }
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  uint64_t number = 0;
+  if (!parse_u64(text.substr(0, digits), &number)) return bad("expected a number");
+  text.remove_prefix(digits);
+  std::string_view fraction;
+  if (!text.empty() && text[0] == '.') {
+    size_t n = 1;
+    while (n < text.size() && text[n] >= '0' && text[n] <= '9') ++n;
+    fraction = text.substr(1, n - 1);
+    if (fraction.empty()) return bad("expected digits after the '.'");
+    if (fraction.size() > 18) return bad("too many digits after the '.'");
+    text.remove_prefix(n);
+  }
+  uint64_t factor = 0;
+  if (text.empty()) factor = MiB;
+  for (const Suffix& s : kSuffixes)
+    if (text == s.name) factor = s.factor;
+  if (text.size() == 1) {
+    switch (text[0] | 0x20) {  // LVM2 takes either case for input, all powers of 1024
+      case 'b': factor = 1; break;
+      case 's': factor = 512; break;
+      case 'k': factor = KiB; break;
+      case 'm': factor = MiB; break;
+      case 'g': factor = GiB; break;
+      case 't': factor = TiB; break;
+      case 'p': factor = 1024 * TiB; break;
+      case 'e': factor = 1024 * 1024 * TiB; break;
+      default: break;
+    }
+  }
+  if (factor == 0) return bad(fmt::format("unknown unit \"{}\"", text));
+  if (number > UINT64_MAX / factor) return bad("too large");
+  out.bytes = number * factor;
+  if (!fraction.empty()) {
+    // fraction * factor / 10^digits, rounded up, in 128 bits: the factor is
+    // at most 2^60 and the fraction below 10^18, so nothing overflows.
+    __extension__ typedef unsigned __int128 u128;
+    u128 scale = 1;
+    for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
+    uint64_t f = 0;
+    parse_u64(fraction, &f);
+    u128 part = (static_cast<u128>(f) * factor + scale - 1) / scale;
+    if (part > UINT64_MAX - out.bytes) return bad("too large");
+    out.bytes += static_cast<uint64_t>(part);
+  }
+  return out;
+}
+
 std::string format_size(uint64_t bytes) {
   for (int i = 4; i >= 1; --i) {
     const Suffix& s = kSuffixes[i];
