@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "test_util.h"
+#include "vg_fixture.h"
 #include "vgfs/config.h"
 #include "vgfs/vg_store.h"
 
@@ -21,17 +22,9 @@ struct Store {
   vgfs_test::TempDir dir;
   std::unique_ptr<VgStore> store;
   Store() {
-    vgfs_test::write_file(dir / "vg.yaml",
-                          "vg: {name: vg0, extent_size: 1MiB}\n"
-                          "pvs:\n"
-                          "  - {name: pv0, path: pv0.img, size: 16MiB}\n");
-    Result<VgConfig> cfg = load_config(dir / "vg.yaml");
-    REQUIRE(cfg.ok());
-    std::vector<std::string> notes;
-    REQUIRE(VgStore::create(*cfg, false, &notes).ok());
-    auto opened = VgStore::open(*cfg, OpenMode::kReadWrite, &notes);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
+    store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
+                                            "pvs:\n"
+                                            "  - {name: pv0, path: pv0.img, size: 16MiB}\n");
     store->set_archive(dir / "archive");
   }
   Status commit() { return store->commit(store->metadata()); }

@@ -20,6 +20,7 @@
 
 #include "fuse/guarded.h"
 #include "test_util.h"
+#include "vg_fixture.h"
 #include "vgfs/config.h"
 #include "vgfs/fault_injector.h"
 #include "vgfs/pv_device.h"
@@ -141,17 +142,9 @@ TEST_CASE("zero() gives zeros even where a hole punch does nothing or fails") {
 
 TEST_CASE("lvremove then lvcreate shows zeros where the PV's hole punch does nothing") {
   TempDir dir;
-  vgfs_test::write_file(dir / "vg.yaml",
-                        "vg: {name: vg0, extent_size: 1MiB}\n"
-                        "pvs:\n"
-                        "  - {name: pv0, path: pv0.img, size: 32MiB}\n");
-  Result<VgConfig> cfg = load_config(dir / "vg.yaml");
-  REQUIRE(cfg.ok());
-  std::vector<std::string> notes;
-  REQUIRE(VgStore::create(*cfg, false, &notes).ok());
-  auto opened = VgStore::open(*cfg, OpenMode::kReadWrite, &notes);
-  REQUIRE(opened.ok());
-  std::unique_ptr<VgStore> store = std::move(*opened);
+  std::unique_ptr<VgStore> store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
+                                                                   "pvs:\n"
+                                                                   "  - {name: pv0, path: pv0.img, size: 32MiB}\n");
   VolumeSet volume(*store);
   VolumeManager manager(*store, volume);
   // Every punch on the PV is advisory from here on, like NBD trim.
@@ -177,19 +170,11 @@ TEST_CASE("lvremove then lvcreate shows zeros where the PV's hole punch does not
 
 TEST_CASE("a PV that shrank under the data path fails reads and writes with EIO and does not grow") {
   TempDir dir;
-  vgfs_test::write_file(dir / "vg.yaml",
-                        "vg: {name: vg0, extent_size: 1MiB}\n"
-                        "pvs:\n"
-                        "  - {name: pv0, path: pv0.img, size: 32MiB}\n"
-                        "lvs:\n"
-                        "  - {name: a, size: 8MiB}\n");
-  Result<VgConfig> cfg = load_config(dir / "vg.yaml");
-  REQUIRE(cfg.ok());
-  std::vector<std::string> notes;
-  REQUIRE(VgStore::create(*cfg, false, &notes).ok());
-  auto opened = VgStore::open(*cfg, OpenMode::kReadWrite, &notes);
-  REQUIRE(opened.ok());
-  std::unique_ptr<VgStore> store = std::move(*opened);
+  std::unique_ptr<VgStore> store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
+                                                                   "pvs:\n"
+                                                                   "  - {name: pv0, path: pv0.img, size: 32MiB}\n"
+                                                                   "lvs:\n"
+                                                                   "  - {name: a, size: 8MiB}\n");
   VolumeSet volume(*store);
   std::optional<uint32_t> a = volume.slot("a");
   REQUIRE(a);
@@ -253,22 +238,14 @@ TEST_CASE("guarded(): an exception answers the request once with EIO or ENOMEM a
 
 TEST_CASE("a move whose destination writes fail ends failed with the PV named; the LV stays on its source") {
   TempDir dir;
-  vgfs_test::write_file(dir / "vg.yaml",
-                        "vg: {name: vg0, extent_size: 1MiB}\n"
-                        "pvs:\n"
-                        "  - {name: pv0, path: pv0.img, size: 32MiB}\n"
-                        "  - {name: pv1, path: pv1.img, size: 32MiB}\n"
-                        "lvs:\n"
-                        "  - name: a\n"
-                        "    extents:\n"
-                        "      - {le: 0-3, pv: pv0, pe: 0-3}\n");
-  Result<VgConfig> cfg = load_config(dir / "vg.yaml");
-  REQUIRE(cfg.ok());
-  std::vector<std::string> notes;
-  REQUIRE(VgStore::create(*cfg, false, &notes).ok());
-  auto opened = VgStore::open(*cfg, OpenMode::kReadWrite, &notes);
-  REQUIRE(opened.ok());
-  std::unique_ptr<VgStore> store = std::move(*opened);
+  std::unique_ptr<VgStore> store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
+                                                                   "pvs:\n"
+                                                                   "  - {name: pv0, path: pv0.img, size: 32MiB}\n"
+                                                                   "  - {name: pv1, path: pv1.img, size: 32MiB}\n"
+                                                                   "lvs:\n"
+                                                                   "  - name: a\n"
+                                                                   "    extents:\n"
+                                                                   "      - {le: 0-3, pv: pv0, pe: 0-3}\n");
   VolumeSet volume(*store);
   VolumeManager manager(*store, volume);
   REQUIRE(manager.start().ok());

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "test_util.h"
+#include "vg_fixture.h"
 #include "vgfs/config.h"
 #include "vgfs/control.h"
 #include "vgfs/vg_store.h"
@@ -23,20 +24,12 @@ struct Mount {
   std::unique_ptr<VolumeManager> manager;
 
   Mount() {
-    vgfs_test::write_file(dir / "vg.yaml",
-                          "vg: {name: vg0, extent_size: 1MiB}\n"
-                          "pvs:\n"
-                          "  - {name: pv0, path: pv0.img, size: 64MiB}\n"
-                          "  - {name: pv1, path: pv1.img, size: 64MiB}\n"
-                          "lvs:\n"
-                          "  - {name: a, size: 4MiB}\n");
-    Result<VgConfig> cfg = load_config(dir / "vg.yaml");
-    REQUIRE(cfg.ok());
-    std::vector<std::string> notes;
-    REQUIRE(VgStore::create(*cfg, false, &notes).ok());
-    auto opened = VgStore::open(*cfg, OpenMode::kReadWrite, &notes);
-    REQUIRE(opened.ok());
-    store = std::move(*opened);
+    store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
+                                            "pvs:\n"
+                                            "  - {name: pv0, path: pv0.img, size: 64MiB}\n"
+                                            "  - {name: pv1, path: pv1.img, size: 64MiB}\n"
+                                            "lvs:\n"
+                                            "  - {name: a, size: 4MiB}\n");
     store->set_archive(dir / "archive");
     volume = std::make_unique<VolumeSet>(*store);
     manager = std::make_unique<VolumeManager>(*store, *volume);
