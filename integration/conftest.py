@@ -105,6 +105,31 @@ def split_list(value: str) -> list[str]:
     return [x for x in re.split(r"[,\s]+", value) if x]
 
 
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C (Castagnoli), as every checksummed vgfs record uses."""
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283  # the standard check value
+
+
 def sha256_file(path, chunk=4 * MiB) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -14,30 +14,8 @@ import uuid as uuidlib
 import pytest
 
 from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec,
-                      PvSpec, assert_one_line_error, is_mounted, json_pvs, read_kv, snapshot)
+                      PvSpec, crc32c, assert_one_line_error, is_mounted, json_pvs, read_kv, snapshot)
 
-
-def _table():
-    t = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        t.append(c)
-    return t
-
-
-_T = _table()
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for x in data:
-        crc = _T[(crc ^ x) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-assert crc32c(b"123456789") == 0xE3069283
 
 LABEL_FIELDS = ("extent_size", "slot0", "slot1", "slot_size", "mig_offset", "mig_size",
                 "pe_start", "pe_count", "device_size")

@@ -23,34 +23,7 @@ import struct
 import pytest
 
 from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec, PvSpec,
-                      assert_one_line_error, is_mounted, wait_job)
-
-# ---------------------------------------------------------------------------
-# CRC32C (Castagnoli), reflected, table-driven.
-# ---------------------------------------------------------------------------
-
-
-def _crc_table():
-    table = []
-    for i in range(256):
-        c = i
-        for _ in range(8):
-            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
-        table.append(c)
-    return table
-
-
-_CRC_TABLE = _crc_table()
-
-
-def crc32c(data: bytes) -> int:
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc = _CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-assert crc32c(b"123456789") == 0xE3069283  # the standard check value
+                      assert_one_line_error, crc32c, is_mounted, wait_job)
 
 # ---------------------------------------------------------------------------
 # Records of one PV image (docs/format.md).
