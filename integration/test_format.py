@@ -8,77 +8,12 @@ from __future__ import annotations
 
 import os
 import re
-import struct
-import uuid as uuidlib
 
 import pytest
 
-from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec,
-                      PvSpec, crc32c, assert_one_line_error, is_mounted, json_pvs, read_kv, snapshot)
-
-
-LABEL_FIELDS = ("extent_size", "slot0", "slot1", "slot_size", "mig_offset", "mig_size",
-                "pe_start", "pe_count", "device_size")
-
-
-class PvImage:
-    """Reads and writes the documented records of one PV image."""
-
-    def __init__(self, path):
-        self.path = path
-
-    def _read(self, off, n):
-        with open(self.path, "rb") as f:
-            f.seek(off)
-            return f.read(n)
-
-    def _write(self, off, data):
-        with open(self.path, "r+b") as f:
-            f.seek(off)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-    def label(self, copy=0) -> dict:
-        b = self._read(LABEL_OFFSETS[copy], LABEL_SIZE)
-        assert b[:8] == b"VGFSLABL", b[:8]
-        version, size = struct.unpack_from("<II", b, 8)
-        out = dict(zip(LABEL_FIELDS, struct.unpack_from("<9Q", b, 48)))
-        out.update(version=version, label_size=size, pv_uuid=str(uuidlib.UUID(bytes=b[16:32])),
-                   vg_uuid=str(uuidlib.UUID(bytes=b[32:48])),
-                   crc=struct.unpack_from("<I", b, 4092)[0], crc_ok=crc32c(b[:4092]) ==
-                   struct.unpack_from("<I", b, 4092)[0], raw=b)
-        return out
-
-    def write_label(self, **fields) -> None:
-        """Rewrites both label copies with `fields` changed and a valid CRC."""
-        b = bytearray(self.label(0)["raw"])
-        vals = list(struct.unpack_from("<9Q", b, 48))
-        for k, v in fields.items():
-            vals[LABEL_FIELDS.index(k)] = v
-        struct.pack_into("<9Q", b, 48, *vals)
-        struct.pack_into("<I", b, 4092, crc32c(bytes(b[:4092])))
-        for off in LABEL_OFFSETS:
-            self._write(off, bytes(b))
-
-    def slot(self, i) -> tuple[dict, bytes]:
-        h = self._read(SLOT_OFFSETS[i], SLOT_HEADER_SIZE)
-        if h[:8] != b"VGFSMETA":
-            return {"magic": h[:8]}, b""
-        version, _pad, seqno, length, tcrc = struct.unpack_from("<IIQQI", h, 8)
-        hdr = dict(magic=h[:8], version=version, seqno=seqno, length=length, text_crc=tcrc,
-                   crc_ok=crc32c(h[:4092]) == struct.unpack_from("<I", h, 4092)[0])
-        text = self._read(SLOT_OFFSETS[i] + SLOT_HEADER_SIZE, min(length, 4 * MiB))
-        hdr["text_ok"] = crc32c(text) == tcrc
-        return hdr, text
-
-    def write_slot(self, i, seqno, text: bytes, length=None, text_crc=None) -> None:
-        h = bytearray(SLOT_HEADER_SIZE)
-        h[:8] = b"VGFSMETA"
-        struct.pack_into("<IIQQI", h, 8, 1, 0, seqno, len(text) if length is None else length,
-                         crc32c(text) if text_crc is None else text_crc)
-        struct.pack_into("<I", h, 4092, crc32c(bytes(h[:4092])))
-        self._write(SLOT_OFFSETS[i], bytes(h) + text)
+from conftest import (MiB, SLOT_OFFSETS, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, json_pvs,
+                      read_kv, snapshot)
+from pv_image import PvImage
 
 
 def make_vg(env, name="vgf"):

@@ -22,59 +22,8 @@ import struct
 
 import pytest
 
-from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec, PvSpec,
-                      assert_one_line_error, crc32c, is_mounted, wait_job)
-
-# ---------------------------------------------------------------------------
-# Records of one PV image (docs/format.md).
-# ---------------------------------------------------------------------------
-
-LABEL_FIELDS = ("extent_size", "slot0", "slot1", "slot_size", "mig_offset", "mig_size",
-                "pe_start", "pe_count", "device_size")
-
-
-class PvImage:
-    def __init__(self, path):
-        self.path = path
-
-    def read(self, off, n) -> bytes:
-        with open(self.path, "rb") as f:
-            f.seek(off)
-            return f.read(n)
-
-    def write(self, off, data: bytes) -> None:
-        with open(self.path, "r+b") as f:
-            f.seek(off)
-            f.write(data)
-
-    def write_label(self, label_size=None, **fields) -> None:
-        """Both label copies with `fields` changed and a valid CRC."""
-        b = bytearray(self.read(LABEL_OFFSETS[0], LABEL_SIZE))
-        assert b[:8] == b"VGFSLABL"
-        vals = list(struct.unpack_from("<9Q", b, 48))
-        for k, v in fields.items():
-            vals[LABEL_FIELDS.index(k)] = v
-        struct.pack_into("<9Q", b, 48, *vals)
-        if label_size is not None:
-            struct.pack_into("<I", b, 12, label_size)
-        struct.pack_into("<I", b, 4092, crc32c(bytes(b[:4092])))
-        for off in LABEL_OFFSETS:
-            self.write(off, bytes(b))
-
-    def slot_text(self, i) -> bytes:
-        h = self.read(SLOT_OFFSETS[i], SLOT_HEADER_SIZE)
-        assert h[:8] == b"VGFSMETA", h[:8]
-        length = struct.unpack_from("<Q", h, 24)[0]
-        return self.read(SLOT_OFFSETS[i] + SLOT_HEADER_SIZE, length)
-
-    def write_slot(self, i, seqno, text: bytes, length=None) -> None:
-        """Slot i: header (seqno, length, text CRC) and text, both CRCs valid."""
-        h = bytearray(SLOT_HEADER_SIZE)
-        h[:8] = b"VGFSMETA"
-        struct.pack_into("<IIQQI", h, 8, 1, 0, seqno, len(text) if length is None else length, crc32c(text))
-        struct.pack_into("<I", h, 4092, crc32c(bytes(h[:4092])))
-        self.write(SLOT_OFFSETS[i], bytes(h) + text)
-
+from conftest import MiB, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, wait_job
+from pv_image import PvImage
 
 # ---------------------------------------------------------------------------
 # The VG every case starts from, and hostile variants of its metadata text.
