@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import VGFS_BIN, LvSpec, MiB, assert_one_line_error, is_mounted
+from vgfstest import VGFS_BIN, LvSpec, MiB, assert_one_line_error, is_mounted
 
 
 def sh(cmd: str, cwd) -> subprocess.CompletedProcess:

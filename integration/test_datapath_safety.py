@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import (MiB, KiB, LvSpec, PvSpec, ctl, ctl_ok, job_int, job_status, libc, lv_map, pread_full,
+from vgfstest import (MiB, KiB, LvSpec, PvSpec, ctl, ctl_ok, job_int, job_status, libc, lv_map, pread_full,
                       punch_hole, start_slow_job, wait_job, warm_up_lv)
 
 FALLOC_FL_KEEP_SIZE = 0x01

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec,
+from vgfstest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec,
                       PvSpec, assert_one_line_error, damage, is_mounted,
                       render_config, snapshot)
 

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from conftest import (MiB, SLOT_OFFSETS, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, json_pvs,
+from vgfstest import (MiB, SLOT_OFFSETS, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, json_pvs,
                       read_kv, snapshot)
 from pv_image import PvImage
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (FIG3_LVX_RUNS, LvSpec, MiB, PvSpec, fig3_vg, json_pvs, lv_runs_from_json, pid_alive, pread_full,
+from vgfstest import (FIG3_LVX_RUNS, LvSpec, MiB, PvSpec, fig3_vg, json_pvs, lv_runs_from_json, pid_alive, pread_full,
                       punch_hole,
                       pwrite_full, read_pv_bytes)
 

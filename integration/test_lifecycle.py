@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from vgfstest import (
     KiB,
     MiB,
     LvSpec,
@@ -634,7 +634,7 @@ def test_lvremove_lvreduce_refused_while_moving(env):
         ctl_refused(m, "pvremove pv1", errno.EBUSY, "pv1")
     finally:
         ctl_ok(m, f"abort {job}")
-    from conftest import wait_job
+    from vgfstest import wait_job
     st = wait_job(m, job, timeout=30)
     assert st["sync_status"] == "aborted", st
     assert [r[2] for r in lv_map(m, "mv")] == ["pv0"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (VGFS_BIN, MiB, LvModel, LvSpec, PvSpec, RandomWriters, ctl, ctl_ok, job_int, job_status, lv_map,
+from vgfstest import (VGFS_BIN, MiB, LvModel, LvSpec, PvSpec, RandomWriters, ctl, ctl_ok, job_int, job_status, lv_map,
                       parse_int_bytes, pv_allocated, pv_map, read_kv, read_pv_bytes, reply_job_ids, sha256_file,
                       start_slow_job, wait_job, warm_up_lv)
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from conftest import (MiB, LvModel, LvSpec, PvSpec, ctl, ctl_ok, is_mounted, job_int, job_status, lv_map, pv_allocated,
+from vgfstest import (MiB, LvModel, LvSpec, PvSpec, ctl, ctl_ok, is_mounted, job_int, job_status, lv_map, pv_allocated,
                       start_slow_job, wait_job, warm_up_lv)
 
 SIZE = 64 * MiB

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (MiB, LvModel, LvSpec, PvSpec, ctl, is_mounted, job_int, job_status, lv_map, pid_alive,
+from vgfstest import (MiB, LvModel, LvSpec, PvSpec, ctl, is_mounted, job_int, job_status, lv_map, pid_alive,
                       pv_allocated, pv_map, start_job, start_slow_job, wait_job, warm_up_lv)
 
 SIZE = 64 * MiB
