@@ -1,4 +1,4 @@
-"""The command line itself (SPEC §8): parsing never depends on what exists on
+"""The command line itself (README.md "Command line"): parsing never depends on what exists on
 disk, usage and help, a mistyped verb, --version, and targets of the wrong
 kind (a config where a mount point is needed and the reverse)."""
 

@@ -1,5 +1,5 @@
 """Data path of LV files: reads and writes through a non-contiguous LE->PE map
-(FIG.3 form) checked against an in-memory model, against the PV images
+(LE→PE form, docs/records.md) checked against an in-memory model, against the PV images
 themselves, and across a remount; block-device semantics at the edges."""
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Online migration (SPEC §6-§8): moves of whole LVs and LE ranges while the
-LV is written (threads with an in-memory model, fio with verification, ext4
-on a loop device), abort / pause / resume / limit, refusals through the
-control file, pvmove and concurrent jobs."""
+"""Online migration (docs/migration.md; README.md "Control file", "Commands"):
+moves of whole LVs and LE ranges while the LV is written (threads with an
+in-memory model, fio with verification, ext4 on a loop device), abort / pause
+/ resume / limit, refusals through the control file, pvmove and concurrent
+jobs."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SIGKILL of the vgfs daemon during migration (SPEC §6 rules 5-6): at every
+"""SIGKILL of the vgfs daemon during migration (docs/migration.md rules 5-6): at every
 kill point, fsync'ed writes survive, the job resumes with the same id from
 (at least) its persisted progress pointer, and it completes with the LV
 content equal to the model."""

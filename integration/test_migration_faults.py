@@ -1,4 +1,4 @@
-"""A migration destination that starts failing I/O mid-copy (SPEC §6 rule 7):
+"""A migration destination that starts failing I/O mid-copy (docs/migration.md rule 7):
 the job ends `failed` with the error as reason, the destination PEs are freed,
 and the LV goes on serving (reads and writes) from the source.
 

@@ -44,7 +44,7 @@ def size_matches(text: str, want: int) -> bool:
 
 
 def expected_pv_map(vgj: dict, pv: str, pe_count: int) -> list[str]:
-    """FIG.4 lines of PV `pv` derived from every LV map in vg.json."""
+    """PE→LE lines (docs/records.md) of PV `pv` derived from every LV map in vg.json."""
     used = []
     for lv in vgj["lvs"]:
         for le, n, p, pe in lv_runs_from_json(lv):

@@ -392,7 +392,7 @@ TEST_CASE("concurrent writers and readers on disjoint ranges") {
   }
 }
 
-// ---- discard during a migration (SPEC §9: discard obeys the transfer rules) ----
+// ---- discard during a migration (docs/migration.md "Discard and zero-range are writes") ----
 
 TEST_CASE("discard and zero-range of a moving range go through the transfer: dirty, then zeros on the destination") {
   for (bool zero : {false, true}) {

@@ -1,4 +1,4 @@
-// LV and PV lifecycle on a live mount (include/vgfs/volume_manager.h, SPEC §7,
+// LV and PV lifecycle on a live mount (include/vgfs/volume_manager.h, README.md "Control file",
 // docs/allocation.md). Each command checks everything first, then makes one
 // metadata commit, then shows the change in the VolumeSet.
 #include <fmt/format.h>

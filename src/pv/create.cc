@@ -1,5 +1,5 @@
 // `vgfs create`: the first metadata from a config, and writing it onto the
-// PVs (include/vgfs/vg_store.h, SPEC §3).
+// PVs (include/vgfs/vg_store.h, docs/config.md).
 //
 // Why two phases: every check (config, existing files, sizes, placement)
 // runs before the first byte is written, so a create that fails leaves the

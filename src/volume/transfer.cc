@@ -1,5 +1,5 @@
 // The live transfer-region record and its write-path rules
-// (include/vgfs/transfer.h, SPEC §6, docs/migration.md).
+// (include/vgfs/transfer.h, docs/migration.md).
 #include "vgfs/transfer.h"
 
 #include "vgfs/fault_injector.h"

@@ -231,7 +231,7 @@ Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf,
 }
 
 // Writes and discards follow the same path: outside any transfer straight
-// through the map, inside one through its write rules (SPEC §6 rules 2-5),
+// through the map, inside one through its write rules (docs/migration.md rules 2-5),
 // looking the map up again when the transfer switched under the request.
 Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, size_t length, bool zero_keep) {
   for (;;) {
