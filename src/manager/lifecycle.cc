@@ -277,7 +277,8 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
   VGFS_RETURN_IF_ERROR(check_not_on_mount(path, nullptr));  // before opening: the open itself may come back here
   Result<PvDevice> dev = PvDevice::open(path, true, fmt::format("PV {} ({})", name, path));
   if (!dev.ok()) return dev.status();
-  if (struct stat st {}; ::fstat(dev->fd(), &st) == 0) VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
+  if (struct stat st {}; dev->capabilities().local_fd >= 0 && ::fstat(dev->capabilities().local_fd, &st) == 0)
+    VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
   VGFS_RETURN_IF_ERROR(check_unused(*dev));
   PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};

@@ -219,7 +219,6 @@ Result<size_t> VolumeSet::write_pieces(uint32_t slot, uint64_t offset, const cha
       VGFS_RETURN_IF_ERROR(piece.dev->check_range(piece.offset, piece.length));
       VGFS_RETURN_IF_ERROR(p ? piece.dev->write_at(p + done, piece.length, piece.offset)
                              : piece.dev->zero(piece.offset, piece.length, zero_keep));
-      piece.dev->note_written();
       done += piece.length;
     }
   }
@@ -259,9 +258,7 @@ Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, 
           retry = true;
           break;
         }
-        if (!st.ok()) return st;
-        inside->geometry().source.dev->note_written();
-        inside->geometry().destination.dev->note_written();
+        if (!st.ok()) return st;  // the PVs written counted themselves for flush()
         at += part;
       } else {
         Result<size_t> done = write_pieces(slot, at, p ? p + (at - offset) : nullptr, next - at, zero_keep);
