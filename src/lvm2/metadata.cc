@@ -329,11 +329,12 @@ class VgReader {
   }
 
   Status check_lv_references(const std::string& where) {
-    for (const auto& [name, at] : lv_refs_) {
-      bool found = std::any_of(vg_.lvs.begin(), vg_.lvs.end(), [&](const Lvm2Lv& l) { return l.name == name; });
-      if (!found) return fail(at, fmt::format("names volume {}, which is neither a PV nor an LV of the VG", name));
-    }
     (void)where;
+    std::set<std::string_view> names;
+    for (const Lvm2Lv& l : vg_.lvs) names.insert(l.name);
+    for (const auto& [name, at] : lv_refs_)
+      if (!names.count(name))
+        return fail(at, fmt::format("names volume {}, which is neither a PV nor an LV of the VG", name));
     return Status::Ok();
   }
 
