@@ -391,3 +391,23 @@ def test_paths_without_pvs_and_vgfs_pvs(lvm, tmp_path):
     result = scan(pv)
     [p] = result["pvs"]
     assert (p["format"], p["vg"], p["seqno"]) == ("vgfs", "own", 1)
+
+
+def test_mbr_disk_image_pv_in_partition_2(lvm):
+    size = 64 * MiB
+    img = lvm.image("mbr.img", size)
+    parts = [(2048, 8192), (10240, size // 512 - 10240)]  # (first sector, sectors)
+    mbr = bytearray(512)
+    for i, (first, count) in enumerate(parts):
+        struct.pack_into("<B3sB3sII", mbr, 446 + 16 * i, 0, b"\0\0\0", 0x8E, b"\0\0\0", first, count)
+    mbr[510:512] = b"\x55\xaa"
+    with open(img, "r+b") as f:
+        f.write(mbr)
+    dev = lvm.attach(img, parts[1][0] * 512, parts[1][1] * 512)
+    lvm.run("pvcreate", "-q", dev)
+    lvm.run("vgcreate", "-q", "vgmbr", dev)
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "lv", "-L", "16M", "vgmbr")
+    result = scan(img)
+    [pv] = result["pvs"]
+    assert (pv["partition"], pv["offset"]) == (2, parts[1][0] * 512)
+    check_agrees(lvm, result, "vgmbr")

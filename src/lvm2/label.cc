@@ -92,7 +92,9 @@ Result<PvLabel> decode_label_sector(std::string_view sector, uint64_t sector_num
     return Status::Error(EINVAL, "the label type is not \"LVM2 001\"");
   const uint32_t pv_offset = le32(sector, kPvHeaderOffsetAt);
   if (pv_offset < kLabelHeaderSize || pv_offset > kSectorSize - kPvHeaderFixed - 2 * kAreaEntry)
-    return Status::Error(EINVAL, fmt::format("pv_header offset {} does not fit in the label sector", pv_offset));
+    return Status::Error(EINVAL, fmt::format("pv_header offset {} is outside {}-{}: it must follow the label "
+                                             "header and fit in the sector",
+                                             pv_offset, kLabelHeaderSize, kSectorSize - kPvHeaderFixed - 2 * kAreaEntry));
 
   PvLabel label;
   label.sector = sector_number;
