@@ -41,7 +41,6 @@ def snapshot(directory) -> dict[str, str]:
     return out
 
 
-
 def tree_sums(root) -> dict[str, str]:
     """relpath -> sha256 of every file under `root`, a mounted filesystem
     (its lost+found skipped), to compare a filesystem's content before and
@@ -100,4 +99,3 @@ def damage(path, offset, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-
