@@ -36,7 +36,6 @@ from vgfstest import *  # noqa: E402,F401,F403
 TEST_BUDGET = int(os.environ.get("VGFS_TEST_BUDGET", "240"))
 
 
-
 @pytest.fixture(scope="session")
 def vgfs_bin() -> Path:
     if not VGFS_BIN.exists():

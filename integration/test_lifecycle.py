@@ -40,6 +40,7 @@ from vgfstest import (
     read_kv,
     sha256_file,
     start_job,
+    tree_sums,
 )
 
 HAVE_EXT4 = shutil.which("mkfs.ext4") is not None and shutil.which("losetup") is not None
@@ -396,16 +397,6 @@ class Ext4Writer:
         assert not self.thread.is_alive(), "ext4 writer stuck"
         assert not self.errors, self.errors
         return dict(self.sums)
-
-
-def tree_sums(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != "lost+found"]
-        for f in files:
-            p = Path(dirpath) / f
-            out[str(p.relative_to(root))] = sha256_file(p)
-    return out
 
 
 @pytest.mark.skipif(not HAVE_EXT4, reason="needs e2fsprogs and losetup")

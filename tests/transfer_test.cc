@@ -193,7 +193,7 @@ void check_rule5(const Rig& rig) {
   std::optional<JobRecord> rec = rig.newest();
   if (!rec) return;  // nothing persisted: P is 0
   REQUIRE(rec->progress_pointer <= rig.size);
-  const uint64_t below = (rec->progress_pointer + rig.rs - 1) / rig.rs;
+  const uint64_t below = div_ceil(rec->progress_pointer, rig.rs);
   std::string src = rig.src_at(0, rig.size), dst = rig.dst_at(0, rig.size);
   for (uint64_t r = 0; r < below; ++r) {
     CAPTURE(r);

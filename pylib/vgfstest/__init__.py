@@ -21,7 +21,7 @@ from .control import (JOB_END_STATES, ctl, ctl_ok, job_int, job_status, reply_jo
                       start_job, start_slow_job, wait_job, wait_jobs, warm_up_lv)
 from .env import FIG3_LVX_RUNS, VG, Env, Mount, fig3_vg
 from .files import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, damage, libc, pread_full,
-                    punch_hole, pwrite_full, read_pv_bytes, sha256_file, snapshot)
+                    punch_hole, pwrite_full, read_pv_bytes, sha256_file, snapshot, tree_sums)
 from .lv_model import LvModel, RandomWriters
 from .mounts import daemon_pids, is_mounted, loop_devices_for, mountinfo_points, pid_alive
 from .paths import REPO, VGFS_BIN

@@ -22,5 +22,3 @@ def assert_one_line_error(r: subprocess.CompletedProcess, *needles: str, status:
     for n in needles:
         assert n.lower() in line.lower(), f"expected {n!r} in the error\n{detail}"
     return line
-
-

@@ -49,4 +49,3 @@ def render_config(vg_name: str, pvs: list[PvSpec], lvs: list[LvSpec],
             for le, pv, pe in lv.extents:
                 out.append(f"      - {{le: {le}, pv: {pv}, pe: {pe}}}")
     return "\n".join(out) + "\n"
-

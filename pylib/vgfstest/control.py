@@ -82,7 +82,6 @@ def wait_job(m, job: int, states=JOB_END_STATES, timeout: float = 60,
     return st
 
 
-
 def wait_jobs(m, jobs, timeout: float = 60, poll: float = 0.05) -> dict[int, dict[str, str]]:
     """Polls each of `jobs` until all have completed; returns job -> last
     status. Returns early, with the statuses read so far, when a job ends

@@ -88,8 +88,6 @@ class VG:
         return json.loads(r.stdout)
 
 
-
-
 @dataclass
 class Mount:
     env: "Env"
@@ -121,7 +119,6 @@ class Mount:
 
     def unmount(self) -> None:
         self.env.unmount(self)
-
 
 
 class Env:

@@ -41,6 +41,19 @@ def snapshot(directory) -> dict[str, str]:
     return out
 
 
+def tree_sums(root) -> dict[str, str]:
+    """relpath -> sha256 of every file under `root`, a mounted filesystem
+    (its lost+found skipped), to compare a filesystem's content before and
+    after a move or a remount."""
+    root = Path(root)
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != "lost+found"]
+        for f in files:
+            p = Path(dirpath) / f
+            out[str(p.relative_to(root))] = sha256_file(p)
+    return out
+
 libc = ctypes.CDLL(None, use_errno=True)
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
@@ -86,4 +99,3 @@ def damage(path, offset, data: bytes) -> None:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
-

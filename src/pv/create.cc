@@ -127,7 +127,7 @@ Result<VgMetadata> metadata_from_config(const VgConfig& config, const std::vecto
   }
   for (const LvConfig& lc : config.lvs) {
     if (!lc.size) continue;
-    uint64_t extents = (*lc.size + config.extent_size - 1) / config.extent_size;
+    uint64_t extents = div_ceil(*lc.size, config.extent_size);
     if (extents * config.extent_size != *lc.size && notes)
       notes->push_back(fmt::format("LV {}: size {} rounded up to {} extents ({})", lc.name, format_size(*lc.size),
                                    extents, format_size(extents * config.extent_size)));

@@ -2,6 +2,8 @@
 // (include/vgfs/transfer.h, docs/migration.md).
 #include "vgfs/transfer.h"
 
+#include "vgfs/sizes.h"
+
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -18,8 +20,8 @@ constexpr uint64_t bit(uint64_t r) { return uint64_t{1} << (r % 64); }
 
 Transfer::Transfer(const Geometry& g, const JobRecord* resume)
     : g_(g),
-      regions_((g.size + g.region_size - 1) / g.region_size),
-      words_((regions_ + 63) / 64),
+      regions_(div_ceil(g.size, g.region_size)),
+      words_(div_ceil(regions_, 64)),
       lock_count_(std::min<uint64_t>(regions_, 1024)),
       locks_(new std::mutex[lock_count_]),
       dirty_(new std::atomic<uint64_t>[words_]),
@@ -50,7 +52,7 @@ Transfer::Transfer(const Geometry& g, const JobRecord* resume)
 Transfer::~Transfer() = default;
 
 bool Transfer::below_pointer(uint64_t r) const {
-  return r < (progress_.load() + g_.region_size - 1) / g_.region_size;
+  return r < div_ceil(progress_.load(), g_.region_size);
 }
 
 bool Transfer::persisted(uint64_t r) const { return persisted_view_[r / 64].load() & bit(r); }
@@ -145,7 +147,7 @@ Status Transfer::copy_region(uint64_t r) {
 }
 
 Status Transfer::copy_next() {
-  const uint64_t r = (progress_.load() + g_.region_size - 1) / g_.region_size;
+  const uint64_t r = div_ceil(progress_.load(), g_.region_size);
   if (r >= regions_) return Status::Ok();
   std::lock_guard lock(lock_of(r));
   copying_.store(r);  // before the bit is cleared: a snapshot still counts it dirty
@@ -190,7 +192,7 @@ uint64_t Transfer::dirty_count() const {
 }
 
 std::string Transfer::bitmap_bytes() const {
-  std::string out((regions_ + 7) / 8, '\0');
+  std::string out(div_ceil(regions_, 8), '\0');
   for (uint64_t r = 0; r < regions_; ++r)
     if ((dirty_[r / 64].load() | dual_[r / 64].load()) & bit(r)) out[r / 8] = static_cast<char>(out[r / 8] | (1 << (r % 8)));
   return out;
