@@ -183,9 +183,9 @@ def test_lvm2_sizes_on_the_command_line(env, small_vg):
         (["lvextend", m.mp, "lva", "+2M"], "lva", 6 * MiB),
         (["lvextend", m.mp, "lva", "8m"], "lva", 8 * MiB),
         (["lvextend", m.mp, "lvb", "4MiB"], "lvb", 4 * MiB),      # the IEC form keeps working
-        (["lvreduce", m.mp, "lva", "6144k"], "lva", 6 * MiB),
+        (["lvreduce", m.mp, "lva", "6144k", "-y"], "lva", 6 * MiB),
         (["lvextend", m.mp, "lva", "+0.0625g"], "lva", 70 * MiB),
-        (["lvreduce", m.mp, "lva", "-2M"], "lva", 68 * MiB),
+        (["lvreduce", m.mp, "lva", "-2M", "-y"], "lva", 68 * MiB),
     ]
     for args, lv, size in steps:
         r = env.vgfs(*args)
