@@ -111,13 +111,26 @@ int cmd_mount(const std::string& config, const std::string& mountpoint, bool for
   o.config = absolute(config);  // the daemon changes its folder to /
   o.mountpoint = absolute(mountpoint);
   o.foreground = foreground;
-  for (const std::string& list : opts) {
-    Status st = parse_mount_options(list, &o);
+  // `nonempty` is fuse2's option (util-linux and fstab lines still pass
+  // it): libfuse 3 mounts over a non-empty folder silently, hiding its
+  // files; vgfs refuses that unless asked, as fuse2 did.
+  bool nonempty = false;
+  for (std::string list : opts) {
+    std::string rest;
+    std::stringstream in(list);
+    for (std::string opt; std::getline(in, opt, ',');) {
+      if (opt == "nonempty") nonempty = true;
+      else rest += (rest.empty() ? "" : ",") + opt;
+    }
+    Status st = parse_mount_options(rest, &o);
     if (!st.ok()) return fail(st.message());
   }
   std::error_code ec;
   if (!std::filesystem::is_directory(o.mountpoint, ec))
     return fail(fmt::format("mount point {} is not a folder", o.mountpoint));
+  if (!nonempty && !std::filesystem::is_empty(o.mountpoint, ec) && !ec)
+    return fail(fmt::format("mount point {} is not empty: its files would be hidden under the mount; empty it, "
+                            "or mount with -o nonempty", o.mountpoint));
   return run_mount(o);
 }
 
@@ -692,7 +705,8 @@ int run(int argc, char** argv) {
   mount->add_option("CONFIG", config, "VG configuration (YAML)")->required();
   mount->add_option("MOUNTPOINT", mountpoint, "folder to mount on")->required();
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground");
-  mount->add_option("-o", mount_opts, "options: ro, allow_other, debug, threads=N, [no_]splice_read, [no_]splice_write");
+  mount->add_option("-o", mount_opts,
+                    "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write");
 
   // lvs, pvs, vgs: LVM2's report options (src/cli/report.h).
   CLI::App* lists[3];
