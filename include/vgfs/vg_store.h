@@ -64,9 +64,9 @@ class VgStore {
   // Puts a removed PV back (when the commit without it failed).
   void restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const PvLabel& label);
   // Each commit first saves the metadata it replaces as
-  // `<archive>/<vg>_<seqno>.yaml`, keeping the newest kArchiveKeep.
+  // `<archive>/<vg>_<seqno>.yaml`, kept as LVM2 keeps its archive
+  // (include/vgfs/archive.h: the newest 10, and all of the last 30 days).
   void set_archive(std::string folder) { archive_ = std::move(folder); }
-  static constexpr size_t kArchiveKeep = 20;
 
   size_t pv_count() const { return pvs_.size(); }
   const PvDevice& pv(uint32_t index) const { return *pvs_[index]; }

@@ -400,7 +400,7 @@ Status VgStore::commit(VgMetadata next) {
   const std::string text = encode_metadata(next);
   commit_problems_.clear();
   if (!archive_.empty())
-    if (Status a = archive_metadata(archive_, metadata_, kArchiveKeep); !a.ok()) commit_problems_.push_back(a.message());
+    if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}); !a.ok()) commit_problems_.push_back(a.message());
   const int slot = static_cast<int>(next.seqno % 2);
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
