@@ -115,7 +115,7 @@ Result<LvmExtents> parse_lvm_extents(std::string_view text) {
   }
   size_t digits = 0;
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
-  if (!parse_u64(text.substr(0, digits), &out.number)) return bad("expected a whole number");
+  if (!parse_decimal(text.substr(0, digits), &out.number)) return bad("expected a whole number");
   text.remove_prefix(digits);
   if (text.empty()) return out;
   if (text == "%VG") out.base = 'V';
