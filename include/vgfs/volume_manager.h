@@ -171,18 +171,19 @@ class VolumeManager {
 
   Status check_not_on_mount(const std::string& path, const struct stat* opened) const;
 
-  VgStore& store_;
-  VolumeSet& volume_;
-  std::string mount_point_;
+  // Lock order and what each lock guards: docs/design.md "Locks".
+  VgStore& store_;      // guarded by admin_ (VgStore is serialized by its caller)
+  VolumeSet& volume_;   // thread-safe itself; its changes are made under admin_
+  std::string mount_point_;  // guarded by admin_
   mutable std::mutex admin_;  // metadata changes and the job list
-  std::vector<std::unique_ptr<Job>> jobs_;
+  std::vector<std::unique_ptr<Job>> jobs_;  // guarded by admin_
 
   mutable std::mutex pool_m_;  // the members below and each Job's scheduling fields
   std::condition_variable pool_cv_;
-  std::vector<std::thread> copiers_;
-  std::vector<Job*> scheduled_;  // jobs a copier may run
-  uint64_t turns_ = 0;
-  bool pool_stop_ = false;
+  std::vector<std::thread> copiers_;  // guarded by pool_m_
+  std::vector<Job*> scheduled_;       // guarded by pool_m_; jobs a copier may run
+  uint64_t turns_ = 0;                // guarded by pool_m_
+  bool pool_stop_ = false;            // guarded by pool_m_
   std::atomic<bool> fail_thread_start_{false};
 };
 

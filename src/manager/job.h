@@ -30,8 +30,8 @@ enum class StepResult {
 };
 
 struct VolumeManager::Job {
-  JobInfo info;
-  std::unique_ptr<Transfer> transfer;  // null for jobs that ended before this mount
+  JobInfo info;                        // guarded by VolumeManager::admin_
+  std::unique_ptr<Transfer> transfer;  // set once at creation; null for jobs that ended before this mount
   std::mutex m;
   std::condition_variable cv;
   bool stop = false, abort = false;  // guarded by m
@@ -51,12 +51,12 @@ struct VolumeManager::Job {
     uint64_t limit = 0;  // the rate limit `budget` was counted with
   } copier;
 
-  // Scheduling, guarded by the pool's mutex.
+  // Scheduling.
   enum class Sched { kNone, kReady, kRunning, kSleeping, kParked };
-  Sched sched = Sched::kNone;
-  bool poked = false;  // woken while running: queue again instead of parking
-  Clock::time_point wake_at;
-  uint64_t turn = 0;  // round-robin order among ready jobs
+  Sched sched = Sched::kNone;  // guarded by VolumeManager::pool_m_
+  bool poked = false;          // guarded by VolumeManager::pool_m_; woken while running: queue again instead of parking
+  Clock::time_point wake_at;   // guarded by VolumeManager::pool_m_
+  uint64_t turn = 0;           // guarded by VolumeManager::pool_m_; round-robin order among ready jobs
 };
 
 }  // namespace vgfs
