@@ -70,8 +70,6 @@ struct PvRemoved {
   std::string pv, vg;
 };
 
-enum class StepResult;  // src/manager/job.h
-
 // Copier threads a mount runs, whatever the number of jobs.
 constexpr size_t kCopierThreads = 4;
 
@@ -148,8 +146,9 @@ class VolumeManager {
   Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
   bool record_fits(const VgMetadata& md, const JobInfo& job) const;
-  // One slice of a job's copier state machine (src/manager/migration.cc).
-  StepResult step(Job& job);
+  // Gives a job with a transfer its copier (src/manager/copier.h), whose
+  // hooks make the switch and end commits below.
+  void attach_copier(Job& job);
   // The copier pool (src/manager/copier_pool.cc).
   Status ensure_copiers();             // at least one thread; tops up to kCopierThreads
   void schedule(Job& job);             // a new or resumed running job

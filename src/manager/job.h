@@ -1,10 +1,10 @@
 // The runtime side of one migration job (private to src/manager).
 //
 // Jobs do not own threads: a fixed pool of kCopierThreads copier threads
-// (src/manager/copier_pool.cc) runs the steps of every running job, a slice
-// at a time, round-robin. A step copies regions for at most kSliceTime and
-// returns; between steps a job is queued (ready), sleeping until its rate
-// budget allows the next region, or parked while paused.
+// (src/manager/copier_pool.cc) runs the steps of every running job's
+// Copier (src/manager/copier.h), a slice at a time, round-robin. Between
+// steps a job is queued (ready), sleeping until its rate budget allows the
+// next region, or parked while paused.
 #pragma once
 
 #include <atomic>
@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 
+#include "manager/copier.h"
 #include "vgfs/transfer.h"
 #include "vgfs/volume_manager.h"
 
@@ -21,35 +22,15 @@ namespace vgfs {
 
 using Clock = std::chrono::steady_clock;
 
-// What a job's step asks of the pool next.
-enum class StepResult {
-  kAgain,  // more to do: queue it behind the others
-  kSleep,  // rate limit: run again at Job::wake_at (or when woken)
-  kPark,   // paused: run again when woken (resume, abort, stop)
-  kDone,   // ended (completed, aborted, failed) or stopped for unmount
-};
-
 struct VolumeManager::Job {
   JobInfo info;                        // guarded by VolumeManager::admin_
   std::unique_ptr<Transfer> transfer;  // set once at creation; null for jobs that ended before this mount
+  std::unique_ptr<Copier> copier;      // set with transfer; its steps run on the pool
   std::mutex m;
   std::condition_variable cv;
   bool stop = false, abort = false;  // guarded by m
   std::atomic<bool> done{false};     // set under m, read anywhere
-  std::atomic<uint64_t> rate{0};
-  Clock::time_point started = Clock::now();
-
-  // Copier state carried from one step to the next (only the thread running
-  // the step touches it).
-  struct Copier {
-    bool begun = false;
-    bool resync = false;                  // past the first pass (rule 4)
-    std::optional<uint64_t> cursor;       // next region to look at in a resync pass; none = between passes
-    uint64_t before = 0;                  // dirty regions at the start of the last pass
-    Clock::time_point last_checkpoint, rate_mark, budget;
-    uint64_t rate_bytes = 0;
-    uint64_t limit = 0;  // the rate limit `budget` was counted with
-  } copier;
+  const Clock::time_point started = Clock::now();
 
   // Scheduling.
   enum class Sched { kNone, kReady, kRunning, kSleeping, kParked };
