@@ -32,7 +32,7 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
 
 VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
   for (const JobInfo& info : store.metadata().jobs) {
-    auto job = std::make_unique<Job>();
+    auto job = std::make_shared<Job>();
     job->info = info;
     job->done = !info.running();
     if (info.running()) {
@@ -53,9 +53,31 @@ VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store),
     }
     jobs_.push_back(std::move(job));
   }
+  std::lock_guard lock(admin_);
+  publish();
 }
 
 VolumeManager::~VolumeManager() { shutdown(); }
+
+void VolumeManager::publish() {
+  auto next = std::make_shared<Snapshot>();
+  next->metadata = store_.metadata();
+  next->jobs.reserve(jobs_.size());
+  for (const auto& j : jobs_) next->jobs.push_back({j->info, j});
+  std::lock_guard lock(snapshot_m_);
+  snapshot_ = std::move(next);
+}
+
+std::shared_ptr<const VolumeManager::Snapshot> VolumeManager::snapshot() const {
+  std::lock_guard lock(snapshot_m_);
+  return snapshot_;
+}
+
+bool VolumeManager::admin_free_for_testing() const {
+  if (!admin_.try_lock()) return false;
+  admin_.unlock();
+  return true;
+}
 
 // The job's copier asks for its commits through these hooks; they run on
 // the copier's thread between regions, holding no region lock.
@@ -92,7 +114,7 @@ void VolumeManager::publish_transfers(const std::string& name) {
 }
 
 Status VolumeManager::start() {
-  std::lock_guard lock(admin_);
+  Change change(*this);
   std::vector<std::string> lvs;
   for (auto& job : jobs_)
     if (job->info.running()) lvs.push_back(job->info.lv);
@@ -193,7 +215,7 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
       uint64_t id = it->id;
       it = md.jobs.erase(it);
       --finished;
-      std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) {
+      std::erase_if(jobs_, [&](const std::shared_ptr<Job>& j) {
         if (j->info.id != id) return false;
         forget(*j);
         return true;
@@ -206,7 +228,7 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
   JobsStarted ids;
   std::vector<Job*> started;
   for (const JobInfo& info : created) {
-    auto job = std::make_unique<Job>();
+    auto job = std::make_shared<Job>();
     job->info = info;
     job->transfer = std::make_unique<Transfer>(geometry_of(store_, info), nullptr);
     attach_copier(*job);
@@ -228,7 +250,8 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
 
 Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<IndexRange> les,
                                         std::string_view pv_name, std::optional<uint64_t> pe) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(lv_name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", lv_name));
@@ -292,7 +315,8 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
 }
 
 Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
   if (src < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", pv_name));
@@ -359,7 +383,7 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   Transfer& t = *job.transfer;
   // admin_ before the write barrier, always: quiesce() runs under admin_ and
   // waits for writers, which may wait for the barrier.
-  std::lock_guard lock(admin_);
+  Change change(*this);
   t.block_writes();
   VgMetadata md = store_.metadata();
   if (JobInfo* j = md.find_job(job.info.id)) {
@@ -369,6 +393,7 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   Status st = commit(std::move(md));
   job.info.state = state;
   job.info.reason = st.ok() ? reason : fmt::format("{} (and the metadata commit failed: {})", reason, st.message());
+  publish();  // before the status says so: a reader that sees it ended sees the commit too
   t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
   publish_transfers(job.info.lv);
   t.finish();
@@ -386,7 +411,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
     *st = Status::Error(EIO, failure);
     return false;
   }
-  std::unique_lock lock(admin_);
+  Change change(*this);
   t.block_writes();
   if (t.pending_count() != 0) {  // a write that saw the state before synchronized
     t.unblock_writes();
@@ -405,6 +430,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
     return false;
   }
   job.info.state = JobState::kCompleted;
+  publish();  // before the status says so: a reader that sees it completed sees the new map
   t.set_sync_status(SyncStatus::kCompleted);
   (void)volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   publish_transfers(job.info.lv);
@@ -412,7 +438,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
   // Freed source PEs are handed out again only under admin_, still held
   // until every request that saw the old map has ended.
   volume_.quiesce();
-  lock.unlock();
+  change.unlock();
   std::lock_guard done(job.m);
   job.done = true;
   job.cv.notify_all();
@@ -487,8 +513,10 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
   return s;
 }
 
-JobStatus VolumeManager::status_of(const Job& j) const {
-  JobStatus s = recorded_job_status(store_.metadata(), j.info);
+// A job's status from a snapshot: its record as of the snapshot, and the
+// live counters of its transfer and copier.
+JobStatus VolumeManager::status_of(const VgMetadata& md, const JobInfo& info, const Job& j) {
+  JobStatus s = recorded_job_status(md, info);
   s.rate = j.copier ? j.copier->rate() : 0;
   if (s.rate == 0 && j.transfer && !j.done && !j.transfer->paused()) {  // before the first rate sample
     double secs = std::chrono::duration<double>(Clock::now() - j.started).count();
@@ -506,31 +534,29 @@ JobStatus VolumeManager::status_of(const Job& j) const {
   return s;
 }
 
+// The readers below take the snapshot, never admin_.
 std::vector<JobStatus> VolumeManager::jobs() const {
-  std::lock_guard lock(admin_);
+  std::shared_ptr<const Snapshot> s = snapshot();
   std::vector<JobStatus> out;
-  for (const auto& j : jobs_) out.push_back(status_of(*j));
+  out.reserve(s->jobs.size());
+  for (const Snapshot::JobEntry& e : s->jobs) out.push_back(status_of(s->metadata, e.info, *e.job));
   return out;
 }
 
 Result<JobStatus> VolumeManager::job(uint64_t id) const {
-  std::lock_guard lock(admin_);
-  Job* j = find(id);
-  if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
-  return status_of(*j);
+  std::shared_ptr<const Snapshot> s = snapshot();
+  for (const Snapshot::JobEntry& e : s->jobs)
+    if (e.info.id == id) return status_of(s->metadata, e.info, *e.job);
+  return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
 Result<std::string> VolumeManager::bitmap(uint64_t id) const {
-  std::lock_guard lock(admin_);
-  Job* j = find(id);
-  if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
-  if (!j->transfer) return std::string();
-  return j->transfer->bitmap_bytes();
+  std::shared_ptr<const Snapshot> s = snapshot();
+  for (const Snapshot::JobEntry& e : s->jobs)
+    if (e.info.id == id) return e.job->transfer ? e.job->transfer->bitmap_bytes() : std::string();
+  return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
-VgMetadata VolumeManager::metadata() const {
-  std::lock_guard lock(admin_);
-  return store_.metadata();
-}
+VgMetadata VolumeManager::metadata() const { return snapshot()->metadata; }
 
 }  // namespace vgfs
