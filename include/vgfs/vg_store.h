@@ -11,6 +11,7 @@
 // everywhere; no seqno is ever written with two different texts. Opening for
 // writing rewrites every stale or damaged label and slot copy (each repair
 // is reported).
+// Not thread-safe: VgStore is serialized by its caller (VolumeManager::admin_ on a mount, docs/design.md "Locks").
 #pragma once
 
 #include <memory>
