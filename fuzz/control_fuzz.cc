@@ -29,10 +29,12 @@ std::string canonical(const Command& command) {
                  [&](const cmd::Move& c) {
                    add(c.lv + (c.les ? ":" + format_range(c.les->first, c.les->count) : ""));
                    add(c.pv + (c.pe ? fmt::format(":{}", *c.pe) : ""));
+                   if (c.limit) add(fmt::format("limit={}", c.limit));
                  },
                  [&](const cmd::Pvmove& c) {
                    add(c.pv);
                    add_all(c.destinations);
+                   if (c.limit) add(fmt::format("limit={}", c.limit));
                  },
                  [&](const cmd::Abort& c) { add(fmt::format("{}", c.job)); },
                  [&](const cmd::Pause& c) { add(fmt::format("{}", c.job)); },

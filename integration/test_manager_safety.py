@@ -24,8 +24,10 @@ from vgfstest import (
     assert_one_line_error,
     ctl,
     ctl_ok,
+    job_int,
     job_status,
     pid_alive,
+    reply_job_ids,
     start_job,
     start_slow_job,
     warm_up_lv,
@@ -212,6 +214,39 @@ def test_limit_is_durable_when_it_answers_ok(env):
     m = env.mount(vg.config, mp, foreground=True)
     st = job_status(m, job)
     assert st["rate_limit"] == str(3 * MiB) and st["paused"] == "yes", st
+
+
+def test_a_limit_given_with_move_holds_from_the_start_and_is_durable(env):
+    """A `limit` sent after `move` replied comes after the copier started;
+    `move ... limit=RATE` (and `vgfs move --limit`) is in force from the first
+    region and in the job record when the command answers ok."""
+    vg = env.make_vg(pvs=[PvSpec("pv0", "pv0.img", "256MiB"), PvSpec("pv1", "pv1.img", "256MiB")],
+                     lvs=[LvSpec("lv0", "128MiB")])
+    vg.create()
+    mp = env.new_mountpoint()
+    m = env.mount(vg.config, mp, foreground=True)
+    fd = os.open(m.lv("lv0"), os.O_WRONLY)
+    try:
+        chunk = os.urandom(MiB)
+        for i in range(128):
+            os.pwrite(fd, chunk, i * MiB)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    r = env.vgfs("move", m.mp, "lv0", "pv1", "--limit", "1MiB")
+    assert r.returncode == 0, r.stderr
+    job = reply_job_ids(r.stdout.strip() if r.stdout.startswith("ok") else "ok " + r.stdout.strip())[0]
+    st = job_status(m, job)
+    assert st["rate_limit"] == str(MiB), st
+    # Before the option, the first slice of the copier ran unlimited.
+    assert job_int(st, "copied_bytes") <= 8 * MiB, st
+    os.kill(m.proc.pid, signal.SIGKILL)
+    m.proc.wait(timeout=10)
+    env.unmount(m)
+    m = env.mount(vg.config, mp, foreground=True)
+    st = job_status(m, job)
+    assert st["rate_limit"] == str(MiB) and st["sync_status"] == "copying", st
+    ctl_ok(m, f"abort {job}")
 
 
 @pytest.mark.parametrize("size", ["18446744073709551615", "16777215TiB", "17592186044415MiB"])

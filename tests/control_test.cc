@@ -96,6 +96,25 @@ TEST_CASE("parse_command: pvmove") {
   CHECK(many.destinations == std::vector<std::string>{"pv1", "pv2"});
 }
 
+TEST_CASE("parse_command: move and pvmove take limit=RATE after their arguments") {
+  cmd::Move m = parse_as<cmd::Move>("move lv0:1-2 pv1:5 limit=16MiB");
+  CHECK(m == cmd::Move{"lv0", IndexRange{1, 2}, "pv1", 5, 16 * MiB});
+  CHECK(parse_as<cmd::Move>("move lv0 pv1 limit=1MiB/s").limit == MiB);
+  CHECK(parse_as<cmd::Move>("move lv0 pv1").limit == 0);
+  cmd::Pvmove p = parse_as<cmd::Pvmove>("pvmove pv0 pv1 pv2 limit=4KiB");
+  CHECK(p.destinations == std::vector<std::string>{"pv1", "pv2"});
+  CHECK(p.limit == 4 * KiB);
+  for (const char* bad : {"move lv0 pv1 limit=fast", "move lv0 pv1 speed=1MiB", "move lv0 pv1 limit=1MiB limit=2MiB",
+                          "pvmove pv0 limit=", "move lv0 limit=1MiB", "move limit=1MiB"}) {
+    CAPTURE(bad);
+    Result<Command> c = parse_command(bad);
+    REQUIRE(!c.ok());
+    CHECK(c.status().code() == EINVAL);
+  }
+  // Only move and pvmove have options: a '=' elsewhere is an ordinary word.
+  CHECK(!parse_command("lvremove a=b").ok());
+}
+
 TEST_CASE("parse_command: abort, pause, resume take a job number") {
   // The job number of an abort, pause or resume; 0 for another verb.
   auto job = [](const Command& c) {

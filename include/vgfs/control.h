@@ -38,18 +38,23 @@ struct PvRemoved;
 // the arguments its verb takes, checked by parse_command().
 namespace cmd {
 
-struct Move {  // move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST]
+// `limit=RATE` after the arguments of move and pvmove starts the jobs with
+// that copy rate, in force before the first region is copied (a `limit`
+// command sent after the reply comes after the copier has started).
+struct Move {  // move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]
   static constexpr std::string_view kVerb = "move";
   std::string lv;
   std::optional<IndexRange> les;  // all of the LV when absent
   std::string pv;                 // the destination
   std::optional<uint64_t> pe;     // the first destination PE, chosen when absent
+  uint64_t limit = 0;             // bytes/s for the new jobs, 0 = none
   bool operator==(const Move&) const = default;
 };
-struct Pvmove {  // pvmove PV [DEST_PV ...]
+struct Pvmove {  // pvmove PV [DEST_PV ...] [limit=RATE]
   static constexpr std::string_view kVerb = "pvmove";
   std::string pv;                         // the PV to empty
   std::vector<std::string> destinations;  // any other PV when empty
+  uint64_t limit = 0;                     // bytes/s for the new jobs, 0 = none
   bool operator==(const Pvmove&) const = default;
 };
 struct Abort {  // abort JOB

@@ -96,12 +96,14 @@ class VolumeManager {
   void shutdown();
 
   // `move LV[:LE-range] PV[:PE]`: one job per contiguous source run.
+  // `limit` (bytes/s, 0 = none) is each new job's copy rate from its first
+  // region on, and is in its persisted record before this returns.
   Result<JobsStarted> move(std::string_view lv, std::optional<IndexRange> les, std::string_view pv,
-                           std::optional<uint64_t> pe);
+                           std::optional<uint64_t> pe, uint64_t limit = 0);
   // `pvmove PV [DEST...]`: every allocated extent of PV onto the others,
   // one job per run. When the PV's migration area cannot hold a record for
   // every run, the runs that fit start and the result says how many.
-  Result<JobsStarted> pvmove(std::string_view pv, const std::vector<std::string>& destinations);
+  Result<JobsStarted> pvmove(std::string_view pv, const std::vector<std::string>& destinations, uint64_t limit = 0);
   Status abort(uint64_t id);
   Status pause(uint64_t id);
   Status resume(uint64_t id);
@@ -182,7 +184,9 @@ class VolumeManager {
   // then takes admin_ again into `change`.
   Status zero_unlocked(Change& change, const VgMetadata& md, const std::vector<MapRun>& runs);
 
-  Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
+  Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs, uint64_t limit);
+  // Logs a problem and adds it to this thread's CommitWarnings, if any.
+  static void warn(std::string warning);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
   bool record_fits(const VgMetadata& md, const JobInfo& job) const;
   // Gives a job with a transfer its copier (src/manager/copier.h), whose

@@ -51,12 +51,13 @@ def reply_job_ids(reply: str) -> list[int]:
 
 
 def start_job(m, command: str, limit: str | None = None) -> int:
-    """Runs a command that starts exactly one job; optionally sets its rate
-    limit right away. Returns the job id."""
+    """Runs a command that starts exactly one job, optionally with a rate
+    limit in force from its first region (`limit=RATE`, docs/migration.md).
+    Returns the job id."""
+    if limit is not None:
+        command = f"{command} limit={limit}"
     ids = reply_job_ids(ctl_ok(m, command))
     assert len(ids) == 1, f"{command!r} started jobs {ids}, expected one"
-    if limit is not None:
-        ctl_ok(m, f"limit {ids[0]} {limit}")
     return ids[0]
 
 

@@ -744,11 +744,14 @@ int run(int argc, char** argv) {
   move->add_option("LV", lv_arg, "LV[:LE_FIRST-LE_LAST]")->required();
   move->add_option("PV", pv_arg, "PV[:PE_FIRST]")->required();
   move->add_flag("--wait", wait, "follow the job with a progress bar until it ends");
+  std::string start_limit;
+  move->add_option("--limit", start_limit, "copy at most RATE per second from the start (e.g. 50MiB)");
   std::vector<std::string> pvmove_args;
   auto* pvmove = app.add_subcommand("pvmove", "move every allocated extent off a PV, online");
   pvmove->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   pvmove->add_option("PV", pvmove_args, "PV [DEST_PV...]")->required();
   pvmove->add_flag("--wait", wait, "follow the jobs with a progress bar until they end");
+  pvmove->add_option("--limit", start_limit, "copy at most RATE per second, per job, from the start");
   auto* jobs = app.add_subcommand("jobs", "list the migration jobs of a mount");
   jobs->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   jobs->add_flag("--json", json, "print JSON");
@@ -870,10 +873,15 @@ int run(int argc, char** argv) {
     }
   if (*dump) return cmd_dump(config);
   if (*check) return cmd_check(config);
-  if (*move) return cmd_control(mountpoint, {"move", lv_arg, pv_arg}, wait);
+  if (*move) {
+    std::vector<std::string> words = {"move", lv_arg, pv_arg};
+    if (!start_limit.empty()) words.push_back("limit=" + start_limit);
+    return cmd_control(mountpoint, words, wait);
+  }
   if (*pvmove) {
     std::vector<std::string> words = {"pvmove"};
     words.insert(words.end(), pvmove_args.begin(), pvmove_args.end());
+    if (!start_limit.empty()) words.push_back("limit=" + start_limit);
     return cmd_control(mountpoint, words, wait);
   }
   if (*jobs) return cmd_jobs(mountpoint, json, wait);

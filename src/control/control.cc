@@ -14,7 +14,7 @@ namespace vgfs {
 namespace {
 
 constexpr std::string_view kUsage[] = {
-    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST]", "pvmove PV [DEST_PV ...]", "abort JOB", "pause JOB", "resume JOB",
+    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]", "pvmove PV [DEST_PV ...] [limit=RATE]", "abort JOB", "pause JOB", "resume JOB",
     "limit JOB RATE", "lvcreate NAME SIZE [PV ...]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
     "lvrename OLD NEW", "pvadd PATH [NAME]", "pvremove PV",
 };
@@ -84,7 +84,26 @@ Result<Command> parse_command(std::string_view line) {
   if (!words.ok()) return words.status();
   std::vector<std::string>& w = *words;
   if (w.empty()) return Status::Error(EINVAL, "empty command");
-  const std::string& verb = w[0];
+  const std::string verb = w[0];
+  // move and pvmove take options after their arguments: the trailing words
+  // holding '=', which no LV or PV name can hold.
+  uint64_t limit = 0;
+  if (verb == "move" || verb == "pvmove") {
+    bool seen = false;
+    while (w.size() > 1 && w.back().find('=') != std::string::npos) {
+      const std::string word = std::move(w.back());
+      w.pop_back();
+      const size_t eq = word.find('=');
+      if (word.substr(0, eq) != "limit" || seen)
+        return usage(verb, fmt::format("unknown or repeated option \"{}\" (the one option is limit=RATE)", word));
+      seen = true;
+      std::string rate = word.substr(eq + 1);
+      if (rate.size() > 2 && rate.substr(rate.size() - 2) == "/s") rate.resize(rate.size() - 2);
+      Result<uint64_t> r = parse_size(rate);
+      if (!r.ok()) return usage(verb, r.status().message());
+      limit = *r;
+    }
+  }
   const size_t args = w.size() - 1;
   if (verb == "move") {
     cmd::Move c;
@@ -105,6 +124,7 @@ Result<Command> parse_command(std::string_view line) {
       if (!r.ok() || r->count != 1) return usage(verb, fmt::format("bad first PE \"{}\"", w[2].substr(colon + 1)));
       c.pe = r->first;
     }
+    c.limit = limit;
     return Command(std::move(c));
   }
   if (verb == "pvmove") {
@@ -116,6 +136,7 @@ Result<Command> parse_command(std::string_view line) {
       VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed("pvmove"));
       c.destinations.push_back(w[i]);
     }
+    c.limit = limit;
     return Command(std::move(c));
   }
   if (verb == "abort" || verb == "pause" || verb == "resume") {
@@ -269,8 +290,8 @@ Status run(VolumeManager& m, const cmd::Abort& c) { return m.abort(c.job); }
 Status run(VolumeManager& m, const cmd::Pause& c) { return m.pause(c.job); }
 Status run(VolumeManager& m, const cmd::Resume& c) { return m.resume(c.job); }
 Status run(VolumeManager& m, const cmd::Limit& c) { return m.limit(c.job, c.rate); }
-Result<JobsStarted> run(VolumeManager& m, const cmd::Move& c) { return m.move(c.lv, c.les, c.pv, c.pe); }
-Result<JobsStarted> run(VolumeManager& m, const cmd::Pvmove& c) { return m.pvmove(c.pv, c.destinations); }
+Result<JobsStarted> run(VolumeManager& m, const cmd::Move& c) { return m.move(c.lv, c.les, c.pv, c.pe, c.limit); }
+Result<JobsStarted> run(VolumeManager& m, const cmd::Pvmove& c) { return m.pvmove(c.pv, c.destinations, c.limit); }
 Result<LvSized> run(VolumeManager& m, const cmd::Lvcreate& c) { return m.lvcreate(c.lv, c.size, c.pvs); }
 Result<LvSized> run(VolumeManager& m, const cmd::Lvextend& c) { return m.lvextend(c.lv, c.size); }
 Result<LvSized> run(VolumeManager& m, const cmd::Lvreduce& c) { return m.lvreduce(c.lv, c.size); }

@@ -40,10 +40,14 @@ Status VolumeManager::commit(VgMetadata md) {
     std::string warning = p.find("metadata archive") != std::string::npos
                               ? p
                               : fmt::format("metadata seqno {} not written to {}", store_.metadata().seqno, p);
-    log_warning(warning);
-    if (current_warnings) current_warnings->list_.push_back(std::move(warning));
+    warn(std::move(warning));
   }
   return st;
+}
+
+void VolumeManager::warn(std::string warning) {
+  log_warning(warning);
+  if (current_warnings) current_warnings->list_.push_back(std::move(warning));
 }
 
 size_t VolumeManager::copier_threads() const {

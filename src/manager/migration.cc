@@ -202,7 +202,7 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
   return Status::Ok();
 }
 
-Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created) {
+Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created, uint64_t limit) {
   // A copier first: a job committed with nothing to run it would hold its
   // destination forever, and a daemon at its thread limit must say so, not die.
   VGFS_RETURN_IF_ERROR(ensure_copiers());
@@ -231,6 +231,15 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
     auto job = std::make_shared<Job>();
     job->info = info;
     job->transfer = std::make_unique<Transfer>(geometry_of(store_, info), nullptr);
+    if (limit != 0) {
+      // In the record before `ok`, as the `limit` command does, so a crash
+      // right after the reply resumes the job at this rate.
+      job->transfer->set_rate_limit(limit);
+      Status s = job->transfer->checkpoint();
+      if (!s.ok())
+        warn(fmt::format("job {} runs at its limit, but the record holding the limit was not written: {}",
+                         info.id, s.message()));
+    }
     attach_copier(*job);
     ids.jobs.push_back(info.id);
     started.push_back(job.get());
@@ -249,7 +258,8 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
 }
 
 Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<IndexRange> les,
-                                        std::string_view pv_name, std::optional<uint64_t> pe) {
+                                        std::string_view pv_name, std::optional<uint64_t> pe,
+                                        uint64_t limit) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
@@ -311,10 +321,11 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
   if (created.empty())
     return Status::Error(EINVAL, fmt::format("LE {} of LV {} is on PV {} already; nothing to move",
                                              format_range(range.first, range.count), lv_name, dpv.name));
-  return start_jobs(std::move(md), std::move(created));
+  return start_jobs(std::move(md), std::move(created), limit);
 }
 
-Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
+Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names,
+                                          uint64_t limit) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
@@ -369,7 +380,7 @@ Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::v
     }
   }
   if (created.empty()) return Status::Error(EINVAL, fmt::format("PV {} holds no allocated extents; nothing to move", pv_name));
-  Result<JobsStarted> started = start_jobs(std::move(md), std::move(created));
+  Result<JobsStarted> started = start_jobs(std::move(md), std::move(created), limit);
   if (started.ok() && full) {
     started->runs_moving = moving;
     started->runs = runs;
