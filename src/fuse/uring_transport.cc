@@ -228,6 +228,7 @@ struct UringTransport::Impl {
         std::fprintf(stderr, "vgfs: io_uring: waiting on the ring of CPU %u: %s\n", e.qid, std::strerror(-r));
         return;
       }
+      if (!cqe && io_uring_peek_cqe(&e.ring, &cqe) != 0) continue;  // woke up without a completion
       const int res = cqe->res;
       io_uring_cqe_seen(&e.ring, cqe);
       if (res == 0) {
