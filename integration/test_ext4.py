@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MiB, LvSpec, PvSpec, sha256_file
+from vgfstest import MiB, LvSpec, PvSpec, sha256_file
 
 pytestmark = pytest.mark.skipif(shutil.which("mkfs.ext4") is None or shutil.which("losetup") is None,
                                 reason="needs e2fsprogs and losetup")

@@ -1,4 +1,4 @@
-// Unit tests of Transfer (include/vgfs/transfer.h, SPEC §6 rules 2-6 and 8)
+// Unit tests of Transfer (include/vgfs/transfer.h, docs/migration.md rules 2-6 and 8)
 // on real PvDevice objects over files in a temporary folder: the first
 // pass, writes at every position relative to the progress pointer P, the
 // persisted record (two copies, generation g in copy g % 2), recopy and
@@ -946,7 +946,8 @@ TEST_CASE("volume: quiesce() waits for the IoGuards taken before it, not for lat
   CHECK(q3.wait_for(5s) == std::future_status::ready);
 }
 
-// ---- discard and zero-range follow the write rules (SPEC §6 rules 2-5, §9) ----
+// ---- discard and zero-range follow the write rules: docs/migration.md rules 2-5,
+// "Discard and zero-range are writes" ----
 
 namespace {
 bool all_zero(const std::string& s) { return s.find_first_not_of('\0') == std::string::npos; }

@@ -1,11 +1,11 @@
-// ExtentMap: one LV's LE→PE map, stored as runs (FIG.3 of the seed).
+// ExtentMap: one LV's LE→PE map, stored as runs (the LE→PE form of docs/records.md).
 //
 // Invariant: runs are sorted by LE, cover LE 0 .. extent_count()-1 with no
 // gap and no overlap, every run has count >= 1, and two neighbouring runs are
 // never contiguous on the same PV (they would have been merged). So a map
 // costs memory per run, not per extent, and find() is O(log runs).
 //
-// PvRun is one run of a PV's PE→LE map (FIG.4): the derived inverse of every
+// PvRun is one run of a PV's PE→LE map (docs/records.md): the derived inverse of every
 // LV's ExtentMap, with free runs (lv == kFree) filling the gaps.
 #pragma once
 

@@ -22,7 +22,7 @@ constexpr uint64_t TiB = 1024 * GiB;
 
 Result<uint64_t> parse_size(std::string_view text);
 
-// A size as LVM2's -L takes it, for the command line (SPEC §8): a number
+// A size as LVM2's -L takes it, for the command line (README.md "Command line"): a number
 // with an optional fraction ("1.5") and an optional unit, either one letter
 // as LVM2 takes it, upper or lower case alike and all powers of 1024 (b
 // bytes, s 512-byte sectors, k, m, g, t, p, e), or a parse_size() suffix

@@ -1,4 +1,4 @@
-// The `vgfs` command line (SPEC §8).
+// The `vgfs` command line (README.md "Commands" and "Command line").
 //
 // Every failure prints one "vgfs: ..." line to stderr and exits 1, a usage
 // error too; `vgfs help` and `--help` print to stdout and exit 0.

@@ -1,5 +1,5 @@
 // Migration jobs: creation, the copier state machine, switch and abort
-// (include/vgfs/volume_manager.h, SPEC §6, docs/migration.md).
+// (include/vgfs/volume_manager.h, docs/migration.md).
 //
 // A job runs, a step at a time on the copier pool (src/manager/copier_pool.cc),
 // through these states:

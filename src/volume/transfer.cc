@@ -1,8 +1,6 @@
 // The live transfer-region record and its write-path rules
-// (include/vgfs/transfer.h, SPEC §6, docs/migration.md).
+// (include/vgfs/transfer.h, docs/migration.md).
 #include "vgfs/transfer.h"
-
-#include "vgfs/fault_injector.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -129,33 +127,19 @@ Status Transfer::change(uint64_t offset, const void* buf, uint64_t length, bool 
 Status Transfer::copy_region(uint64_t r) {
   const uint64_t from = r * g_.region_size;
   const uint64_t length = std::min(g_.region_size, g_.size - from);
-  const int src = g_.source.dev->fd(), dst = g_.destination.dev->fd();
-  loff_t in = static_cast<loff_t>(g_.source.offset + from), out = static_cast<loff_t>(g_.destination.offset + from);
+  const uint64_t in = g_.source.offset + from, out = g_.destination.offset + from;
 
   // Never write past the end of a destination that shrank (it would grow).
-  VGFS_RETURN_IF_ERROR(g_.destination.dev->check_range(static_cast<uint64_t>(out), length));
+  VGFS_RETURN_IF_ERROR(g_.destination.dev->check_range(out, length));
   // A hole in the source stays a hole: the destination is zeroed instead,
   // by punching where that is sure to read back as zeros.
-  off_t data = lseek(src, in, SEEK_DATA);
-  if ((data < 0 && errno == ENXIO) || (data >= 0 && static_cast<uint64_t>(data) >= static_cast<uint64_t>(in) + length)) {
-    VGFS_RETURN_IF_ERROR(g_.destination.dev->zero(static_cast<uint64_t>(out), length));
+  Result<PvExtent> run = g_.source.dev->backend().extent_at(in, length);
+  if (run.ok() && !run->data && run->length >= length) {
+    VGFS_RETURN_IF_ERROR(g_.destination.dev->zero(out, length));
     copied_.fetch_add(length);
     return Status::Ok();
   }
-  uint64_t left = length;
-  // copy_file_range bypasses PvDevice; under an injected fault every byte
-  // goes through read_at/write_at so the seam sees it.
-  while (left > 0 && !FaultInjector::active()) {
-    ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // not supported here, or an error the plain path reports
-    left -= static_cast<uint64_t>(n);
-  }
-  if (left > 0) {  // fall back to read and write, which name the failing side
-    std::vector<char> buf(left);
-    VGFS_RETURN_IF_ERROR(g_.source.dev->read_at(buf.data(), left, static_cast<uint64_t>(in)));
-    VGFS_RETURN_IF_ERROR(g_.destination.dev->write_at(buf.data(), left, static_cast<uint64_t>(out)));
-  }
+  VGFS_RETURN_IF_ERROR(copy_between(g_.source.dev->backend(), in, g_.destination.dev->backend(), out, length));
   copied_.fetch_add(length);
   return Status::Ok();
 }
