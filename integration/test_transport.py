@@ -8,6 +8,7 @@ import mmap
 import os
 import random
 import re
+import time
 
 import pytest
 
@@ -143,6 +144,7 @@ def test_data_path_over_each_transport(env, transport):
             assert pwrite_full(fd, data, off) == length
             model[off:off + length] = data
         os.fsync(fd)
+        time.sleep(0.7)  # idle rings wake up on their wait timeout (500 ms) and must keep serving
         for off in range(0, size, MiB):  # O_DIRECT 1 MiB pieces straddle the extent runs
             buf = mmap.mmap(-1, MiB)
             buf.write(bytes(model[off:off + MiB]))

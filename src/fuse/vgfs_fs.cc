@@ -470,6 +470,21 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   PvPiece pieces[kMaxPieces];
   size_t count = fs.volume().map(VgFs::slot_of(ino), static_cast<uint64_t>(off), size, pieces);
   if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
+  // A request from an io_uring ring: read straight into the entry's payload
+  // buffer, which the reply then leaves in place. read_at is a full transfer
+  // or an error, so a truncated PV gives EIO here without check_range.
+  if (std::span<char> ring = UringTransport::reply_buffer(); !ring.empty()) {
+    size_t done = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (done + pieces[i].length > ring.size()) return (void)fuse_reply_err(req, EIO);
+      if (Status st = pieces[i].dev->read_at(ring.data() + done, pieces[i].length, pieces[i].offset); !st.ok()) {
+        log_io_error(st);
+        return (void)fuse_reply_err(req, EIO);
+      }
+      done += pieces[i].length;
+    }
+    return (void)fuse_reply_buf(req, ring.data(), done);
+  }
   // libfuse cuts a reply short, without a word, where a PV file ends early:
   // a PV truncated under the mount must give EIO, not a short read (EOF) in
   // the middle of an LV.
@@ -478,24 +493,6 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
       log_io_error(st);
       return (void)fuse_reply_err(req, EIO);
     }
-  // A request from an io_uring ring: read straight into the entry's payload
-  // buffer, which the reply then leaves in place.
-  if (std::span<char> ring = UringTransport::reply_buffer(); !ring.empty()) {
-    size_t done = 0;
-    for (size_t i = 0; i < count; ++i) {
-      if (done + pieces[i].length > ring.size()) return (void)fuse_reply_err(req, EIO);
-      size_t got = 0;
-      while (got < pieces[i].length) {
-        ssize_t n = pread(pieces[i].dev->fd(), ring.data() + done + got, pieces[i].length - got,
-                          static_cast<off_t>(pieces[i].offset + got));
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return (void)fuse_reply_err(req, EIO);  // check_range passed: the PV shrank since
-        got += static_cast<size_t>(n);
-      }
-      done += got;
-    }
-    return (void)fuse_reply_buf(req, ring.data(), done);
-  }
   PieceVec pv;
   pv.vec.count = count;
   pv.vec.idx = 0;
