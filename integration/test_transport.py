@@ -3,6 +3,7 @@ path, and the same data path served over /dev/fuse and over io_uring."""
 
 from __future__ import annotations
 
+import errno
 import json
 import mmap
 import os
@@ -197,3 +198,39 @@ def test_io_uring_falls_back_to_dev_fuse_with_one_line(env):
         assert pread_full(fd, MiB, 3 * MiB) == data
     finally:
         os.close(fd)
+
+
+def test_a_truncated_pv_gives_eio_over_each_transport(env, transport):
+    """The ring READ path reads into the entry's buffer instead of splicing:
+    a PV cut short under the mount must still give EIO, never an early end of
+    file, and a write must not grow it back."""
+    from test_datapath_safety import nonzero_bytes, read_until_error
+    vg = env.make_vg(name="vgcut", pvs=[PvSpec("pv0", "pv0.img", "64MiB")],
+                     lvs=[LvSpec("lv0", extents=[("0-15", "pv0", "0-15")])])
+    vg.create()
+    data = nonzero_bytes(16 * MiB, 4)
+    m = vg.mount(foreground=True, opts=transport or None)
+    with open(m.lv("lv0"), "r+b") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    pe_start = m.pe_start("pv0")
+    m.unmount()
+    m = vg.mount(foreground=True, opts=transport or None)  # a fresh page cache
+    pv = vg.pv_path("pv0")
+    cut = pe_start + 8 * MiB + 12345
+    os.truncate(pv, cut)
+    fd = os.open(m.lv("lv0"), os.O_RDWR)
+    try:
+        assert pread_full(fd, MiB, 0) == data[:MiB]
+        for off in (8 * MiB, 15 * MiB):
+            got, err = read_until_error(fd, off, MiB)
+            assert err == errno.EIO, f"read from {off}: {len(got)} bytes then {'EOF' if err == 0 else err}"
+            assert got == data[off:off + len(got)]
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b"w" * 65536, 12 * MiB)
+        assert e.value.errno == errno.EIO
+        assert os.stat(pv).st_size == cut, "a write grew the truncated PV"
+    finally:
+        os.close(fd)
+    m.unmount()
