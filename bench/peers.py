@@ -1,6 +1,8 @@
 """The systems the benchmark measures side by side: vgfs (mounted daemonized or
-in the foreground, its `move`), and its peers: qemu-storage-daemon's FUSE
-export and its blockdev-mirror (driven over QMP), and nbdfuse over nbdkit.
+in the foreground, on /dev/fuse or with `-o io_uring`, its `move`), and its
+peers: libfuse's passthrough_ll example (the classic FUSE ceiling, built here
+from Debian's libfuse3-dev examples), qemu-storage-daemon's FUSE export and
+its blockdev-mirror (driven over QMP), and nbdfuse over nbdkit.
 Every mount and process started here is registered with RES (common.py)."""
 
 import json
@@ -38,13 +40,13 @@ def vgfs_mount(cfg, mnt):
     return dt, pid
 
 
-def vgfs_mount_fg(cfg, mnt, logpath):
+def vgfs_mount_fg(cfg, mnt, logpath, opts=None):
     """`vgfs mount -f` with its stderr kept in logpath (the daemonized form sends it to
     /dev/null, which would hide a crash message). Returns the Popen once the mount is up."""
     os.makedirs(mnt, exist_ok=True)
     logf = open(logpath, "w")
-    p = subprocess.Popen([VGFS, "mount", "-f", cfg, mnt], stdout=logf, stderr=logf,
-                         start_new_session=True)
+    p = subprocess.Popen([VGFS, "mount", "-f", cfg, mnt] + (["-o", opts] if opts else []),
+                         stdout=logf, stderr=logf, start_new_session=True)
     RES.add_popen(p)
     RES.add_mount(mnt)
     end = time.monotonic() + 60
@@ -120,8 +122,69 @@ def dd_into(src, dst):
     run(["dd", f"if={src}", f"of={dst}", "bs=1M", "conv=notrunc,fsync", "status=none"])
 
 
+ENABLE_URING = "/sys/module/fuse/parameters/enable_uring"
+
+
+def vgfs_mount_uring(cfg, mnt, logpath):
+    """`vgfs mount -f -o io_uring`, with the kernel side switched on only while the
+    mount starts (a connection that accepted io_uring at INIT keeps it) and put back
+    to N, also on failure. Returns (Popen, None) when the rings serve the mount, or
+    (Popen, reason) when vgfs fell back to /dev/fuse."""
+    if not os.path.exists(ENABLE_URING):
+        return None, f"this kernel has no FUSE over io_uring ({ENABLE_URING} is missing)"
+    try:
+        with open(ENABLE_URING, "w") as f:
+            f.write("Y")
+        p = vgfs_mount_fg(cfg, mnt, logpath, opts="io_uring")
+        # The first request waits until every ring entry is registered.
+        open(os.path.join(mnt, ".vgfs", "vg")).read()
+    finally:
+        with open(ENABLE_URING, "w") as f:
+            f.write("N")
+    pid = p.pid
+    rings = [t for t in os.listdir(f"/proc/{pid}/task")
+             if open(f"/proc/{pid}/task/{t}/comm").read().startswith("vgfs-ring")]
+    said = [l for l in open(logpath).read().splitlines() if "io_uring" in l]
+    if said or not rings:
+        return p, (said[0] if said else "no ring threads running")
+    return p, None
+
+
 # --------------------------------------------------------------------------
 # peers
+
+def passthrough_ll_build(d):
+    """Builds libfuse's passthrough_ll example (Debian libfuse3-dev) into d; never
+    committed, rebuilt each run."""
+    src = "/usr/share/doc/libfuse3-dev/examples"
+    os.makedirs(d, exist_ok=True)
+    for name in ("passthrough_ll.c", "passthrough_helpers.h"):
+        shutil.copyfile(os.path.join(src, name), os.path.join(d, name))
+    cflags = run(["pkg-config", "--cflags", "--libs", "fuse3"], capture_output=True,
+                 text=True).stdout.split()
+    exe = os.path.join(d, "passthrough_ll")
+    run(["gcc", "-O2", "-o", exe, os.path.join(d, "passthrough_ll.c"), *cflags])
+    return exe
+
+
+def passthrough_ll_start(exe, source, mnt):
+    """passthrough_ll -f (its defaults: multithreaded, 1 MiB requests) serving the
+    folder `source` at mnt."""
+    os.makedirs(mnt, exist_ok=True)
+    logf = open(mnt + ".log", "w")
+    p = subprocess.Popen([exe, "-f", "-o", f"source={source}", mnt], stdout=logf, stderr=logf,
+                         start_new_session=True)
+    RES.add_popen(p)
+    RES.add_mount(mnt)
+    end = time.monotonic() + 20
+    while not is_mounted(mnt):
+        if p.poll() is not None:
+            raise BenchError(f"passthrough_ll exited with {p.returncode}: {open(mnt + '.log').read()}")
+        if time.monotonic() > end:
+            raise BenchError("passthrough_ll not mounted after 20 s")
+        time.sleep(0.02)
+    return p
+
 
 def qsd_fuse_start(img, export_file, tag):
     open(export_file, "w").close()

@@ -12,9 +12,10 @@ import threading
 import time
 
 from common import RES, RESULTS, ROOT, VGFS, WORK, BenchError, log, run
-from peers import (dd_into, dmesg_about, mem_breakdown, nbdfuse_start, qsd_fuse_start,
-                   qsd_mirror_once, qsd_mirror_start, vgfs_mount, vgfs_mount_fg, vgfs_move,
-                   vgfs_unmount, vm_rss_kib)
+from peers import (dd_into, dmesg_about, mem_breakdown, nbdfuse_start, passthrough_ll_build,
+                   passthrough_ll_start, qsd_fuse_start, qsd_mirror_once, qsd_mirror_start,
+                   vgfs_mount, vgfs_mount_fg, vgfs_mount_uring, vgfs_move, vgfs_unmount,
+                   vm_rss_kib)
 from vgfstest.files import sha256_file
 from vgfstest.sizes import GiB, KiB, MiB
 from vgfstest.status import map_lines
@@ -42,7 +43,10 @@ def fio(filename, rw, bs, runtime, numjobs=1, extra=()):
     if job.get("error"):
         raise BenchError(f"fio on {filename}: error {job['error']}")
     side = job["read" if "read" in rw else "write"]
-    return {"iops": side["iops"], "MiB/s": side["bw_bytes"] / MiB}
+    pct = side.get("clat_ns", {}).get("percentile", {})
+    return {"iops": side["iops"], "MiB/s": side["bw_bytes"] / MiB,
+            "p50": pct.get("50.000000", 0) / 1e3, "p99": pct.get("99.000000", 0) / 1e3,
+            "p99.9": pct.get("99.900000", 0) / 1e3}
 
 
 IO_ROWS = [
@@ -52,9 +56,13 @@ IO_ROWS = [
     ("randread4k_4j", "4k random read, 4 jobs", "randread", "4k", 4, "iops"),
     ("seqread1m", "1 MiB sequential read", "read", "1M", 1, "MiB/s"),
     ("seqwrite1m", "1 MiB sequential write", "write", "1M", 1, "MiB/s"),
+    ("randread4k_qd16", "4k random read, fio io_uring QD16", "randread", "4k", 1, "iops"),
 ]
+# fio options of a row beyond the psync QD1 defaults (later options win)
+IO_ROW_EXTRA = {"randread4k_qd16": ["--ioengine=io_uring", "--iodepth=16"]}
 IO_SYSTEMS = [("raw", "raw image"), ("vgfs", "vgfs contiguous"),
-              ("vgfs_frag", "vgfs fragmented"), ("qsd", "qsd FUSE"),
+              ("vgfs_frag", "vgfs fragmented"), ("vgfs_uring", "vgfs -o io_uring"),
+              ("ptll", "passthrough_ll"), ("qsd", "qsd FUSE"),
               ("nbdfuse", "nbdfuse+nbdkit")]
 
 
@@ -162,6 +170,32 @@ class Bench:
         files["raw"] = raw
         files["vgfs"] = os.path.join(self.mnt, "lvc")
         files["vgfs_frag"] = os.path.join(self.mnt, "lvf")
+        # vgfs -o io_uring: a VG of its own (the main VG's PVs are locked by its mount)
+        ud = os.path.join(WORK, "vgu")
+        os.makedirs(ud)
+        ucfg = os.path.join(ud, "vg.yaml")
+        with open(ucfg, "w") as f:
+            f.write("vg: {name: vgbenchu, extent_size: %dMiB}\npvs:\n"
+                    "  - {name: pv0, path: pv0.img, size: %dMiB}\nlvs:\n"
+                    "  - {name: lvc, size: %dMiB}\n"
+                    % (self.extent // MiB, 13 + self.img_size // MiB + 8, self.img_size // MiB))
+        run([VGFS, "create", ucfg])
+        umnt = os.path.join(WORK, "mnt-uring")
+        uproc, why = vgfs_mount_uring(ucfg, umnt, os.path.join(WORK, "vgfs-uring.log"))
+        if uproc is not None:
+            files["vgfs_uring"] = os.path.join(umnt, "lvc")
+            dd_into(self.base, files["vgfs_uring"])
+        if why:
+            self.report.notes.append(f"vgfs -o io_uring: not on rings ({why}); its column "
+                                     "is /dev/fuse or empty")
+            log(f"vgfs -o io_uring: {why}")
+        # passthrough_ll, the classic FUSE ceiling, serving a copy of the image
+        exe = passthrough_ll_build(os.path.join(WORK, "ptll-build"))
+        psrc, pmnt = os.path.join(WORK, "ptll-src"), os.path.join(WORK, "ptll-mnt")
+        os.makedirs(psrc)
+        shutil.copyfile(self.base, os.path.join(psrc, "img"))
+        pproc = passthrough_ll_start(exe, psrc, pmnt)
+        files["ptll"] = os.path.join(pmnt, "img")
         qimg, qexp = os.path.join(WORK, "qsd.img"), os.path.join(WORK, "qsd-export")
         shutil.copyfile(self.base, qimg)
         qpid = qsd_fuse_start(qimg, qexp, "qsd.img")
@@ -177,10 +211,19 @@ class Bench:
             self.report.new_row(key, label, "io", metric)
             for rep in range(self.a.reps):
                 for s, _ in IO_SYSTEMS:
-                    v = fio(files[s], rw, bs, self.a.runtime, nj)[metric]
+                    if s not in files:
+                        continue
+                    v = fio(files[s], rw, bs, self.a.runtime, nj, IO_ROW_EXTRA.get(key, ()))[metric]
                     self.report.record(key, s, v)
                     log(f"  {key:14} rep {rep + 1} {s:10} {v:12.1f} {metric}")
         # peers done: free their memory
+        if uproc is not None:
+            RES.unmount(umnt)
+            uproc.wait(timeout=30)
+        RES.unmount(pmnt)
+        pproc.wait(timeout=30)
+        shutil.rmtree(ud)
+        shutil.rmtree(psrc)
         RES.unmount(qexp)
         RES.stop_pid(qpid)
         RES.unmount(ndir)
@@ -199,6 +242,9 @@ class Bench:
         self.report.new_row("move_fg_iops", "4k randwrite QD1 on the LV: IOPS", "migration", "iops")
         self.report.new_row("move_load_time", "move time: idle vs under 4k randwrite", "migration",
                      "s", better="lower")
+        for q in ("p50", "p99", "p99.9"):
+            self.report.new_row(f"move_fg_{q}", f"4k randwrite QD1 on the LV: {q} latency",
+                                "migration", "µs", better="lower")
         mpid, qmp = qsd_mirror_start(self.base)
         dest = {"pv0": "pv1", "pv1": "pv0"}
         self.where = "pv0"
@@ -237,8 +283,11 @@ class Bench:
         # (b) foreground 4k randwrite IOPS without / during back-and-forth moves
         self.moves_during = []
         for rep in range(self.a.reps):
-            v = fio(os.path.join(mnt, "lvc"), "randwrite", "4k", self.a.runtime)["iops"]
+            alone = fio(os.path.join(mnt, "lvc"), "randwrite", "4k", self.a.runtime)
+            v = alone["iops"]
             self.report.record("move_fg_iops", "without move", v)
+            for q in ("p50", "p99", "p99.9"):
+                self.report.record(f"move_fg_{q}", "without move", alone[q])
             stop = threading.Event()
             err = []
             done = []
@@ -252,7 +301,8 @@ class Bench:
             t = threading.Thread(target=mover, daemon=True)
             t.start()
             time.sleep(0.05)
-            w = fio(os.path.join(mnt, "lvc"), "randwrite", "4k", self.a.runtime)["iops"]
+            during = fio(os.path.join(mnt, "lvc"), "randwrite", "4k", self.a.runtime)
+            w = during["iops"]
             stop.set()
             t.join(timeout=600)
             if t.is_alive():
@@ -260,6 +310,8 @@ class Bench:
             if err:
                 raise err[0]
             self.report.record("move_fg_iops", "during move", w)
+            for q in ("p50", "p99", "p99.9"):
+                self.report.record(f"move_fg_{q}", "during move", during[q])
             self.moves_during.append(len(done))
             log(f"  move_fg_iops rep {rep + 1}: without {v:.0f}, during {w:.0f} IOPS "
                 f"({len(done)} moves completed during the run)")

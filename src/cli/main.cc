@@ -89,6 +89,7 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
     else if (opt == "no_splice_read") o->splice_read = false;
     else if (opt == "splice_write") o->splice_write = true;
     else if (opt == "no_splice_write") o->splice_write = false;
+    else if (opt == "io_uring") o->io_uring = true;
     else if (opt.rfind("threads=", 0) == 0) {
       try {
         o->max_threads = static_cast<unsigned>(std::stoul(opt.substr(8)));
@@ -707,7 +708,7 @@ int run(int argc, char** argv) {
   mount->add_option("MOUNTPOINT", mountpoint, "folder to mount on")->required();
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground");
   mount->add_option("-o", mount_opts,
-                    "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write");
+                    "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write, io_uring");
 
   // lvs, pvs, vgs: LVM2's report options (src/cli/report.h).
   CLI::App* lists[3];

@@ -26,12 +26,14 @@
 
 #include <charconv>
 #include <optional>
+#include <span>
 
 #include "vgfs/control.h"
 #include "vgfs/volume_manager.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 #include "fuse/guarded.h"
+#include "fuse/uring_transport.h"
 #include "views/views.h"
 
 namespace vgfs {
@@ -64,6 +66,20 @@ struct OpenText {
 };
 
 constexpr double kTimeout = 1.0;
+
+// The largest READ or WRITE the kernel may send (max_read, max_write and so
+// max_pages). libfuse replies on the zero-copy splice path only when the
+// reply, its header and a page of slack per piece fit its pipe; without
+// CAP_SYS_RESOURCE a pipe grows to /proc/sys/fs/pipe-max-size (1 MiB) at
+// most, and a reply that does not fit takes the allocate, pread, writev and
+// free fallback. 252 pages leave room for the header and the slack, and the
+// request buffer for a spliced WRITE (max_write + one page) fits too. A
+// user's 1 MiB read becomes two requests (1008 KiB + 16 KiB); see
+// docs/benchmarks.md for what that costs and gains.
+constexpr size_t kPageSize = 4096;
+constexpr size_t kMaxRequestPages = 252;
+constexpr size_t kMaxRequestSize = kMaxRequestPages * kPageSize;
+static_assert(kMaxRequestSize <= kMaxIoSize, "PvPiece arrays of kMaxPieces cover a request");
 // The longest control command: one write() of at most this many bytes.
 constexpr size_t kMaxCommand = 4096;
 
@@ -283,8 +299,11 @@ class VgFs {
 
 void op_init(void* userdata, struct fuse_conn_info* conn) {
   const MountOptions& o = static_cast<VgFs*>(userdata)->options();
-  conn->max_write = kMaxIoSize;
-  conn->max_readahead = kMaxIoSize;
+  // libfuse derives max_pages from max_write; max_read must equal the mount
+  // option of the same name (run_mount).
+  conn->max_write = kMaxRequestSize;
+  conn->max_read = kMaxRequestSize;
+  conn->max_readahead = kMaxRequestSize;
   conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   if (o.splice_write && (conn->capable & FUSE_CAP_SPLICE_WRITE)) conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
@@ -451,6 +470,21 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   PvPiece pieces[kMaxPieces];
   size_t count = fs.volume().map(VgFs::slot_of(ino), static_cast<uint64_t>(off), size, pieces);
   if (count == 0) return (void)fuse_reply_buf(req, nullptr, 0);
+  // A request from an io_uring ring: read straight into the entry's payload
+  // buffer, which the reply then leaves in place. read_at is a full transfer
+  // or an error, so a truncated PV gives EIO here without check_range.
+  if (std::span<char> ring = UringTransport::reply_buffer(); !ring.empty()) {
+    size_t done = 0;
+    for (size_t i = 0; i < count; ++i) {
+      if (done + pieces[i].length > ring.size()) return (void)fuse_reply_err(req, EIO);
+      if (Status st = pieces[i].dev->read_at(ring.data() + done, pieces[i].length, pieces[i].offset); !st.ok()) {
+        log_io_error(st);
+        return (void)fuse_reply_err(req, EIO);
+      }
+      done += pieces[i].length;
+    }
+    return (void)fuse_reply_buf(req, ring.data(), done);
+  }
   // libfuse cuts a reply short, without a word, where a PV file ends early:
   // a PV truncated under the mount must give EIO, not a short read (EOF) in
   // the middle of an LV.
@@ -701,7 +735,8 @@ int run_mount(const MountOptions& options) {
   // EROFS, and the control file still opens for writing so that a command
   // can be answered "error: the VG is mounted read-only".
   std::vector<std::string> argv_store = {"vgfs", "-o",
-                                         fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions{}", vg_name,
+                                         fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions,max_read={}{}",
+                                                     vg_name, kMaxRequestSize,
                                                      options.allow_other ? ",allow_other" : "")};
   if (options.debug) argv_store.push_back("-d");
   std::vector<char*> argv;
@@ -710,6 +745,15 @@ int run_mount(const MountOptions& options) {
 
   fuse_lowlevel_ops ops = make_ops();
 
+  // `-o io_uring`: check the kernel side now, while the line still reaches
+  // the user's terminal (the daemon's stderr is /dev/null).
+  bool use_uring = false;
+  if (options.io_uring) {
+    std::string why;
+    use_uring = UringTransport::kernel_ready(&why);
+    if (!use_uring) fmt::print(stderr, "vgfs: io_uring: {}; serving through /dev/fuse\n", why);
+  }
+
   fuse_session* se = fuse_session_new(&args, &ops, sizeof(ops), &fs);
   if (!se) {
     fmt::print(stderr, "vgfs: cannot start the FUSE session\n");
@@ -717,6 +761,7 @@ int run_mount(const MountOptions& options) {
   }
   fs.set_session(se);
   int status = 1;
+  std::unique_ptr<UringTransport> uring;
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
       fs.manager().set_mount_point(options.mountpoint);  // pvadd refuses paths on it
@@ -724,6 +769,11 @@ int run_mount(const MountOptions& options) {
       if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
         // Copier threads start only now: fork() keeps just the calling thread.
         if (!options.read_only) (void)fs.manager().start();
+        if (use_uring) {
+          std::string why;
+          uring = UringTransport::start(se, kMaxRequestSize, options.debug, &why);
+          if (!uring) fmt::print(stderr, "vgfs: io_uring: {}; serving through /dev/fuse\n", why);
+        }
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(loop, 1);
         fuse_loop_cfg_set_max_threads(loop, options.max_threads);
@@ -735,6 +785,7 @@ int run_mount(const MountOptions& options) {
       Status st = fs.volume().flush();
       if (!st.ok()) fmt::print(stderr, "vgfs: {}\n", st.message());
       fuse_session_unmount(se);
+      uring.reset();  // the kernel has ended every ring entry: the threads stop
     } else {
       fmt::print(stderr, "vgfs: cannot mount on {}\n", options.mountpoint);
     }

@@ -18,6 +18,7 @@ struct MountOptions {
   bool debug = false;
   bool splice_read = false;   // receive write data through a pipe (FUSE_CAP_SPLICE_READ)
   bool splice_write = true;   // reply read data by splicing from the PV (FUSE_CAP_SPLICE_WRITE)
+  bool io_uring = false;      // serve requests through FUSE over io_uring rings when the kernel allows
   unsigned max_threads = 16;  // worker threads of the session loop
 };
 

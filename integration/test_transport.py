@@ -1,0 +1,236 @@
+"""The FUSE transport: request sizes that keep replies on libfuse's splice
+path, and the same data path served over /dev/fuse and over io_uring."""
+
+from __future__ import annotations
+
+import errno
+import json
+import mmap
+import os
+import random
+import re
+import time
+
+import pytest
+
+from conftest import LvSpec, MiB, PvSpec, ctl, pread_full, pwrite_full
+
+# A reply of at most this many data bytes, plus its header and a page of slack
+# per piece, fits the 1 MiB pipe libfuse can get without CAP_SYS_RESOURCE
+# (src/fuse/vgfs_fs.cc, kMaxRequestPages).
+MAX_REQUEST = 252 * 4096
+IN_HEADER = 40      # struct fuse_in_header
+WRITE_IN = 40       # struct fuse_write_in
+OUT_HEADER = 16     # struct fuse_out_header
+
+
+def small_vg(env, name="vgt"):
+    vg = env.make_vg(name=name, pvs=[PvSpec("pv0", "pv0.img", "64MiB")],
+                     lvs=[LvSpec("lv", size="16MiB")], extent_size="4MiB")
+    vg.create()
+    return vg
+
+
+def aligned(size: int) -> mmap.mmap:
+    return mmap.mmap(-1, size)  # page-aligned, as O_DIRECT wants
+
+
+def requests_from_debug_log(text: str) -> tuple[int, dict[int, str], dict[int, int], dict[int, str]]:
+    """(max_write of the INIT reply, opcode by unique, insize by unique, reply line by unique)."""
+    m = re.search(r"^\s+max_write=0x([0-9a-f]+)$", text, re.M)
+    assert m, "no INIT reply in the -o debug log"
+    opcodes, insizes, replies = {}, {}, {}
+    for u, op, size in re.findall(r"^unique: (\d+), opcode: (\w+) \(\d+\), nodeid: \d+, insize: (\d+)", text, re.M):
+        opcodes[int(u)] = op
+        insizes[int(u)] = int(size)
+    for u, rest in re.findall(r"^\s+unique: (\d+), (success, outsize: .*|error: .*)$", text, re.M):
+        replies[int(u)] = rest
+    return int(m.group(1), 16), opcodes, insizes, replies
+
+
+def test_large_requests_fit_the_splice_pipe(env):
+    """A user's 1 MiB O_DIRECT write and read arrive as requests of at most
+    252 pages, and every READ reply takes the splice path. Raising the
+    request size to 1 MiB again makes the reply miss the pipe: libfuse then
+    logs it without "(splice)" and this test fails."""
+    vg = small_vg(env)
+    m = vg.mount(foreground=True, opts="debug")
+    data = os.urandom(4 * MiB)
+    buf = aligned(4 * MiB)
+    buf.write(data)
+    fd = os.open(m.lv("lv"), os.O_RDWR | os.O_DIRECT)
+    try:
+        for off in range(0, 4 * MiB, MiB):
+            assert os.pwrite(fd, memoryview(buf)[off:off + MiB], 4 * MiB + off) == MiB
+        back = aligned(4 * MiB)
+        for off in range(0, 4 * MiB, MiB):
+            assert os.preadv(fd, [memoryview(back)[off:off + MiB]], 4 * MiB + off) == MiB
+        assert bytes(back) == data, "1 MiB O_DIRECT reads returned other bytes than were written"
+    finally:
+        os.close(fd)
+    m.unmount()
+    max_write, opcodes, insizes, replies = requests_from_debug_log(m.stderr())
+    assert max_write <= MAX_REQUEST, f"INIT negotiated max_write={max_write}, more than 252 pages"
+    writes = [u for u, op in opcodes.items() if op == "WRITE"]
+    reads = [u for u, op in opcodes.items() if op == "READ"]
+    assert writes and reads, "the debug log shows no WRITE or READ request"
+    for u in writes:
+        assert insizes[u] - IN_HEADER - WRITE_IN <= MAX_REQUEST, f"WRITE {u} carried {insizes[u]} bytes"
+    assert max(insizes[u] for u in writes) - IN_HEADER - WRITE_IN == MAX_REQUEST, (
+        "a 1 MiB write was not cut into 252-page requests")
+    sizes = []
+    for u in reads:
+        line = replies.get(u, "")
+        assert line.startswith("success") and line.endswith("(splice)"), (
+            f"READ {u} was not answered on the splice path: {line!r}")
+        sizes.append(int(re.search(r"outsize: (\d+)", line).group(1)) - OUT_HEADER)
+    assert max(sizes) == MAX_REQUEST, f"READ reply sizes {sorted(set(sizes))}: expected 252-page replies"
+
+
+# ---- both transports -------------------------------------------------------
+
+ENABLE_URING = "/sys/module/fuse/parameters/enable_uring"
+
+
+@pytest.fixture(params=["dev_fuse", "io_uring"])
+def transport(request):
+    """Mount options that select the transport. For io_uring the kernel side
+    is switched on only for the test and put back to N afterwards."""
+    if request.param == "dev_fuse":
+        yield ""
+        return
+    if not os.path.exists(ENABLE_URING):
+        reason = f"this kernel has no FUSE over io_uring ({ENABLE_URING} is missing)"
+        print(reason)
+        pytest.skip(reason)
+    try:
+        with open(ENABLE_URING, "w") as f:
+            f.write("Y")
+    except OSError as e:
+        reason = f"cannot switch FUSE over io_uring on ({ENABLE_URING}: {e.strerror})"
+        print(reason)
+        pytest.skip(reason)
+    try:
+        yield "io_uring"
+    finally:
+        with open(ENABLE_URING, "w") as f:
+            f.write("N")
+
+
+def ring_served_uniques(log: str) -> set[int]:
+    return {int(u) for u in re.findall(r"^vgfs: ring \d+ serves unique (\d+)$", log, re.M)}
+
+
+def test_data_path_over_each_transport(env, transport):
+    """Reads and writes of many sizes and alignments over a fragmented LV
+    (extents alternating between two PVs) match a model and the PV bytes, and
+    the control file works; with io_uring, every READ and WRITE was served
+    by a ring, not by /dev/fuse."""
+    vg = env.make_vg(name="vgtr", pvs=[PvSpec("pv0", "pv0.img", "64MiB"), PvSpec("pv1", "pv1.img", "64MiB")],
+                     lvs=[LvSpec("lv", extents=[("0-3", "pv0", "2-5"), ("4-7", "pv1", "7-10"),
+                                                ("8-11", "pv0", "20-23")])],
+                     extent_size="1MiB")
+    vg.create()
+    opts = ",".join(o for o in ("debug", transport) if o)
+    m = vg.mount(foreground=True, opts=opts)
+    size = 12 * MiB
+    model = bytearray(size)
+    rng = random.Random(14)
+    fd = os.open(m.lv("lv"), os.O_RDWR)
+    dfd = os.open(m.lv("lv"), os.O_RDWR | os.O_DIRECT)
+    try:
+        for length in (1, 511, 4096, 65536 + 3, MiB, 2 * MiB + 4096, 3 * MiB):
+            off = rng.randrange(0, size - length)
+            data = rng.randbytes(length)
+            assert pwrite_full(fd, data, off) == length
+            model[off:off + length] = data
+        os.fsync(fd)
+        time.sleep(0.7)  # idle rings wake up on their wait timeout (500 ms) and must keep serving
+        for off in range(0, size, MiB):  # O_DIRECT 1 MiB pieces straddle the extent runs
+            buf = mmap.mmap(-1, MiB)
+            buf.write(bytes(model[off:off + MiB]))
+            assert os.pwrite(dfd, buf, off) == MiB
+        back = mmap.mmap(-1, size)
+        assert os.preadv(dfd, [back], 0) == size
+        assert bytes(back) == bytes(model), f"{transport or 'dev_fuse'}: LV content differs from the model"
+        assert pread_full(fd, 100, size - 50) == bytes(model[-50:])
+        assert os.pread(fd, 10, size) == b""
+    finally:
+        os.close(fd)
+        os.close(dfd)
+    st = json.loads((m.meta / "vg.json").read_text())
+    assert st["name"] == "vgtr"
+    code, reply = ctl(m, "lvcreate lv2 2MiB")
+    assert code == 0, reply
+    assert (m.mp / "lv2").stat().st_size == 2 * MiB
+    m.unmount()
+    log = m.stderr()
+    _, opcodes, _, _ = requests_from_debug_log(log)
+    data_requests = {u for u, op in opcodes.items() if op in ("READ", "WRITE")}
+    assert data_requests
+    served = ring_served_uniques(log)
+    if transport == "io_uring":
+        missing = sorted(data_requests - served)
+        assert not missing, f"{len(missing)} of {len(data_requests)} READ/WRITE requests came through /dev/fuse"
+        assert "serving through /dev/fuse" not in log, log[-2000:]
+    else:
+        assert not served, "a ring served requests without -o io_uring"
+    errors = [line for line in log.splitlines() if line.startswith("vgfs:") and " serves unique " not in line]
+    assert not errors, errors
+
+
+def test_io_uring_falls_back_to_dev_fuse_with_one_line(env):
+    """With the kernel side off (enable_uring N, or a kernel without it),
+    `-o io_uring` mounts anyway on /dev/fuse and says why in one line."""
+    if os.path.exists(ENABLE_URING):
+        with open(ENABLE_URING) as f:
+            assert f.read().strip() == "N", f"{ENABLE_URING} must be N outside the transport fixture"
+    vg = small_vg(env, "vgfb")
+    m = vg.mount(opts="io_uring")
+    lines = [line for line in m.result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("vgfs: io_uring: ") and lines[0].endswith("; serving through /dev/fuse"), lines
+    assert ("enable_uring" in lines[0]), lines
+    data = os.urandom(MiB)
+    fd = os.open(m.lv("lv"), os.O_RDWR)
+    try:
+        assert pwrite_full(fd, data, 3 * MiB) == MiB
+        assert pread_full(fd, MiB, 3 * MiB) == data
+    finally:
+        os.close(fd)
+
+
+def test_a_truncated_pv_gives_eio_over_each_transport(env, transport):
+    """The ring READ path reads into the entry's buffer instead of splicing:
+    a PV cut short under the mount must still give EIO, never an early end of
+    file, and a write must not grow it back."""
+    from test_datapath_safety import nonzero_bytes, read_until_error
+    vg = env.make_vg(name="vgcut", pvs=[PvSpec("pv0", "pv0.img", "64MiB")],
+                     lvs=[LvSpec("lv0", extents=[("0-15", "pv0", "0-15")])])
+    vg.create()
+    data = nonzero_bytes(16 * MiB, 4)
+    m = vg.mount(foreground=True, opts=transport or None)
+    with open(m.lv("lv0"), "r+b") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    pe_start = m.pe_start("pv0")
+    m.unmount()
+    m = vg.mount(foreground=True, opts=transport or None)  # a fresh page cache
+    pv = vg.pv_path("pv0")
+    cut = pe_start + 8 * MiB + 12345
+    os.truncate(pv, cut)
+    fd = os.open(m.lv("lv0"), os.O_RDWR)
+    try:
+        assert pread_full(fd, MiB, 0) == data[:MiB]
+        for off in (8 * MiB, 15 * MiB):
+            got, err = read_until_error(fd, off, MiB)
+            assert err == errno.EIO, f"read from {off}: {len(got)} bytes then {'EOF' if err == 0 else err}"
+            assert got == data[off:off + len(got)]
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b"w" * 65536, 12 * MiB)
+        assert e.value.errno == errno.EIO
+        assert os.stat(pv).st_size == cut, "a write grew the truncated PV"
+    finally:
+        os.close(fd)
+    m.unmount()

@@ -1,0 +1,52 @@
+// FUSE over io_uring under libfuse 3.14's low-level session
+// (docs/design.md, "FUSE transport").
+//
+// Invariant: a request taken from a ring entry is answered on that entry by
+// the thread that took it, before that thread takes another, through the
+// same fuse_lowlevel_ops handlers that serve /dev/fuse. Everything that does
+// not come from a ring (INIT, FORGET, INTERRUPT, notifications, requests sent
+// before the rings are registered) keeps going through /dev/fuse, which the
+// session loop goes on reading.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+
+struct fuse_session;
+
+namespace vgfs {
+
+class UringTransport {
+ public:
+  // Whether the kernel can serve this mount over io_uring at all; when it
+  // cannot, the one-line reason (enable_uring off, no such module parameter,
+  // io_uring refused). Cheap; run it before daemonizing so the line is seen.
+  static bool kernel_ready(std::string* why);
+
+  // Sets up one ring thread, ring and buffer pair per entry for every
+  // possible CPU and hooks the session's I/O (fuse_session_custom_io): call
+  // after fuse_session_mount and fuse_daemonize, before the session loop.
+  // The rings start when INIT is answered, if the kernel offered io_uring
+  // there; otherwise /dev/fuse serves alone and `log` gets the reason.
+  // Returns nullptr with *why set when nothing could be set up.
+  static std::unique_ptr<UringTransport> start(fuse_session* se, size_t max_payload, bool debug, std::string* why);
+
+  ~UringTransport();  // after unmount: stops and joins the ring threads
+  UringTransport(const UringTransport&) = delete;
+  UringTransport& operator=(const UringTransport&) = delete;
+
+  // For a handler: the payload buffer of the ring request the calling thread
+  // is serving, or an empty span on /dev/fuse. A reply whose data already
+  // sits at the start of this buffer goes back without a copy.
+  static std::span<char> reply_buffer();
+
+  struct Impl;
+
+ private:
+  explicit UringTransport(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vgfs
