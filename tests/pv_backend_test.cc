@@ -125,7 +125,7 @@ TEST_CASE("local backend: extents of a sparse file are its data and holes") {
   REQUIRE(data.ok());
   CHECK(data->data);
   CHECK(data->length >= 64 * KiB);
-  CHECK(data->length < 6 * MiB);
+  CHECK(data->length <= 6 * MiB);  // may reach past the data (pv_backend.h)
   Result<PvExtent> tail = b->extent_at(4 * MiB, 4 * MiB);
   REQUIRE(tail.ok());
   CHECK_FALSE(tail->data);

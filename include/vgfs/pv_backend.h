@@ -106,7 +106,10 @@ class PvBackend {
   Status write_zeroes(uint64_t offset, uint64_t length) const;
 
   // The run of data or hole that begins at `offset`, at most `length` long
-  // (length > 0). Never fails for lack of knowledge: it reports data.
+  // (length > 0). A hole run is exact; a data run may reach past the end of
+  // the data (up to `length`), since finding that end can cost a scan of the
+  // file: callers that walk a device ask for bounded lengths. Never fails
+  // for lack of knowledge: it reports data.
   virtual Result<PvExtent> extent_at(uint64_t offset, uint64_t length) const;
   // EIO unless [offset, offset+length) lies inside the PV as it is now: a PV
   // truncated or shrunk under the mount must fail I/O, not return short

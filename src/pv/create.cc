@@ -36,7 +36,8 @@ Result<bool> holds_data(const PvDevice& dev) {
   };
   if (dev.is_block_device()) return scan(0, std::min<uint64_t>(dev.size(), 16 * MiB));
   for (uint64_t at = 0, end = dev.size(); at < end;) {
-    Result<PvExtent> run = dev.backend().extent_at(at, end - at);
+    // Bounded, so a data run reported past its data costs one chunk's read.
+    Result<PvExtent> run = dev.backend().extent_at(at, std::min<uint64_t>(end - at, 16 * MiB));
     if (!run.ok()) return run.status();
     if (run->data) {
       Result<bool> found = scan(at, at + run->length);

@@ -162,9 +162,12 @@ Result<PvExtent> LocalBackend::extent_at(uint64_t offset, uint64_t length) const
   if (data < 0) return PvExtent{offset, length, errno != ENXIO};
   if (static_cast<uint64_t>(data) > offset)
     return PvExtent{offset, std::min(static_cast<uint64_t>(data) - offset, length), false};
-  off_t hole = lseek(fd_, static_cast<off_t>(offset), SEEK_HOLE);
-  if (hole < 0 || static_cast<uint64_t>(hole) <= offset) return PvExtent{offset, length, true};
-  return PvExtent{offset, std::min(static_cast<uint64_t>(hole) - offset, length), true};
+  // Data here: reported for the whole length asked for, without looking for
+  // where it ends. SEEK_HOLE on tmpfs walks the file page by page up to the
+  // next hole, ~7 ms on a full 2 GiB image: once per region it made a 1 GiB
+  // move take 34 s instead of 0.2 s (the copier's question, "is this region
+  // all hole?", needs SEEK_DATA only).
+  return PvExtent{offset, length, true};
 }
 
 }  // namespace vgfs
