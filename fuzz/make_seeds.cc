@@ -80,7 +80,7 @@ void job_records() {
     r.paused = c.paused;
     r.rate_limit = id == 2 ? 50 * MiB : 0;
     r.region_count = c.regions;
-    r.bitmap.assign((c.regions + 63) / 64, 0);
+    r.bitmap.assign(div_ceil(c.regions, 64), 0);
     for (size_t w = 0; w < r.bitmap.size(); w += 3) r.bitmap[w] = 0x8000000000000001ull >> (w % 7);
     if (c.regions % 64) r.bitmap.back() &= (1ull << (c.regions % 64)) - 1;
     write("job_record", c.name, with_params(1, {r.job_id, c.regions}, encode_job_record(r)));

@@ -6,7 +6,7 @@ import os
 import struct
 import uuid as uuidlib
 
-from conftest import LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, crc32c
+from vgfstest import LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, crc32c
 
 LABEL_FIELDS = ("extent_size", "slot0", "slot1", "slot_size", "mig_offset", "mig_size",
                 "pe_start", "pe_count", "device_size")

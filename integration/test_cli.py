@@ -1,4 +1,4 @@
-"""The command line itself (SPEC §8): parsing never depends on what exists on
+"""The command line itself (README.md "Command line"): parsing never depends on what exists on
 disk, usage and help, a mistyped verb, --version, and targets of the wrong
 kind (a config where a mount point is needed and the reverse)."""
 
@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import VGFS_BIN, LvSpec, MiB, assert_one_line_error, is_mounted
+from vgfstest import VGFS_BIN, LvSpec, MiB, assert_one_line_error, is_mounted
 
 
 def sh(cmd: str, cwd) -> subprocess.CompletedProcess:

@@ -1,8 +1,9 @@
-"""The data path against odd conditions (issue 8, SPEC §9): discard and
-zero-range during a migration follow the transfer rules (fallocate, mkfs and
-fstrim through a loop device), new extents read as zeros on a block-device
-PV, a PV that shrinks under the mount gives EIO instead of short reads or a
-regrown image, and one write() to `.vgfs/ctl` is at most one command."""
+"""The data path against odd conditions (issue 8; docs/design.md "Input vgfs
+cannot trust"): discard and zero-range during a migration follow the transfer
+rules (fallocate, mkfs and fstrim through a loop device), new extents read as
+zeros on a block-device PV, a PV that shrinks under the mount gives EIO
+instead of short reads or a regrown image, and one write() to `.vgfs/ctl` is
+at most one command."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (MiB, KiB, LvSpec, PvSpec, ctl, ctl_ok, job_int, job_status, libc, lv_map, pread_full,
+from vgfstest import (MiB, KiB, LvSpec, PvSpec, ctl, ctl_ok, job_int, job_status, libc, lv_map, pread_full,
                       punch_hole, start_slow_job, wait_job, warm_up_lv)
 
 FALLOC_FL_KEEP_SIZE = 0x01

@@ -1,7 +1,8 @@
-"""SPEC §9 bad input: each gets exit status 1, one stderr line beginning
-'vgfs: ' that names what and where, and changes nothing on disk (every file
-byte for byte the same, no file created). Plus metadata damage: one copy
-damaged is repaired with a warning, every copy damaged is refused."""
+"""Bad input (docs/design.md "Input vgfs cannot trust"): each gets exit status
+1, one stderr line beginning 'vgfs: ' that names what and where, and changes
+nothing on disk (every file byte for byte the same, no file created). Plus
+metadata damage: one copy damaged is repaired with a warning, every copy
+damaged is refused."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import struct
 
 import pytest
 
-from conftest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec,
+from vgfstest import (LABEL_OFFSETS, LABEL_SIZE, MiB, SLOT_HEADER_SIZE, SLOT_OFFSETS, LvSpec,
                       PvSpec, assert_one_line_error, damage, is_mounted,
                       render_config, snapshot)
 
@@ -309,7 +310,7 @@ def test_existing_file_too_small_without_size(env):
 
 
 def test_existing_file_smaller_than_given_size(env):
-    """SPEC §3: an existing file/device smaller than the given size is an error."""
+    """docs/config.md: an existing file/device smaller than the given size is an error."""
     vg = base_vg(env)
     vg.dir.mkdir(parents=True, exist_ok=True)
     with open(vg.dir / "pv1.img", "wb") as f:
@@ -613,7 +614,7 @@ def test_read_only_mount_reports_but_does_not_repair(env):
 
 
 def test_smallest_extent_size_works_with_default_region_size(env):
-    """extent_size 64KiB is legal (SPEC §1) and region_size is optional: the
+    """extent_size 64KiB is legal (docs/records.md) and region_size is optional: the
     default region size must fit the extent size instead of failing."""
     vg = env.make_vg(name="vg64k",
                      pvs=[PvSpec("pv0", "pv0.img", "32MiB")],

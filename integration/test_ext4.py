@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MiB, LvSpec, PvSpec, sha256_file
+from vgfstest import MiB, LvSpec, PvSpec, tree_sums
 
 pytestmark = pytest.mark.skipif(shutil.which("mkfs.ext4") is None or shutil.which("losetup") is None,
                                 reason="needs e2fsprogs and losetup")
@@ -62,17 +62,6 @@ def copy_tree(files, dest: Path, rng: random.Random) -> dict[str, str]:
         (big / f"blob{i}").write_bytes(data)
         sums[f"random/blob{i}"] = hashlib.sha256(data).hexdigest()
     return sums
-
-
-def tree_sums(root: Path) -> dict[str, str]:
-    out = {}
-    for r, dirs, files in os.walk(root):
-        if "lost+found" in dirs:
-            dirs.remove("lost+found")
-        for name in files:
-            p = Path(r) / name
-            out[str(p.relative_to(root))] = sha256_file(p)
-    return out
 
 
 @pytest.mark.parametrize("loop_dio", [False, True], ids=["loop-buffered", "loop-direct-io"])

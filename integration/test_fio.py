@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import MiB, LvSpec, PvSpec
+from vgfstest import MiB, LvSpec, PvSpec
 
 pytestmark = pytest.mark.skipif(shutil.which("fio") is None, reason="fio not installed")
 

@@ -1,8 +1,9 @@
 """The on-PV format as docs/format.md documents it, and hostile on-disk
 values: labels and metadata slots rewritten with *valid* checksums but
-nonsense sizes or offsets must be refused cleanly (SPEC §9: no code path
-trusts sizes or offsets read from disk), and the highest valid sequence
-number must win over stale copies (SPEC §4)."""
+nonsense sizes or offsets must be refused cleanly (docs/design.md "Input vgfs
+cannot trust": no code path trusts sizes or offsets read from disk), and the
+highest valid sequence number must win over stale copies (docs/format.md
+"Commit and load")."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 
 import pytest
 
-from conftest import (MiB, SLOT_OFFSETS, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, json_pvs,
+from vgfstest import (MiB, SLOT_OFFSETS, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, json_pvs,
                       read_kv, snapshot)
 from pv_image import PvImage
 

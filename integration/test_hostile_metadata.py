@@ -22,7 +22,7 @@ import struct
 
 import pytest
 
-from conftest import MiB, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, wait_job
+from vgfstest import MiB, LvSpec, PvSpec, assert_one_line_error, crc32c, is_mounted, wait_job
 from pv_image import PvImage
 
 # ---------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Data path of LV files: reads and writes through a non-contiguous LE->PE map
-(FIG.3 form) checked against an in-memory model, against the PV images
+(LE→PE form, docs/records.md) checked against an in-memory model, against the PV images
 themselves, and across a remount; block-device semantics at the edges."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import (FIG3_LVX_RUNS, LvSpec, MiB, PvSpec, fig3_vg, json_pvs, lv_runs_from_json, pid_alive, pread_full,
+from vgfstest import (FIG3_LVX_RUNS, LvSpec, MiB, PvSpec, fig3_vg, json_pvs, lv_runs_from_json, pid_alive, pread_full,
                       punch_hole,
                       pwrite_full, read_pv_bytes)
 

@@ -1,6 +1,6 @@
-"""LV and PV lifecycle on a live mount (SPEC §5, §7, §8): lvcreate, lvextend,
-lvreduce, lvrename, lvremove, pvadd, pvremove, the metadata archive and
-`vgfs restore`.
+"""LV and PV lifecycle on a live mount (README.md "The mount", "Control file",
+"Command line"): lvcreate, lvextend, lvreduce, lvrename, lvremove, pvadd,
+pvremove, the metadata archive and `vgfs restore`.
 
 Every change is checked where a user sees it: `ls -l`, os.stat, a descriptor
 opened before the change, the `.vgfs/` views and vg.json, and again after
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (
+from vgfstest import (
     KiB,
     MiB,
     LvSpec,
@@ -40,6 +40,7 @@ from conftest import (
     read_kv,
     sha256_file,
     start_job,
+    tree_sums,
 )
 
 HAVE_EXT4 = shutil.which("mkfs.ext4") is not None and shutil.which("losetup") is not None
@@ -398,16 +399,6 @@ class Ext4Writer:
         return dict(self.sums)
 
 
-def tree_sums(root: Path) -> dict[str, str]:
-    out = {}
-    for dirpath, dirs, files in os.walk(root):
-        dirs[:] = [d for d in dirs if d != "lost+found"]
-        for f in files:
-            p = Path(dirpath) / f
-            out[str(p.relative_to(root))] = sha256_file(p)
-    return out
-
-
 @pytest.mark.skipif(not HAVE_EXT4, reason="needs e2fsprogs and losetup")
 def test_pvadd_move_pvmove_pvremove_with_live_ext4(env):
     ext = MiB
@@ -634,7 +625,7 @@ def test_lvremove_lvreduce_refused_while_moving(env):
         ctl_refused(m, "pvremove pv1", errno.EBUSY, "pv1")
     finally:
         ctl_ok(m, f"abort {job}")
-    from conftest import wait_job
+    from vgfstest import wait_job
     st = wait_job(m, job, timeout=30)
     assert st["sync_status"] == "aborted", st
     assert [r[2] for r in lv_map(m, "mv")] == ["pv0"]
@@ -736,9 +727,10 @@ def test_archive_keeps_newest_20(env):
 # --------------------------------------------------------------------------
 
 def test_new_extents_on_recycled_pes_read_zeros(env):
-    """SPEC (issue): the new tail of an extended LV reads zeros. vgfs does not
-    zero PEs on allocation, so PEs freed by lvremove/lvreduce may still hold
-    the old LV's data (a data leak between LVs)."""
+    """docs/design.md ("New extents ... read as zeros"): the new tail of an
+    extended LV reads zeros. vgfs did not zero PEs on allocation, so PEs freed
+    by lvremove/lvreduce may still hold the old LV's data (a data leak between
+    LVs)."""
     vg = env.make_vg("vgzero", pvs=[PvSpec("pv0", "pv0.img", "32MiB")], extent_size="1MiB")
     vg.create()
     m = vg.mount(foreground=True)

@@ -1,7 +1,8 @@
-"""Online migration (SPEC §6-§8): moves of whole LVs and LE ranges while the
-LV is written (threads with an in-memory model, fio with verification, ext4
-on a loop device), abort / pause / resume / limit, refusals through the
-control file, pvmove and concurrent jobs."""
+"""Online migration (docs/migration.md; README.md "Control file", "Commands"):
+moves of whole LVs and LE ranges while the LV is written (threads with an
+in-memory model, fio with verification, ext4 on a loop device), abort / pause
+/ resume / limit, refusals through the control file, pvmove and concurrent
+jobs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (VGFS_BIN, MiB, LvModel, LvSpec, PvSpec, RandomWriters, ctl, ctl_ok, job_int, job_status, lv_map,
+from vgfstest import (VGFS_BIN, MiB, LvModel, LvSpec, PvSpec, RandomWriters, ctl, ctl_ok, job_int, job_status, lv_map,
                       parse_int_bytes, pv_allocated, pv_map, read_kv, read_pv_bytes, reply_job_ids, sha256_file,
                       start_slow_job, wait_job, warm_up_lv)
 

@@ -1,4 +1,4 @@
-"""SIGKILL of the vgfs daemon during migration (SPEC §6 rules 5-6): at every
+"""SIGKILL of the vgfs daemon during migration (docs/migration.md rules 5-6): at every
 kill point, fsync'ed writes survive, the job resumes with the same id from
 (at least) its persisted progress pointer, and it completes with the LV
 content equal to the model."""
@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from conftest import (MiB, LvModel, LvSpec, PvSpec, ctl, ctl_ok, is_mounted, job_int, job_status, lv_map, pv_allocated,
+from vgfstest import (MiB, LvModel, LvSpec, PvSpec, ctl, ctl_ok, is_mounted, job_int, job_status, lv_map, pv_allocated,
                       start_slow_job, wait_job, warm_up_lv)
 
 SIZE = 64 * MiB

@@ -1,4 +1,4 @@
-"""A migration destination that starts failing I/O mid-copy (SPEC §6 rule 7):
+"""A migration destination that starts failing I/O mid-copy (docs/migration.md rule 7):
 the job ends `failed` with the error as reason, the destination PEs are freed,
 and the LV goes on serving (reads and writes) from the source.
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (MiB, LvModel, LvSpec, PvSpec, ctl, is_mounted, job_int, job_status, lv_map, pid_alive,
+from vgfstest import (MiB, LvModel, LvSpec, PvSpec, ctl, is_mounted, job_int, job_status, lv_map, pid_alive,
                       pv_allocated, pv_map, start_job, start_slow_job, wait_job, warm_up_lv)
 
 SIZE = 64 * MiB

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FIG3_LVX_RUNS, MiB, LvSpec, Mount, PvSpec, assert_one_line_error, daemon_pids,
+from vgfstest import (FIG3_LVX_RUNS, MiB, LvSpec, Mount, PvSpec, assert_one_line_error, daemon_pids,
                       fig3_vg,
                       format_range, is_mounted, json_lvs, json_pvs, lv_runs_from_json,
                       parse_int_bytes, parse_range, pid_alive, parse_size, read_kv, split_list, VGFS_BIN)
@@ -44,7 +44,7 @@ def size_matches(text: str, want: int) -> bool:
 
 
 def expected_pv_map(vgj: dict, pv: str, pe_count: int) -> list[str]:
-    """FIG.4 lines of PV `pv` derived from every LV map in vg.json."""
+    """PE→LE lines (docs/records.md) of PV `pv` derived from every LV map in vg.json."""
     used = []
     for lv in vgj["lvs"]:
         for le, n, p, pe in lv_runs_from_json(lv):

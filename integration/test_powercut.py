@@ -25,7 +25,7 @@ import zlib
 
 import pytest
 
-from conftest import (KiB, MiB, LvSpec, PvSpec, assert_one_line_error, ctl, ctl_ok, job_int, job_status, lv_map,
+from vgfstest import (KiB, MiB, LvSpec, PvSpec, assert_one_line_error, ctl, ctl_ok, job_int, job_status, lv_map,
                       pread_full, wait_job)
 from powercut.rig import MIGRATION_AREA, SLOTS
 

@@ -13,7 +13,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from conftest import REPO, VGFS_BIN, is_mounted, loop_devices_for
+from vgfstest import REPO, VGFS_BIN, is_mounted, loop_devices_for
 
 
 def has_cap_sys_resource() -> bool:

@@ -1,4 +1,4 @@
-// Unit tests of load_config (include/vgfs/config.h): the SPEC §3 YAML, its
+// Unit tests of load_config (include/vgfs/config.h): the docs/config.md YAML, its
 // defaults, path resolution, and errors that point at file:line:col.
 #include <doctest/doctest.h>
 
@@ -20,14 +20,14 @@ namespace {
 const char* kSpecExample = R"(vg:
   name: vg0
   extent_size: 4MiB        # optional, default 4MiB
-  region_size: 256KiB      # optional: migration bitmap granularity (§6)
+  region_size: 256KiB      # optional: migration bitmap granularity
 pvs:
   - {name: pv0, path: pvs/pv0.img, size: 4GiB}   # created sparse if missing
   - {name: pv1, path: pvs/pv1.img, size: 4GiB}
 lvs:
   - {name: lv0, size: 2GiB, mode: "0640"}       # placed by the allocator
   - name: lv_other
-    extents:                                     # explicit LE→PE runs (FIG.3 form)
+    extents:                                     # explicit LE→PE runs
       - {le: 0-499, pv: pv0, pe: 500-999}
       - {le: 500-502, pv: pv1, pe: 100-102}
 )";
@@ -88,7 +88,7 @@ TEST_CASE("ConfigPlace::str is FILE:LINE:COL") {
   CHECK(p.str() == "/etc/vgfs/vg.yaml:12:5");
 }
 
-TEST_CASE("the SPEC §3 example parses") {
+TEST_CASE("the docs/config.md example parses") {
   TempDir dir;
   Written w = write_config(dir, kSpecExample);
   Result<VgConfig> r = load_config(w.path);

@@ -1,4 +1,4 @@
-// Unit tests of the control protocol (include/vgfs/control.h, SPEC §7):
+// Unit tests of the control protocol (include/vgfs/control.h, README.md "Control file"):
 // parse_command for every verb and every malformed form, and the Reply
 // texts a reader of `.vgfs/ctl` sees.
 #include <doctest/doctest.h>

@@ -128,7 +128,7 @@ TEST_CASE("append does not merge across PVs, gaps or backwards") {
   }
 }
 
-TEST_CASE("FIG.3 map: LE 0-499 on pv0 PE 500-999, LE 500-502 on pv1 PE 100-102") {
+TEST_CASE("LE→PE map (docs/records.md): LE 0-499 on pv0 PE 500-999, LE 500-502 on pv1 PE 100-102") {
   ExtentMap m;
   for (uint64_t le = 0; le < 500; ++le) m.append(0, 500 + le, 1);
   for (uint64_t le = 0; le < 3; ++le) m.append(1, 100 + le, 1);

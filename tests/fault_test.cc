@@ -1,8 +1,10 @@
-// Unit tests of the fault-injection seam (include/vgfs/fault_injector.h) and
-// of the PV I/O layer under it: rule matching, PvDevice::zero() giving zeros
-// where a punch does nothing, a PV that shrinks under the data path, and the
-// FUSE handler guard (src/fuse/guarded.h). The copier and record paths under
-// faults are in transfer_test.cc, the commit path in vg_store_test.cc.
+// Unit tests of fault injection (the rules of include/vgfs/fault_injector.h
+// applied by include/vgfs/fault_backend.h) and of the PV I/O under it: rule
+// matching, PvDevice::zero() giving zeros where a punch does nothing, a PV
+// that shrinks under the data path, and the FUSE handler guard
+// (src/fuse/guarded.h). The copier and record paths under faults are in
+// transfer_test.cc, the commit path in vg_store_test.cc; the backends
+// themselves in pv_backend_test.cc.
 #include <doctest/doctest.h>
 
 #include <fcntl.h>

@@ -37,7 +37,7 @@ JobRecord sample(uint64_t regions = 200) {
   r.paused = true;
   r.rate_limit = 50 * MiB;
   r.region_count = regions;
-  r.bitmap.assign((regions + 63) / 64, 0);
+  r.bitmap.assign(div_ceil(regions, 64), 0);
   for (uint64_t b : {uint64_t{0}, uint64_t{63}, uint64_t{64}, regions - 1})
     if (b < regions) r.bitmap[b / 64] |= uint64_t{1} << (b % 64);
   return r;
@@ -65,8 +65,8 @@ TEST_CASE("job record: copy size is a 4 KiB header plus the bitmap rounded to 4 
     CAPTURE(n);
     uint64_t size = job_record_copy_size(n);
     CHECK(size % 4096 == 0);
-    CHECK(size >= kJobRecordHeaderSize + (n + 63) / 64 * 8);
-    CHECK(size < kJobRecordHeaderSize + (n + 63) / 64 * 8 + 4096);
+    CHECK(size >= kJobRecordHeaderSize + div_ceil(n, 64) * 8);
+    CHECK(size < kJobRecordHeaderSize + div_ceil(n, 64) * 8 + 4096);
   }
 }
 

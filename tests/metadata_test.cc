@@ -1,5 +1,5 @@
 // Unit tests of VgMetadata (include/vgfs/metadata.h): validate(), the derived
-// PE→LE maps (FIG.4), the LV/PV cross lists and the YAML text codec.
+// PE→LE maps (docs/records.md), the LV/PV cross lists and the YAML text codec.
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -35,7 +35,7 @@ LvInfo make_lv(std::string name, uint32_t mode = 0600) {
   return lv;
 }
 
-// Two PVs of 1000 PEs; lv_other is FIG.3 (LE 0-499 -> pvalpha PE 500-999,
+// Two PVs of 1000 PEs; lv_other is the LE→PE example of docs/records.md (LE 0-499 -> pvalpha PE 500-999,
 // LE 500-502 -> pvbeta PE 100-102).
 VgMetadata fixture() {
   VgMetadata md;
@@ -373,7 +373,7 @@ TEST_CASE("validate rejects inconsistent metadata") {
   }
 }
 
-TEST_CASE("pv_map is the FIG.4 inverse with free runs") {
+TEST_CASE("pv_map is the PE→LE inverse with free runs") {
   VgMetadata md = fixture();
   REQUIRE(md.validate().ok());
 

@@ -1,4 +1,4 @@
-// Unit tests of Transfer (include/vgfs/transfer.h, SPEC §6 rules 2-6 and 8)
+// Unit tests of Transfer (include/vgfs/transfer.h, docs/migration.md rules 2-6 and 8)
 // on real PvDevice objects over files in a temporary folder: the first
 // pass, writes at every position relative to the progress pointer P, the
 // persisted record (two copies, generation g in copy g % 2), recopy and
@@ -193,7 +193,7 @@ void check_rule5(const Rig& rig) {
   std::optional<JobRecord> rec = rig.newest();
   if (!rec) return;  // nothing persisted: P is 0
   REQUIRE(rec->progress_pointer <= rig.size);
-  const uint64_t below = (rec->progress_pointer + rig.rs - 1) / rig.rs;
+  const uint64_t below = div_ceil(rec->progress_pointer, rig.rs);
   std::string src = rig.src_at(0, rig.size), dst = rig.dst_at(0, rig.size);
   for (uint64_t r = 0; r < below; ++r) {
     CAPTURE(r);
@@ -946,7 +946,8 @@ TEST_CASE("volume: quiesce() waits for the IoGuards taken before it, not for lat
   CHECK(q3.wait_for(5s) == std::future_status::ready);
 }
 
-// ---- discard and zero-range follow the write rules (SPEC §6 rules 2-5, §9) ----
+// ---- discard and zero-range follow the write rules: docs/migration.md rules 2-5,
+// "Discard and zero-range are writes" ----
 
 namespace {
 bool all_zero(const std::string& s) { return s.find_first_not_of('\0') == std::string::npos; }

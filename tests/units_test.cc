@@ -1,4 +1,5 @@
-// Unit tests of include/vgfs/units.h: sizes, names, ranges, UUIDs, CRC32C.
+// Unit tests of the value rules of include/vgfs/units.h (sizes.h, size_text.h,
+// names.h, ranges.h, uuid.h, crc32c.h): sizes, names, ranges, UUIDs, CRC32C.
 #include <doctest/doctest.h>
 
 #include <cerrno>
@@ -267,4 +268,17 @@ TEST_CASE("parse_lvm_size rejects what LVM2 rejects") {
       CHECK(r.status().message().find(text) != std::string::npos);
     }
   }
+}
+
+TEST_CASE("div_ceil rounds up and never wraps") {
+  CHECK(div_ceil(0, 4) == 0);
+  CHECK(div_ceil(1, 4) == 1);
+  CHECK(div_ceil(4, 4) == 1);
+  CHECK(div_ceil(5, 4) == 2);
+  CHECK(div_ceil(256 * KiB + 1, 256 * KiB) == 2);
+  // (a + b - 1) / b wraps to 0 here; div_ceil does not.
+  CHECK(div_ceil(UINT64_MAX, 2) == (uint64_t{1} << 63));
+  CHECK(div_ceil(UINT64_MAX, 64) == (uint64_t{1} << 58));
+  CHECK(div_ceil(UINT64_MAX, 1) == UINT64_MAX);
+  static_assert(div_ceil(9, 8) == 2, "usable in constant expressions");
 }

@@ -145,7 +145,7 @@ TEST_CASE("create then open gives the same metadata") {
     CHECK(label.layout.extent_size == MiB);
     CHECK(md.pvs[i].pe_count == (64 * MiB - md.pvs[i].pe_start) / MiB);
     CHECK(store->pv(i).size() == 64 * MiB);
-    CHECK(store->pv(i).fd() >= 0);
+    CHECK(store->pv(i).capabilities().local_fd >= 0);
   }
   CHECK(md.pvs[0].name == "pv0");
   CHECK(md.pvs[1].name == "pv1");
@@ -794,7 +794,7 @@ TEST_CASE("PvDevice::open looks at the type before opening: a FIFO is never open
   Result<PvDevice> link = PvDevice::open(dir / "link.img", false, "PV pvl (link)");
   REQUIRE_MESSAGE(link.ok(), link.status().message());
   CHECK(link->size() == MiB);
-  CHECK((fcntl(link->fd(), F_GETFL) & O_NONBLOCK) == 0);
+  CHECK((fcntl(link->capabilities().local_fd, F_GETFL) & O_NONBLOCK) == 0);
 }
 
 // ---- the commit path against injected PV faults (include/vgfs/fault_injector.h) ----

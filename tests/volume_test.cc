@@ -126,7 +126,7 @@ void check_map(const Fixture& f, VolumeSet& vs, uint32_t lv, uint64_t offset, ui
     auto [pv, off] = f.locate(lv, at);
     CHECK(pv_of(f, p) == pv);
     CHECK(p.offset == off);
-    CHECK(same_file(p.dev->fd(), f.pv_path(pv)));
+    CHECK(same_file(p.dev->capabilities().local_fd, f.pv_path(pv)));
     // The piece is physically contiguous: its last byte is where the model says.
     auto [pv_last, off_last] = f.locate(lv, at + p.length - 1);
     CHECK(pv_last == pv);
@@ -178,7 +178,7 @@ TEST_CASE("map splits at run boundaries with PV offsets") {
     CHECK(pv_of(f, p[3]) == pv1);
     CHECK(p[3].offset == f.pe_start(pv1) + 10 * kEs);
     CHECK(p[3].length == 2 * kEs);
-    for (size_t i = 0; i < n; ++i) CHECK(same_file(p[i].dev->fd(), f.pv_path(pv_of(f, p[i]))));
+    for (size_t i = 0; i < n; ++i) CHECK(same_file(p[i].dev->capabilities().local_fd, f.pv_path(pv_of(f, p[i]))));
   }
   SUBCASE("a range crossing one boundary") {
     size_t n = vs.map(f.lv, 100 * KiB, 100 * KiB, p);
@@ -392,7 +392,7 @@ TEST_CASE("concurrent writers and readers on disjoint ranges") {
   }
 }
 
-// ---- discard during a migration (SPEC §9: discard obeys the transfer rules) ----
+// ---- discard during a migration (docs/migration.md "Discard and zero-range are writes") ----
 
 TEST_CASE("discard and zero-range of a moving range go through the transfer: dirty, then zeros on the destination") {
   for (bool zero : {false, true}) {

@@ -1,5 +1,5 @@
 // VgConfig: the YAML file `vgfs create` reads and `vgfs mount` uses to find
-// the PVs (SPEC §3).
+// the PVs (docs/config.md).
 //
 // Invariant: a VgConfig returned by load_config() has only known keys,
 // well-formed names and sizes, absolute PV paths (relative ones resolved

@@ -1,4 +1,4 @@
-// The control protocol of `.vgfs/ctl` (SPEC §7): one command line in, one
+// The control protocol of `.vgfs/ctl` (README.md "Control file"): one command line in, one
 // reply out.
 //
 // A command line is words separated by blanks (spaces, tabs). A word may

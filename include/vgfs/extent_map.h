@@ -1,5 +1,4 @@
-// ExtentMap: one LV's LE→PE map, stored as runs (docs/format.md, "Metadata
-// text").
+// ExtentMap: one LV's LE→PE map, stored as runs (the LE→PE form of docs/records.md).
 //
 // Invariant: runs are sorted by LE, cover LE 0 .. extent_count()-1 with no
 // gap and no overlap, every run has count >= 1, and two neighbouring plain
@@ -14,7 +13,7 @@
 // (count a multiple of the legs, stripe size bounds, legs in range and not
 // overlapping) is VgMetadata::validate()'s to check, not the map's.
 //
-// PvRun is one run of a PV's PE→LE map: the derived inverse of every LV's
+// PvRun is one run of a PV's PE→LE map (docs/records.md): the derived inverse of every LV's
 // ExtentMap, with free runs (lv == kFree) filling the gaps.
 #pragma once
 

@@ -1,19 +1,20 @@
-// FaultInjector: a test seam in the PV I/O layer (PvDevice) that makes
-// chosen reads, writes, fdatasyncs and hole punches fail or misbehave, so the
-// copier, commit and record paths can be tested against EIO, ENOSPC, short
-// reads, torn writes, failing fdatasync and punches that zero nothing.
+// FaultInjector: the rules of a FaultBackend (include/vgfs/fault_backend.h),
+// a test wrapper around a PV backend that makes chosen reads, writes,
+// fdatasyncs and hole punches fail or misbehave, so the copier, commit and
+// record paths can be tested against EIO, ENOSPC, short reads, torn writes,
+// failing fdatasync and punches that zero nothing.
 //
-// Invariant: with no injector installed (the only state outside tests) every
-// PvDevice operation costs one relaxed atomic load more and behaves exactly
-// as without the seam. With one installed, an operation consults the rules in
-// the order they were added and the first rule that matches decides; each
-// rule fires deterministically: it lets `skip` matching operations pass, then
-// fires on the next `times` ones, then never again. Matching is by operation,
-// PV path (empty = every PV) and byte range overlap.
+// Invariant: an operation consults the rules in the order they were added
+// and the first rule that matches decides; each rule fires
+// deterministically: it lets `skip` matching operations pass, then fires on
+// the next `times` ones, then never again. Matching is by operation, PV path
+// (empty = every PV) and byte range overlap.
 //
-// Only the data path goes through the seam: PvDevice::read_at, write_at,
-// sync, zero, punch (and everything built on them). Tests install it with
-// FaultInjector::Scope, which removes it again on every exit path.
+// Outside tests nothing consults it: PVs are not wrapped, so the data path
+// has no fault check at all. The unit-test binary wraps every PV it opens
+// (PvDevice::set_backend_wrapper with FaultBackend::wrap_for_scope), and a
+// test installs its rules with FaultInjector::Scope, which removes them
+// again on every exit path; the rules then reach PVs opened before it.
 #pragma once
 
 #include <atomic>
@@ -58,7 +59,7 @@ struct Fault {
 class FaultInjector {
  public:
   void add(FaultRule rule);
-  // Consulted by PvDevice before each operation; counts matches.
+  // Consulted by FaultBackend before each operation; counts matches.
   Fault check(FaultOp op, const std::string& path, uint64_t offset, uint64_t length);
   // How many operations a rule fired on so far (rules numbered from 0).
   uint64_t fired(size_t rule) const;

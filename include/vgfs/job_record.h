@@ -1,5 +1,5 @@
 // JobRecord: the transfer-region record of one migration job as it is kept
-// in the source PV's migration area (SPEC §6, docs/migration.md).
+// in the source PV's migration area (docs/records.md, docs/migration.md).
 //
 // Invariant: on disk, every region below `progress_pointer` is equal on both
 // sides or has its bit set in `bitmap`. The record is written in two copies

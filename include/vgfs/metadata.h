@@ -69,7 +69,7 @@ struct LvInfo {
   KeptKeys kept{};
 };
 
-// A migration job as the metadata records it (SPEC §6). While `running`, its
+// A migration job as the metadata records it (docs/records.md, "Transfer region record"). While `running`, its
 // destination PEs are reserved: they count as used, by nobody else. Finished
 // jobs stay listed (newest kMaxFinishedJobs) so their status survives a remount.
 enum class JobState { kRunning, kCompleted, kAborted, kFailed };

@@ -1,19 +1,21 @@
-// PvDevice: one open PV image file or block device.
+// PvDevice: the owning handle of one open PV: its backend (the bytes,
+// include/vgfs/pv_backend.h), the path it was opened by and the label that
+// names it in errors.
 //
-// Invariant: a PvDevice owns its file descriptor (closed on destruction) and
-// knows the device size; every read_at/write_at is a full transfer or an
-// error naming the PV and offset, and zero() leaves bytes that read as zeros
-// whatever the device does with a discard. Every data operation passes the
-// FaultInjector seam (include/vgfs/fault_injector.h) when a test installs one. lock() takes an OFD lock on the whole
-// device, which belongs to the open file description: it survives fork (the
-// daemon keeps it) and conflicts with any other open of the same PV.
+// Invariant: every byte to or from the PV goes through backend(); PvDevice
+// adds no I/O of its own, only the names callers already use (read_at is
+// read, write_at is write, sync is flush, sync_if_written is
+// flush_if_written). Opening a path gives a LocalBackend (a file or block
+// device); from_backend() takes any other, e.g. a WindowBackend for a PV
+// inside a partition of a disk image. The handle is movable; the backend
+// stays where it is, so pointers to it (the volume layer's) survive a move.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "vgfs/pv_backend.h"
 #include "vgfs/status.h"
 
 namespace vgfs {
@@ -21,65 +23,54 @@ namespace vgfs {
 class PvDevice {
  public:
   PvDevice() = default;
-  PvDevice(PvDevice&& other) noexcept;
-  PvDevice& operator=(PvDevice&& other) noexcept;
-  PvDevice(const PvDevice&) = delete;
-  PvDevice& operator=(const PvDevice&) = delete;
-  ~PvDevice();
 
   // `label` names the PV in errors, e.g. "PV pv0 (/srv/pv0.img)".
   static Result<PvDevice> open(const std::string& path, bool writable, std::string label);
+  static PvDevice from_backend(std::unique_ptr<PvBackend> backend, std::string path, bool writable);
+
+  // For tests: every backend open() makes from now on is passed through
+  // `wrap` (FaultBackend::wrap_for_scope puts a fault injector around it).
+  // Null (the default) wraps nothing, so the data path has no test seam.
+  using BackendWrapper = std::unique_ptr<PvBackend> (*)(const std::string& path, std::unique_ptr<PvBackend> backend);
+  static void set_backend_wrapper(BackendWrapper wrap);
 
   // exclusive: F_WRLCK (needs writable), otherwise F_RDLCK. Never waits.
-  Status lock(bool exclusive);
+  Status lock(bool exclusive) { return backend_->lock(exclusive); }
 
-  Status read_at(void* buf, uint64_t length, uint64_t offset) const;
-  Status write_at(const void* buf, uint64_t length, uint64_t offset) const;
-  Status sync() const;  // fdatasync
-  // Makes a byte range read as zeros, guaranteed: a block device gets
-  // BLKZEROOUT (the kernel writes zeros where the device cannot); a file gets
-  // a hole punch that is then verified with SEEK_DATA, since a punch is only
-  // advisory on some file systems (a FUSE file such as nbdfuse's turns it
-  // into an NBD trim), else FALLOC_FL_ZERO_RANGE, else written zeros.
-  // `keep_allocated` skips the punch (ZERO_RANGE first), so a fully
-  // allocated image stays allocated.
-  Status zero(uint64_t offset, uint64_t length, bool keep_allocated = false) const;
-  // Deallocates a range without promising anything about its content
-  // afterwards (an advisory discard); EOPNOTSUPP where the file cannot punch.
-  Status punch(uint64_t offset, uint64_t length) const;
-  // EIO unless [offset, offset+length) lies inside the device as it is now:
-  // a PV image truncated or a block device shrunk under the mount must fail
-  // I/O, not return short reads or grow the image again. One fstat (or
-  // BLKGETSIZE64); a shrink racing with the I/O that follows is not caught.
-  Status check_range(uint64_t offset, uint64_t length) const;
+  Status read_at(void* buf, uint64_t length, uint64_t offset) const { return backend_->read(buf, length, offset); }
+  Status write_at(const void* buf, uint64_t length, uint64_t offset) const {
+    return backend_->write(buf, length, offset);
+  }
+  Status sync() const { return backend_->flush(); }
+  // Guaranteed zeros (PvBackend::zero).
+  Status zero(uint64_t offset, uint64_t length, bool keep_allocated = false) const {
+    return backend_->zero(offset, length, keep_allocated);
+  }
+  // EIO unless the range lies inside the PV as it is now (one fstat, or
+  // BLKGETSIZE64, for a local PV); PvBackend::check_range.
+  Status check_range(uint64_t offset, uint64_t length) const { return backend_->check_range(offset, length); }
 
-  // Durability tracking for fsync of LV files. note_written() after every
-  // completed data write; sync_if_written() fdatasyncs unless a sync that
-  // started after every write completed before this call has finished. A
-  // sync still running on another thread never counts, since it may have
-  // started before a write it would then miss.
-  void note_written() const { counters_->written.fetch_add(1, std::memory_order_acq_rel); }
-  Status sync_if_written() const;
+  // Durability tracking for fsync of LV files lives in the backend: its
+  // writes count themselves. note_written() is for writes that went around
+  // it through local_fd() (the FUSE splice path).
+  void note_written() const { backend_->note_written(); }
+  Status sync_if_written() const { return backend_->flush_if_written(); }
 
-  int fd() const { return fd_; }
-  uint64_t size() const { return size_; }
-  bool is_block_device() const { return block_device_; }
+  // The descriptor to splice to or from, or -1 where the backend has none;
+  // byte `o` of the PV is byte `o + local_fd_offset` of it.
+  PvCapabilities capabilities() const { return backend_->capabilities(); }
+
+  const PvBackend& backend() const { return *backend_; }
+  uint64_t size() const { return backend_->size(); }
+  bool is_block_device() const { return backend_->capabilities().is_block_device; }
   bool writable() const { return writable_; }
   const std::string& path() const { return path_; }
-  const std::string& label() const { return label_; }
+  const std::string& label() const { return backend_->label(); }
 
  private:
-  int fd_ = -1;
-  uint64_t size_ = 0;
-  bool block_device_ = false;
+  std::unique_ptr<PvBackend> backend_;
   bool writable_ = false;
   std::string path_;
-  std::string label_;
-  struct Counters {
-    std::atomic<uint64_t> written{0};  // data writes completed
-    std::atomic<uint64_t> synced{0};   // `written` as of the start of the last finished fdatasync
-  };
-  std::unique_ptr<Counters> counters_ = std::make_unique<Counters>();
 };
 
 }  // namespace vgfs

@@ -1,5 +1,5 @@
 // Transfer: the live transfer-region record of one migration job, and the
-// write-path rules that keep it true (SPEC §6 rules 2, 3 and 5).
+// write-path rules that keep it true (docs/migration.md rules 2, 3 and 5).
 //
 // Invariant (rule 5): on disk, at every instant, every region below the
 // persisted progress pointer is equal on both sides or has its persisted
@@ -66,7 +66,7 @@ class Transfer {
   // Discards (`zero` false: fallocate PUNCH_HOLE) or zeroes (`zero` true:
   // ZERO_RANGE, allocation kept) `length` bytes at `offset` of the range
   // under exactly the rules of write(): both make the bytes read as zeros,
-  // so both are writes of zeros to the transfer (SPEC §9).
+  // so both are writes of zeros to the transfer (docs/migration.md, "Discard and zero-range are writes").
   Status discard(uint64_t offset, uint64_t length, bool zero);
 
   // ---- copier (rules 3, 4, 8) ----

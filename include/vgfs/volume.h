@@ -95,7 +95,7 @@ class VolumeSet {
   Result<size_t> write(uint32_t slot, uint64_t offset, const void* buf, size_t length);
   // Makes an LV range read as zeros (fallocate PUNCH_HOLE, or with `zero`
   // ZERO_RANGE, which keeps the PV ranges allocated), through the running
-  // transfers' write rules like write() (SPEC §9): a discard during a
+  // transfers' write rules like write() (docs/migration.md, "Discard and zero-range are writes"): a discard during a
   // migration reaches both sides or leaves the region dirty. Zeros are
   // guaranteed even where the PV's own discard is advisory (PvDevice::zero).
   Status discard(uint32_t slot, uint64_t offset, uint64_t length, bool zero);

@@ -1,5 +1,5 @@
 // VolumeManager: every metadata change of a mounted VG: the online migration
-// jobs (SPEC §6, §7) and the LV and PV lifecycle (src/manager/lifecycle.cc).
+// jobs (docs/migration.md; README.md "Control file") and the LV and PV lifecycle (src/manager/lifecycle.cc).
 //
 // Invariant: every change of the VG metadata while mounted goes through one
 // admin mutex and is one VgStore::commit(); a job's destination is reserved
@@ -100,7 +100,7 @@ class VolumeManager {
   Status resume(uint64_t id);
   Status limit(uint64_t id, uint64_t bytes_per_second);
 
-  // LV and PV lifecycle (SPEC §7): each is one metadata commit. Sizes
+  // LV and PV lifecycle (README.md "Control file"): each is one metadata commit. Sizes
   // round up to whole extents.
   Result<LvSized> lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs);
   Result<LvSized> lvextend(const std::string& name, uint64_t size);

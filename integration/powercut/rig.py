@@ -23,26 +23,13 @@ import subprocess
 import time
 from pathlib import Path
 
-MiB = 1024 * 1024
+from vgfstest.mounts import is_mounted, pid_alive
+from vgfstest.sizes import MiB
 
 # Byte ranges of the on-PV format (docs/format.md), for cut-at-write.
 SLOTS = (1 * MiB, 9 * MiB)            # metadata slots 0 and 1
 MIGRATION_AREA = (9 * MiB, 13 * MiB)  # job records
 LABELS = (0, 8 * 1024)
-
-
-def _mounted(path: Path) -> bool:
-    want = os.path.abspath(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4].replace("\\040", " ") == want for line in f)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def find_plugin(vgfs_bin: Path, repo: Path) -> Path | None:
@@ -131,14 +118,14 @@ class PowerRig:
                 log.close()
                 deadline = time.monotonic() + 20
                 while time.monotonic() < deadline:
-                    if pidfile.exists() and pidfile.read_text().strip() and _mounted(d):
+                    if pidfile.exists() and pidfile.read_text().strip() and is_mounted(d):
                         break
                     if self.procs[pv].poll() not in (None, 0):
                         break
                     time.sleep(0.02)
                 if pidfile.exists() and pidfile.read_text().strip():
                     self.pids[pv] = int(pidfile.read_text().strip())
-                if not (_mounted(d) and (d / "pv.img").exists()):
+                if not (is_mounted(d) and (d / "pv.img").exists()):
                     raise AssertionError(f"nbdfuse for {pv} did not come up: "
                                          f"{(self.root / f'nbdfuse-{pv}.log').read_text()}")
                 self._point(pv, d / "pv.img")
@@ -187,10 +174,10 @@ class PowerRig:
         for pv in self.pvs:
             self._point(pv, self.base(pv))
             d = self.fuse_dir(pv)
-            if _mounted(d):
+            if is_mounted(d):
                 for _ in range(40):
                     r = subprocess.run(["fusermount3", "-u", str(d)], capture_output=True, text=True)
-                    if r.returncode == 0 or not _mounted(d):
+                    if r.returncode == 0 or not is_mounted(d):
                         break
                     time.sleep(0.25)
                 else:
@@ -203,7 +190,7 @@ class PowerRig:
                 p.wait()
         for pid in self.pids.values():
             deadline = time.monotonic() + 20
-            while _alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.02)
         self.procs.clear()
         self.pids.clear()

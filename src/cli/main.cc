@@ -1,4 +1,4 @@
-// The `vgfs` command line (SPEC §8).
+// The `vgfs` command line (README.md "Commands" and "Command line").
 //
 // Every failure prints one "vgfs: ..." line to stderr and exits 1, a usage
 // error too; `vgfs help` and `--help` print to stdout and exit 0.
@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "cli/mounted_metadata.h"
+#include "cli/scan.h"
 #include "cli/targets.h"
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
@@ -620,6 +621,8 @@ int run(int argc, char** argv) {
   limit->add_option("JOB", job, "job number")->required();
   limit->add_option("RATE", rate, "bytes per second, e.g. 50MiB")->required();
 
+  cli::ScanCommand scan(app);  // src/cli/scan.cc
+
   std::vector<std::string> verbs;
   for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; })) verbs.push_back(c->get_name());
   auto is_verb = [&](const std::string& w) { return std::find(verbs.begin(), verbs.end(), w) != verbs.end(); };
@@ -664,6 +667,7 @@ int run(int argc, char** argv) {
     // One line, like every other error; --help has the details.
     return fail(fmt::format("{} (see vgfs --help)", e.what()));
   }
+  if (scan.chosen()) return scan.run();
   if (*create) return cmd_create(config, force);
   if (*mount) return cmd_mount(config, mountpoint, foreground, mount_opts);
   if (*lists[0]) return cmd_list(target, false, maps, json);

@@ -1,5 +1,5 @@
 // What a path given on the command line is, and the one-line error when it
-// is not the kind of target a verb needs (SPEC §8): a config file where a
+// is not the kind of target a verb needs (README.md "Command line"): a config file where a
 // mount point is needed and the reverse, a folder that is not a vgfs mount,
 // or a stale mount whose daemon is gone.
 //

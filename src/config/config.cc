@@ -1,4 +1,4 @@
-// Parsing of the VG configuration file (SPEC §3; include/vgfs/config.h).
+// Parsing of the VG configuration file (docs/config.md; include/vgfs/config.h).
 #include "vgfs/config.h"
 
 #include <algorithm>

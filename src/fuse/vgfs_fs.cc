@@ -419,6 +419,22 @@ struct PieceVec {
 };
 static_assert(offsetof(PieceVec, more) == sizeof(fuse_bufvec));
 
+// A read from PVs without a local descriptor: through their backends into
+// a buffer (under the caller's IoGuard).
+void read_into_memory(fuse_req_t req, const PvPiece* pieces, size_t count) {
+  thread_local std::vector<char> buffer(kMaxIoSize);
+  size_t done = 0;
+  for (size_t i = 0; i < count; ++i) {
+    if (buffer.size() < done + pieces[i].length) buffer.resize(done + pieces[i].length);
+    if (Status st = pieces[i].dev->read_at(buffer.data() + done, pieces[i].length, pieces[i].offset); !st.ok()) {
+      log_io_error(st);
+      return (void)fuse_reply_err(req, EIO);
+    }
+    done += pieces[i].length;
+  }
+  fuse_reply_buf(req, buffer.data(), done);
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
   if (!VgFs::is_lv_file(ino)) {
@@ -450,12 +466,15 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   pv.vec.idx = 0;
   pv.vec.off = 0;
   for (size_t i = 0; i < count; ++i) {
+    // Zero-copy needs a descriptor the kernel can splice from.
+    const PvCapabilities caps = pieces[i].dev->capabilities();
+    if (caps.local_fd < 0) return read_into_memory(req, pieces, count);
     fuse_buf& b = i == 0 ? pv.vec.buf[0] : pv.more[i - 1];
     b = fuse_buf{};
     b.size = pieces[i].length;
     b.flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
-    b.fd = pieces[i].dev->fd();
-    b.pos = static_cast<off_t>(pieces[i].offset);
+    b.fd = caps.local_fd;
+    b.pos = static_cast<off_t>(pieces[i].offset + caps.local_fd_offset);
   }
   fuse_reply_data(req, &pv.vec, FUSE_BUF_SPLICE_MOVE);
 }
@@ -507,9 +526,13 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
   if (static_cast<uint64_t>(off) >= volume.lv_size(lv)) return (void)fuse_reply_err(req, ENOSPC);
   {
     VolumeSet::IoGuard guard(volume);
-    if (!volume.has_transfers(lv)) {  // the common case: straight from the request to the PVs
-      PvPiece pieces[kMaxPieces];
-      size_t count = volume.map(lv, static_cast<uint64_t>(off), size, pieces);
+    PvPiece pieces[kMaxPieces];
+    // The common case: straight from the request to the PVs' descriptors.
+    const bool direct = !volume.has_transfers(lv);
+    const size_t count = direct ? volume.map(lv, static_cast<uint64_t>(off), size, pieces) : 0;
+    bool spliceable = direct;
+    for (size_t i = 0; i < count; ++i) spliceable = spliceable && pieces[i].dev->capabilities().local_fd >= 0;
+    if (spliceable) {
       size_t done = 0;
       for (size_t i = 0; i < count; ++i) {
         // pwrite past the end of a PV that shrank would grow it back with a hole.
@@ -519,8 +542,9 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
         }
         fuse_bufvec dst = FUSE_BUFVEC_INIT(pieces[i].length);
         dst.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK | FUSE_BUF_FD_RETRY);
-        dst.buf[0].fd = pieces[i].dev->fd();
-        dst.buf[0].pos = static_cast<off_t>(pieces[i].offset);
+        const PvCapabilities caps = pieces[i].dev->capabilities();
+        dst.buf[0].fd = caps.local_fd;
+        dst.buf[0].pos = static_cast<off_t>(pieces[i].offset + caps.local_fd_offset);
         ssize_t got = fuse_buf_copy(&dst, in, static_cast<fuse_buf_copy_flags>(0));
         if (got != static_cast<ssize_t>(pieces[i].length)) return (void)fuse_reply_err(req, EIO);
         pieces[i].dev->note_written();
@@ -529,7 +553,8 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
       return (void)fuse_reply_write(req, done);
     }
   }
-  // A migration runs on this LV: the write rules need the data in memory.
+  // A migration runs on this LV (the write rules need the data in memory),
+  // or a PV has no descriptor to splice into.
   thread_local std::vector<char> buffer(kMaxIoSize);
   ssize_t got = to_memory(buffer.data(), std::min(size, buffer.size()));
   if (got < 0) return (void)fuse_reply_err(req, static_cast<int>(-got));

@@ -1,4 +1,4 @@
-// The FUSE adapter: serves a VG as LV files and `.vgfs/` views (SPEC §5).
+// The FUSE adapter: serves a VG as LV files and `.vgfs/` views (README.md "The mount", docs/records.md).
 //
 // Invariant: this layer translates FUSE requests into VolumeSet and VgStore
 // calls and never decides where data lives; the LV read/write path does no

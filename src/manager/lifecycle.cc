@@ -1,4 +1,4 @@
-// LV and PV lifecycle on a live mount (include/vgfs/volume_manager.h, SPEC §7,
+// LV and PV lifecycle on a live mount (include/vgfs/volume_manager.h, README.md "Control file",
 // docs/allocation.md). Each command checks everything first, then makes one
 // metadata commit, then shows the change in the VolumeSet.
 #include <fmt/format.h>
@@ -277,7 +277,8 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
   VGFS_RETURN_IF_ERROR(check_not_on_mount(path, nullptr));  // before opening: the open itself may come back here
   Result<PvDevice> dev = PvDevice::open(path, true, fmt::format("PV {} ({})", name, path));
   if (!dev.ok()) return dev.status();
-  if (struct stat st {}; ::fstat(dev->fd(), &st) == 0) VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
+  if (struct stat st {}; dev->capabilities().local_fd >= 0 && ::fstat(dev->capabilities().local_fd, &st) == 0)
+    VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
   VGFS_RETURN_IF_ERROR(check_unused(*dev));
   PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};

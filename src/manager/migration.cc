@@ -1,5 +1,5 @@
 // Migration jobs: creation, the copier state machine, switch and abort
-// (include/vgfs/volume_manager.h, SPEC §6, docs/migration.md).
+// (include/vgfs/volume_manager.h, docs/migration.md).
 //
 // A job runs, a step at a time on the copier pool (src/manager/copier_pool.cc),
 // through these states:
@@ -57,7 +57,7 @@ VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store),
       // The newest valid copy of the record; none means start again from 0,
       // which is always safe: nothing is below P = 0.
       Transfer::Geometry g = geometry_of(store, info);
-      const uint64_t regions = (g.size + g.region_size - 1) / g.region_size;
+      const uint64_t regions = div_ceil(g.size, g.region_size);
       const uint64_t copy = job_record_copy_size(regions);
       std::optional<JobRecord> best;
       for (int c = 0; c < 2; ++c) {
@@ -142,7 +142,7 @@ std::optional<uint64_t> record_place(const VgMetadata& md, uint64_t area, const 
 }
 
 uint64_t record_need(const VgMetadata& md, const JobInfo& job) {
-  const uint64_t regions = (job.count * md.extent_size + md.region_size - 1) / md.region_size;
+  const uint64_t regions = div_ceil(job.count * md.extent_size, md.region_size);
   return 2 * job_record_copy_size(regions);
 }
 
@@ -598,7 +598,7 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
   s.destination_pe = i.dst_pe;
   s.region_size = md.region_size;
   s.size = i.count * md.extent_size;
-  s.regions = (s.size + s.region_size - 1) / s.region_size;
+  s.regions = div_ceil(s.size, s.region_size);
   s.reason = i.reason;
   s.sync_status = std::string(job_state_name(i.state));
   if (i.state == JobState::kCompleted) s.progress_pointer = s.checkpoint_pointer = s.size;

@@ -2,8 +2,8 @@
 // by `vgfs dump` (see encode_metadata/decode_metadata in
 // include/vgfs/metadata.h and docs/format.md).
 //
-// Each LV's map is one literal block with a run per line in the FIG.3 form
-// "LE-range PV PE-range", so a VG with many runs stays compact and quick to
+// Each LV's map is one literal block with a run per line in the LE→PE form
+// "LE-range PV PE-range" (docs/records.md), so a VG with many runs stays compact and quick to
 // parse.
 #include <fmt/format.h>
 #include <yaml-cpp/eventhandler.h>

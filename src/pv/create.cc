@@ -1,5 +1,5 @@
 // `vgfs create`: the first metadata from a config, and writing it onto the
-// PVs (include/vgfs/vg_store.h, SPEC §3).
+// PVs (include/vgfs/vg_store.h, docs/config.md).
 //
 // Why two phases: every check (config, existing files, sizes, placement)
 // runs before the first byte is written, so a create that fails leaves the
@@ -35,16 +35,14 @@ Result<bool> holds_data(const PvDevice& dev) {
     return false;
   };
   if (dev.is_block_device()) return scan(0, std::min<uint64_t>(dev.size(), 16 * MiB));
-  off_t at = 0;
-  const off_t end = static_cast<off_t>(dev.size());
-  while (at < end) {
-    off_t data = lseek(dev.fd(), at, SEEK_DATA);
-    if (data < 0) break;  // ENXIO: no data after `at`
-    off_t hole = lseek(dev.fd(), data, SEEK_HOLE);
-    if (hole < 0) hole = end;
-    Result<bool> found = scan(static_cast<uint64_t>(data), static_cast<uint64_t>(hole));
-    if (!found.ok() || *found) return found;
-    at = hole;
+  for (uint64_t at = 0, end = dev.size(); at < end;) {
+    Result<PvExtent> run = dev.backend().extent_at(at, end - at);
+    if (!run.ok()) return run.status();
+    if (run->data) {
+      Result<bool> found = scan(at, at + run->length);
+      if (!found.ok() || *found) return found;
+    }
+    at += run->length;
   }
   return false;
 }
@@ -129,7 +127,7 @@ Result<VgMetadata> metadata_from_config(const VgConfig& config, const std::vecto
   }
   for (const LvConfig& lc : config.lvs) {
     if (!lc.size) continue;
-    uint64_t extents = (*lc.size + config.extent_size - 1) / config.extent_size;
+    uint64_t extents = div_ceil(*lc.size, config.extent_size);
     if (extents * config.extent_size != *lc.size && notes)
       notes->push_back(fmt::format("LV {}: size {} rounded up to {} extents ({})", lc.name, format_size(*lc.size),
                                    extents, format_size(extents * config.extent_size)));

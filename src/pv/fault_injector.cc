@@ -1,4 +1,4 @@
-// Fault rules for the PV I/O layer (include/vgfs/fault_injector.h).
+// Fault rules for FaultBackend (include/vgfs/fault_injector.h).
 #include "vgfs/fault_injector.h"
 
 namespace vgfs {

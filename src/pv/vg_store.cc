@@ -1,5 +1,5 @@
 // Loading, repairing and committing the VG metadata on the PVs
-// (include/vgfs/vg_store.h, SPEC §4, docs/format.md).
+// (include/vgfs/vg_store.h, docs/format.md).
 #include "vgfs/vg_store.h"
 
 #include "vgfs/archive.h"

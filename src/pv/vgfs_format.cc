@@ -178,7 +178,7 @@ Status check_against_label(const VgMetadata& md, uint32_t pv, const PvLabel& lab
   for (const JobInfo& j : md.jobs) {
     if (!j.running() || j.src_pv != pv) continue;
     // validate() bounds count * extent_size below 2^64.
-    const uint64_t regions = (j.count * md.extent_size + md.region_size - 1) / md.region_size;
+    const uint64_t regions = div_ceil(j.count * md.extent_size, md.region_size);
     const uint64_t need = 2 * job_record_copy_size(regions);
     if (j.record_size != need)
       return Status::Error(EINVAL, fmt::format("job {}: record size {} is not the {} bytes of two copies for {} "

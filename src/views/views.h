@@ -16,9 +16,9 @@ namespace vgfs::views {
 
 std::string vg_summary(const VgMetadata& md);
 std::string lv_info(const VgMetadata& md, uint32_t lv);
-std::string lv_map(const VgMetadata& md, uint32_t lv);  // FIG.3 form
+std::string lv_map(const VgMetadata& md, uint32_t lv);  // LE→PE form (docs/records.md)
 std::string pv_info(const VgMetadata& md, uint32_t pv);
-std::string pv_map(const VgMetadata& md, uint32_t pv);  // FIG.4 form
+std::string pv_map(const VgMetadata& md, uint32_t pv);  // PE→LE form (docs/records.md)
 
 std::string job_status(const JobStatus& job);  // `key: value` lines
 nlohmann::json job_json(const JobStatus& job);

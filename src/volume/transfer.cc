@@ -1,8 +1,8 @@
 // The live transfer-region record and its write-path rules
-// (include/vgfs/transfer.h, SPEC §6, docs/migration.md).
+// (include/vgfs/transfer.h, docs/migration.md).
 #include "vgfs/transfer.h"
 
-#include "vgfs/fault_injector.h"
+#include "vgfs/sizes.h"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -20,8 +20,8 @@ constexpr uint64_t bit(uint64_t r) { return uint64_t{1} << (r % 64); }
 
 Transfer::Transfer(const Geometry& g, const JobRecord* resume)
     : g_(g),
-      regions_((g.size + g.region_size - 1) / g.region_size),
-      words_((regions_ + 63) / 64),
+      regions_(div_ceil(g.size, g.region_size)),
+      words_(div_ceil(regions_, 64)),
       lock_count_(std::min<uint64_t>(regions_, 1024)),
       locks_(new std::mutex[lock_count_]),
       dirty_(new std::atomic<uint64_t>[words_]),
@@ -52,7 +52,7 @@ Transfer::Transfer(const Geometry& g, const JobRecord* resume)
 Transfer::~Transfer() = default;
 
 bool Transfer::below_pointer(uint64_t r) const {
-  return r < (progress_.load() + g_.region_size - 1) / g_.region_size;
+  return r < div_ceil(progress_.load(), g_.region_size);
 }
 
 bool Transfer::persisted(uint64_t r) const { return persisted_view_[r / 64].load() & bit(r); }
@@ -129,39 +129,25 @@ Status Transfer::change(uint64_t offset, const void* buf, uint64_t length, bool 
 Status Transfer::copy_region(uint64_t r) {
   const uint64_t from = r * g_.region_size;
   const uint64_t length = std::min(g_.region_size, g_.size - from);
-  const int src = g_.source.dev->fd(), dst = g_.destination.dev->fd();
-  loff_t in = static_cast<loff_t>(g_.source.offset + from), out = static_cast<loff_t>(g_.destination.offset + from);
+  const uint64_t in = g_.source.offset + from, out = g_.destination.offset + from;
 
   // Never write past the end of a destination that shrank (it would grow).
-  VGFS_RETURN_IF_ERROR(g_.destination.dev->check_range(static_cast<uint64_t>(out), length));
+  VGFS_RETURN_IF_ERROR(g_.destination.dev->check_range(out, length));
   // A hole in the source stays a hole: the destination is zeroed instead,
   // by punching where that is sure to read back as zeros.
-  off_t data = lseek(src, in, SEEK_DATA);
-  if ((data < 0 && errno == ENXIO) || (data >= 0 && static_cast<uint64_t>(data) >= static_cast<uint64_t>(in) + length)) {
-    VGFS_RETURN_IF_ERROR(g_.destination.dev->zero(static_cast<uint64_t>(out), length));
+  Result<PvExtent> run = g_.source.dev->backend().extent_at(in, length);
+  if (run.ok() && !run->data && run->length >= length) {
+    VGFS_RETURN_IF_ERROR(g_.destination.dev->zero(out, length));
     copied_.fetch_add(length);
     return Status::Ok();
   }
-  uint64_t left = length;
-  // copy_file_range bypasses PvDevice; under an injected fault every byte
-  // goes through read_at/write_at so the seam sees it.
-  while (left > 0 && !FaultInjector::active()) {
-    ssize_t n = copy_file_range(src, &in, dst, &out, left, 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;  // not supported here, or an error the plain path reports
-    left -= static_cast<uint64_t>(n);
-  }
-  if (left > 0) {  // fall back to read and write, which name the failing side
-    std::vector<char> buf(left);
-    VGFS_RETURN_IF_ERROR(g_.source.dev->read_at(buf.data(), left, static_cast<uint64_t>(in)));
-    VGFS_RETURN_IF_ERROR(g_.destination.dev->write_at(buf.data(), left, static_cast<uint64_t>(out)));
-  }
+  VGFS_RETURN_IF_ERROR(copy_between(g_.source.dev->backend(), in, g_.destination.dev->backend(), out, length));
   copied_.fetch_add(length);
   return Status::Ok();
 }
 
 Status Transfer::copy_next() {
-  const uint64_t r = (progress_.load() + g_.region_size - 1) / g_.region_size;
+  const uint64_t r = div_ceil(progress_.load(), g_.region_size);
   if (r >= regions_) return Status::Ok();
   std::lock_guard lock(lock_of(r));
   copying_.store(r);  // before the bit is cleared: a snapshot still counts it dirty
@@ -206,7 +192,7 @@ uint64_t Transfer::dirty_count() const {
 }
 
 std::string Transfer::bitmap_bytes() const {
-  std::string out((regions_ + 7) / 8, '\0');
+  std::string out(div_ceil(regions_, 8), '\0');
   for (uint64_t r = 0; r < regions_; ++r)
     if ((dirty_[r / 64].load() | dual_[r / 64].load()) & bit(r)) out[r / 8] = static_cast<char>(out[r / 8] | (1 << (r % 8)));
   return out;

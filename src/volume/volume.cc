@@ -270,7 +270,6 @@ Result<size_t> VolumeSet::write_pieces(uint32_t slot, uint64_t offset, const cha
       VGFS_RETURN_IF_ERROR(piece.dev->check_range(piece.offset, piece.length));
       VGFS_RETURN_IF_ERROR(p ? piece.dev->write_at(p + done, piece.length, piece.offset)
                              : piece.dev->zero(piece.offset, piece.length, zero_keep));
-      piece.dev->note_written();
       done += piece.length;
     }
   }
@@ -282,7 +281,7 @@ Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf,
 }
 
 // Writes and discards follow the same path: outside any transfer straight
-// through the map, inside one through its write rules (SPEC §6 rules 2-5),
+// through the map, inside one through its write rules (docs/migration.md rules 2-5),
 // looking the map up again when the transfer switched under the request.
 Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, size_t length, bool zero_keep) {
   for (;;) {
@@ -310,9 +309,7 @@ Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, 
           retry = true;
           break;
         }
-        if (!st.ok()) return st;
-        inside->geometry().source.dev->note_written();
-        inside->geometry().destination.dev->note_written();
+        if (!st.ok()) return st;  // the PVs written counted themselves for flush()
         at += part;
       } else {
         Result<size_t> done = write_pieces(slot, at, p ? p + (at - offset) : nullptr, next - at, zero_keep);

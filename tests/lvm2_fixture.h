@@ -1,0 +1,198 @@
+// Bytes LVM2 2.03.16 (Debian 12) wrote, kept as fixtures for the lvm2_*
+// unit tests: the label sector and mda header of a PV of a 64 MiB image
+// (pvcreate; vgcreate vgp; lvcreate -an -Zn -L 8M; vgextend with a second
+// PV; lvcreate -i2 -I64k; a thin pool set up with vgcfgrestore --force),
+// and the committed metadata text of that mda (without its NUL).
+#pragma once
+
+namespace lvm2_fixture {
+
+// Sector 1 of the PV (512 bytes, hex).
+inline constexpr const char* kLabelSectorHex =
+    "4c4142454c4f4e4501000000000000000544a0ec200000004c564d322030303157763076543348505952477859567243"
+    "664a53727936386430496754303068580000000400000000000010000000000000000000000000000000000000000000"
+    "0000000000000000001000000000000000f00f0000000000000000000000000000000000000000000200000001000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// The mda header at byte 4096 (512 bytes, hex); the area is 1044480 bytes.
+inline constexpr const char* kMdaHeaderHex =
+    "51301b47204c564d3220785b35412572304e2a3e01000000001000000000000000f00f00000000000034000000000000"
+    "3909000000000000a570bc9e000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000"
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// The text slot 0 points at (offset 13312, 2361 bytes with the NUL, CRC 0x9ebc70a5).
+inline constexpr const char* kVgText = R"lvm2(vgp {
+id = "fBi812-E1j9-oB3d-5Xoz-P1b5-CSoC-aJHqBn"
+seqno = 9
+format = "lvm2"
+status = ["RESIZEABLE", "READ", "WRITE"]
+flags = []
+extent_size = 8192
+max_lv = 0
+max_pv = 0
+metadata_copies = 0
+
+physical_volumes {
+
+pv0 {
+id = "Wv0vT3-HPYR-GxYV-rCfJ-Sry6-8d0I-gT00hX"
+device = "/dev/loop1"
+
+status = ["ALLOCATABLE"]
+flags = []
+dev_size = 131072
+pe_start = 2048
+pe_count = 15
+}
+
+pv1 {
+id = "tn46sK-UUf0-XWq8-3klU-Dfgn-6Cru-qYGB0p"
+device = "/dev/loop2"
+
+status = ["ALLOCATABLE"]
+flags = []
+dev_size = 131072
+pe_start = 2048
+pe_count = 15
+}
+}
+
+logical_volumes {
+
+pool {
+id = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+creation_time = 1796395726
+creation_host = "vm"
+segment_count = 1
+
+segment1 {
+start_extent = 0
+extent_count = 2
+
+type = "thin-pool"
+metadata = "pool_tmeta"
+pool = "pool_tdata"
+transaction_id = 0
+chunk_size = 128
+discards = "passdown"
+}
+}
+
+l1 {
+id = "fpwUcm-nJiz-wCXY-tvGE-no5n-0jOT-ybpWIe"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+creation_time = 1796395726
+creation_host = "vm"
+segment_count = 1
+
+segment1 {
+start_extent = 0
+extent_count = 2
+
+type = "striped"
+stripe_count = 1
+
+stripes = [
+"pv0", 0
+]
+}
+}
+
+st {
+id = "nlb2Sx-IN0E-EmdP-OYV6-iRXl-2wqW-c2RBNv"
+status = ["READ", "WRITE", "VISIBLE"]
+flags = []
+creation_time = 1796396151
+creation_host = "vm"
+segment_count = 1
+
+segment1 {
+start_extent = 0
+extent_count = 4
+
+type = "striped"
+stripe_count = 2
+stripe_size = 128
+
+stripes = [
+"pv0", 2,
+"pv1", 0
+]
+}
+}
+
+pool_tdata {
+id = "0Tx4nI-VWes-ST6o-xfX2-cyGp-7xKN-EHTVVQ"
+status = ["READ", "WRITE"]
+flags = []
+creation_time = 1796396156
+creation_host = "vm"
+segment_count = 1
+
+segment1 {
+start_extent = 0
+extent_count = 2
+
+type = "striped"
+stripe_count = 1
+
+stripes = [
+"pv0", 4
+]
+}
+}
+
+pool_tmeta {
+id = "Nb0Uz3-qkPL-rA5o-AcCQ-C7Mz-h35W-HT8am1"
+status = ["READ", "WRITE"]
+flags = []
+creation_time = 1796396156
+creation_host = "vm"
+segment_count = 1
+
+segment1 {
+start_extent = 0
+extent_count = 1
+
+type = "striped"
+stripe_count = 1
+
+stripes = [
+"pv0", 6
+]
+}
+}
+}
+
+}
+# Generated by LVM2 version 2.03.16(2) (2022-05-18): Fri Dec  4 14:56:05 2026
+
+contents = "Text Format Volume Group"
+version = 1
+
+description = "Write from vgcfgrestore --force -f vg2.txt vgp."
+
+creation_host = "vm"	# Linux vm 6.18.44-fc-v1252 #1 SMP PREEMPT_DYNAMIC @0 x86_64
+creation_time = 1796396165	# Fri Dec  4 14:56:05 2026
+
+)lvm2";
+
+}  // namespace lvm2_fixture
