@@ -46,6 +46,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     fuzz::check_error(u.status());
   }
 
+  // The command line's LVM2 forms (src/cli/lv_size.h): an error or a value
+  // in range, never a crash.
+  if (Result<LvmSize> l = parse_lvm_size(text); !l.ok()) fuzz::check_error(l.status());
+  else FUZZ_CHECK(l->sign == 0 || l->sign == '+' || l->sign == '-', "lvm size sign");
+  if (Result<LvmExtents> x = parse_lvm_extents(text); !x.ok()) fuzz::check_error(x.status());
+  else FUZZ_CHECK(x->base == 0 || x->sign != 0 || x->number <= 100, "a percentage above 100");
+
   Status name = check_name("LV", text);
   if (name.ok()) {
     FUZZ_CHECK(!text.empty() && text.size() <= 127 && text[0] != '-' && text[0] != '.', "name rule");

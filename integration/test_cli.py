@@ -183,9 +183,9 @@ def test_lvm2_sizes_on_the_command_line(env, small_vg):
         (["lvextend", m.mp, "lva", "+2M"], "lva", 6 * MiB),
         (["lvextend", m.mp, "lva", "8m"], "lva", 8 * MiB),
         (["lvextend", m.mp, "lvb", "4MiB"], "lvb", 4 * MiB),      # the IEC form keeps working
-        (["lvreduce", m.mp, "lva", "6144k"], "lva", 6 * MiB),
+        (["lvreduce", m.mp, "lva", "6144k", "-y"], "lva", 6 * MiB),
         (["lvextend", m.mp, "lva", "+0.0625g"], "lva", 70 * MiB),
-        (["lvreduce", m.mp, "lva", "-2M"], "lva", 68 * MiB),
+        (["lvreduce", m.mp, "lva", "-2M", "-y"], "lva", 68 * MiB),
     ]
     for args, lv, size in steps:
         r = env.vgfs(*args)
@@ -197,3 +197,33 @@ def test_lvm2_sizes_on_the_command_line(env, small_vg):
                          (["lvextend", m.mp, "nosuch", "+3M"], "no LV nosuch")]:
         assert_one_line_error(env.vgfs(*args), needle)
     assert m.vg_json() == before
+
+
+# --------------------------------------------------------------------------
+# Mounting over a non-empty folder; truncating an LV to its own size
+# --------------------------------------------------------------------------
+
+def test_mount_over_a_non_empty_folder_is_refused_unless_nonempty(env, small_vg):
+    mp = env.new_mountpoint()
+    (mp / "keep.txt").write_text("mine\n")
+    m = env.mount(small_vg.config, mp, expect_ok=False)
+    assert_one_line_error(m.result, "is not empty", "-o nonempty")
+    assert not is_mounted(mp)
+    assert (mp / "keep.txt").read_text() == "mine\n"
+    m = env.mount(small_vg.config, mp, opts="nonempty")
+    assert (mp / "lv0").exists() and not (mp / "keep.txt").exists()
+    m.unmount()
+    assert (mp / "keep.txt").read_text() == "mine\n"
+
+
+def test_truncate_of_an_lv_to_its_own_size_is_a_no_op(env, small_vg):
+    m = small_vg.mount()
+    lv = m.lv("lv0")
+    with open(lv, "r+b") as f:
+        f.write(b"data")
+        os.ftruncate(f.fileno(), 8 * MiB)    # the LV's size: accepted, nothing changes
+        with pytest.raises(OSError):
+            os.ftruncate(f.fileno(), 4 * MiB)
+    assert os.stat(lv).st_size == 8 * MiB
+    with open(lv, "rb") as f:
+        assert f.read(4) == b"data"

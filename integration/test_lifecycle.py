@@ -50,10 +50,16 @@ HAVE_EXT4 = shutil.which("mkfs.ext4") is not None and shutil.which("losetup") is
 # helpers
 # --------------------------------------------------------------------------
 
+def yes(args) -> list:
+    """lvremove and lvreduce ask first, as LVM2 does: -y answers."""
+    args = list(args)
+    return args + ["-y"] if args and args[0] in ("lvremove", "lvreduce") else args
+
+
 def cli_ok(env, *args) -> str:
     """Runs `vgfs ARGS...`, asserts exit 0, a reply line starting 'ok', and
     nothing on stderr. Returns stdout stripped."""
-    r = env.vgfs(*args)
+    r = env.vgfs(*yes(args))
     assert r.returncode == 0 and r.stdout.startswith("ok") and not r.stderr.strip(), (
         f"vgfs {' '.join(map(str, args))}: rc={r.returncode}\nstdout={r.stdout!r}\nstderr={r.stderr!r}")
     assert len(r.stdout.strip().splitlines()) == 1, f"expected one reply line: {r.stdout!r}"
@@ -161,7 +167,7 @@ def ctl_refused(m, command: str, want_errno: int, *needles: str) -> str:
 
 def cli_refused(env, m, args: list, *needles: str) -> str:
     before = seqno(m)
-    r = env.vgfs(*args)
+    r = env.vgfs(*yes(args))
     line = assert_one_line_error(r, *needles)
     assert r.stdout.strip() == "", r.stdout
     assert seqno(m) == before
@@ -707,19 +713,28 @@ def test_restore_brings_back_removed_lv(env):
     assert read_lv(m2, "keep") == keep
 
 
-def test_archive_keeps_newest_20(env):
+def test_archive_keeps_by_count_and_age_as_lvm2(env):
+    """The archive is kept as LVM2's (retain_min 10, retain_days 30): a
+    removed LV stays restorable beyond 20 further changes (issue 9)."""
     vg = env.make_vg("vgarc", pvs=[PvSpec("pv0", "pv0.img", "32MiB")], extent_size="1MiB")
     vg.create()
     m = vg.mount(foreground=True)
     cli_ok(env, "lvcreate", m.mp, "n0", "1MiB")
+    first = seqno(m)
     for i in range(25):
         ctl_ok(m, f"lvrename n{i} n{i + 1}")
     last = seqno(m)
     files = sorted(p.name for p in (vg.dir / "archive").glob(f"{vg.name}_*.yaml"))
-    assert len(files) == 20, files
-    want = [f"{vg.name}_{n:08d}.yaml" for n in range(last - 20, last)]
-    assert files == want, (files, want)
-    assert ls_sizes(m.mp) == {"n25": MiB}
+    want = [f"{vg.name}_{n:08d}.yaml" for n in range(first - 1, last)]
+    assert files[-len(want):] == want and len(files) >= 26, (files, want)
+    # A month later, the next change leaves the newest 10.
+    old = time.time() - 31 * 24 * 3600
+    for p in (vg.dir / "archive").glob(f"{vg.name}_*.yaml"):
+        os.utime(p, (old, old))
+    ctl_ok(m, "lvrename n25 n26")
+    files = sorted(p.name for p in (vg.dir / "archive").glob(f"{vg.name}_*.yaml"))
+    assert files == [f"{vg.name}_{n:08d}.yaml" for n in range(last - 9, last + 1)], files
+    assert ls_sizes(m.mp) == {"n26": MiB}
 
 
 # --------------------------------------------------------------------------

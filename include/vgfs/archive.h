@@ -1,5 +1,8 @@
 // The metadata archive: every commit first saves the metadata it replaces
-// as `<folder>/<vg>_<seqno>.yaml`, like LVM2's archive, keeping the newest.
+// as `<folder>/<vg>_<seqno>.yaml`, like LVM2's archive. Retention is LVM2's
+// (lvm.conf backup/retain_min, retain_days): a file goes only when it is
+// both beyond the newest `min_count` and older than `days` days, so a
+// removed LV stays restorable for a month however busy the VG is.
 //
 // Invariant: the archive never writes, renames or removes anything outside
 // a folder that is a real directory (not a symlink) owned by the daemon's
@@ -19,10 +22,17 @@
 
 namespace vgfs {
 
+// LVM2's defaults: retain_min = 10, retain_days = 30.
+struct ArchiveRetention {
+  size_t min_count = 10;
+  unsigned days = 30;
+};
+
 // Creates `folder` (mode 0700) when missing, refuses it when it is a
 // symlink, not a directory, not owned by geteuid() or group/other-writable;
-// writes `md` as `<vg>_<seqno:08>.yaml` (mode 0600) and removes the oldest
-// regular files of that VG beyond `keep`.
-Status archive_metadata(const std::string& folder, const VgMetadata& md, size_t keep);
+// writes `md` as `<vg>_<seqno:08>.yaml` (mode 0600) and removes the
+// regular files of that VG that are beyond the newest `keep.min_count`
+// (by seqno) and last modified more than `keep.days` days ago.
+Status archive_metadata(const std::string& folder, const VgMetadata& md, const ArchiveRetention& keep);
 
 }  // namespace vgfs

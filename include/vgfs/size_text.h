@@ -32,6 +32,17 @@ struct LvmSize {
   uint64_t bytes = 0;
 };
 Result<LvmSize> parse_lvm_size(std::string_view text);
+// An extent count as LVM2's -l takes it: [+|-]N, or [+|-]N%VG, N%FREE,
+// N%PVS (a percentage of the VG's extents, of its free extents, or of the
+// free extents of the PVs named on the command line; N at most 100 unless
+// relative). `sign` is '+', '-' or 0; `base` is 0 for a plain count, else
+// 'V', 'F' or 'P'. Resolving a percentage needs the VG (src/cli/lv_size.h).
+struct LvmExtents {
+  char sign = 0;
+  char base = 0;
+  uint64_t number = 0;  // extents, or the percentage
+};
+Result<LvmExtents> parse_lvm_extents(std::string_view text);
 // The largest exact suffix form: 4194304 -> "4MiB", 1000 -> "1000B".
 std::string format_size(uint64_t bytes);
 // Human form with one decimal for listings: 1.5GiB.

@@ -1,7 +1,5 @@
 // VgStore: the open, locked PVs of one VG and the metadata committed on them,
-// through the VG's format (vgfs/vg_format.h: vgfs's own today). VgStore is
-// not thread-safe: its caller serializes every call (the volume manager's
-// admin lock).
+// through the VG's format (vgfs/vg_format.h: vgfs's own today).
 //
 // Invariant: metadata() is always the highest-seqno valid metadata found on
 // (or last committed to) the PVs of the VG (those its metadata lists, not
@@ -15,6 +13,7 @@
 // before the next); no seqno is ever written with two different texts. Opening for
 // writing rewrites every stale or damaged label and slot copy (each repair
 // is reported).
+// Not thread-safe: VgStore is serialized by its caller (VolumeManager::admin_ on a mount, docs/design.md "Locks").
 #pragma once
 
 #include <memory>
@@ -71,9 +70,9 @@ class VgStore {
   // Puts a removed PV back (when the commit without it failed).
   void restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const PvLabel& label);
   // Each commit first saves the metadata it replaces as
-  // `<archive>/<vg>_<seqno>.yaml`, keeping the newest kArchiveKeep.
+  // `<archive>/<vg>_<seqno>.yaml`, kept as LVM2 keeps its archive
+  // (include/vgfs/archive.h: the newest 10, and all of the last 30 days).
   void set_archive(std::string folder) { archive_ = std::move(folder); }
-  static constexpr size_t kArchiveKeep = 20;
 
   size_t pv_count() const { return pvs_.size(); }
   const PvDevice& pv(uint32_t index) const { return *pvs_[index]; }

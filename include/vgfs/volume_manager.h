@@ -2,11 +2,20 @@
 // jobs (docs/migration.md; README.md "Control file") and the LV and PV lifecycle (src/manager/lifecycle.cc).
 //
 // Invariant: every change of the VG metadata while mounted goes through one
-// admin mutex and is one VgStore::commit(); a job's destination is reserved
+// admin mutex and is one VgStore::commit(), and the snapshot readers see is
+// published before that mutex is released; a job's destination is reserved
 // by the commit that creates it, and its LV map switches to the destination
 // in the commit that completes it, while writes to its range are held. A
 // running job always has a Transfer published on its LV, so no write to its
 // range escapes the write rules.
+//
+// Readers (metadata(), pv_names(), jobs(), job(), bitmap(): getattr, the
+// `.vgfs/` views, `--wait` polling) never take the admin mutex: they read
+// an immutable snapshot, the metadata of the last commit and the job list,
+// published after every change, plus each running job's live counters
+// (atomics of its Transfer and Copier). The admin mutex is for writers, and
+// a writer does no long I/O under it: lvcreate and lvextend zero their new
+// extents holding only the command mutex (docs/design.md "Locks").
 #pragma once
 
 #include <condition_variable>
@@ -70,8 +79,6 @@ struct PvRemoved {
   std::string pv, vg;
 };
 
-enum class StepResult;  // src/manager/job.h
-
 // Copier threads a mount runs, whatever the number of jobs.
 constexpr size_t kCopierThreads = 4;
 
@@ -109,12 +116,14 @@ class VolumeManager {
   Status lvrename(const std::string& from, const std::string& to);
   Result<PvAdded> pvadd(const std::string& path, std::string name);
   Result<PvRemoved> pvremove(const std::string& name);
-  std::vector<std::string> pv_names() const;
+  std::vector<std::string> pv_names() const;  // a reader, like jobs()
 
+  // Readers: from the snapshot of the last change, never waiting for a
+  // writer; a job's counters are read live.
   std::vector<JobStatus> jobs() const;
   Result<JobStatus> job(uint64_t id) const;
   Result<std::string> bitmap(uint64_t id) const;
-  // A copy of the current metadata, consistent with the jobs' state.
+  // A copy of the metadata of the last commit, consistent with jobs().
   VgMetadata metadata() const;
 
   // The problems of the metadata commits this thread made (a PV the commit
@@ -139,17 +148,46 @@ class VolumeManager {
   // (a PV inside its own mount deadlocks the first fsync).
   void set_mount_point(const std::string& path);
 
+  // Tests: hold the admin mutex (readers must not wait for it), whether it
+  // is free now, and a callback run while lvcreate or lvextend zero their
+  // new extents.
+  std::unique_lock<std::mutex> hold_admin_for_testing() const { return std::unique_lock(admin_); }
+  bool admin_free_for_testing() const;
+  void on_zeroing_for_testing(std::function<void()> hook) { zeroing_hook_ = std::move(hook); }
+
   // Tests: make starting a copier thread fail as under a pids limit.
   void fail_thread_start_for_testing(bool fail) { fail_thread_start_ = fail; }
   size_t copier_threads() const;
 
  private:
   struct Job;
+  // What readers see, immutable once published: the metadata of the last
+  // commit and the jobs, each with its record as of the same moment and
+  // its live side (transfer, copier) for the counters that change between
+  // commits.
+  struct Snapshot {
+    struct JobEntry {
+      JobInfo info;
+      std::shared_ptr<const Job> job;
+    };
+    VgMetadata metadata;
+    std::vector<JobEntry> jobs;
+  };
+  // admin_ held for a change; publishes a snapshot when it lets go.
+  class Change;
+  void publish();  // under admin_
+  std::shared_ptr<const Snapshot> snapshot() const;
+  static JobStatus status_of(const VgMetadata& md, const JobInfo& info, const Job& job);
+  // Zeroes the new extents of lvcreate or lvextend holding commands_ only,
+  // then takes admin_ again into `change`.
+  Status zero_unlocked(Change& change, const VgMetadata& md, const std::vector<MapRun>& runs);
+
   Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
   bool record_fits(const VgMetadata& md, const JobInfo& job) const;
-  // One slice of a job's copier state machine (src/manager/migration.cc).
-  StepResult step(Job& job);
+  // Gives a job with a transfer its copier (src/manager/copier.h), whose
+  // hooks make the switch and end commits below.
+  void attach_copier(Job& job);
   // The copier pool (src/manager/copier_pool.cc).
   Status ensure_copiers();             // at least one thread; tops up to kCopierThreads
   void schedule(Job& job);             // a new or resumed running job
@@ -160,7 +198,6 @@ class VolumeManager {
   // Every metadata commit: store_.commit, then its problems reported.
   Status commit(VgMetadata md);
   bool switch_over(Job& job, Status* st);
-  JobStatus status_of(const Job& job) const;
   Status finish(Job& job, JobState state, const std::string& reason);
   void publish_transfers(const std::string& lv);
   Job* find(uint64_t id) const;
@@ -171,18 +208,28 @@ class VolumeManager {
 
   Status check_not_on_mount(const std::string& path, const struct stat* opened) const;
 
-  VgStore& store_;
-  VolumeSet& volume_;
-  std::string mount_point_;
+  // Lock order and what each lock guards: docs/design.md "Locks".
+  // Commands that change the metadata, one at a time, for their whole run
+  // (outermost lock). Only they allocate extents or add and remove PVs, so
+  // lvcreate's reserved extents stay free while it zeroes them without
+  // admin_.
+  std::mutex commands_;
   mutable std::mutex admin_;  // metadata changes and the job list
-  std::vector<std::unique_ptr<Job>> jobs_;
+  VgStore& store_;      // guarded by admin_ (VgStore is serialized by its caller); its PV list also by commands_
+  VolumeSet& volume_;   // thread-safe itself; its changes are made under admin_
+  std::string mount_point_;  // guarded by admin_
+  std::vector<std::shared_ptr<Job>> jobs_;  // guarded by admin_
+
+  mutable std::mutex snapshot_m_;             // a leaf: held only to copy or swap the pointer
+  std::shared_ptr<const Snapshot> snapshot_;  // guarded by snapshot_m_
+  std::function<void()> zeroing_hook_;        // tests
 
   mutable std::mutex pool_m_;  // the members below and each Job's scheduling fields
   std::condition_variable pool_cv_;
-  std::vector<std::thread> copiers_;
-  std::vector<Job*> scheduled_;  // jobs a copier may run
-  uint64_t turns_ = 0;
-  bool pool_stop_ = false;
+  std::vector<std::thread> copiers_;  // guarded by pool_m_
+  std::vector<Job*> scheduled_;       // guarded by pool_m_; jobs a copier may run
+  uint64_t turns_ = 0;                // guarded by pool_m_
+  bool pool_stop_ = false;            // guarded by pool_m_
   std::atomic<bool> fail_thread_start_{false};
 };
 

@@ -10,8 +10,12 @@
 #include <set>
 #include <sstream>
 
+#include "cli/confirm.h"
+#include "cli/lv_size.h"
+#include "cli/lvm_display.h"
 #include "cli/mounted_metadata.h"
 #include "cli/scan.h"
+#include "cli/report.h"
 #include "cli/targets.h"
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
@@ -23,11 +27,13 @@
 #include "views/views.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -106,13 +112,26 @@ int cmd_mount(const std::string& config, const std::string& mountpoint, bool for
   o.config = absolute(config);  // the daemon changes its folder to /
   o.mountpoint = absolute(mountpoint);
   o.foreground = foreground;
-  for (const std::string& list : opts) {
-    Status st = parse_mount_options(list, &o);
+  // `nonempty` is fuse2's option (util-linux and fstab lines still pass
+  // it): libfuse 3 mounts over a non-empty folder silently, hiding its
+  // files; vgfs refuses that unless asked, as fuse2 did.
+  bool nonempty = false;
+  for (std::string list : opts) {
+    std::string rest;
+    std::stringstream in(list);
+    for (std::string opt; std::getline(in, opt, ',');) {
+      if (opt == "nonempty") nonempty = true;
+      else rest += (rest.empty() ? "" : ",") + opt;
+    }
+    Status st = parse_mount_options(rest, &o);
     if (!st.ok()) return fail(st.message());
   }
   std::error_code ec;
   if (!std::filesystem::is_directory(o.mountpoint, ec))
     return fail(fmt::format("mount point {} is not a folder", o.mountpoint));
+  if (!nonempty && !std::filesystem::is_empty(o.mountpoint, ec) && !ec)
+    return fail(fmt::format("mount point {} is not empty: its files would be hidden under the mount; empty it, "
+                            "or mount with -o nonempty", o.mountpoint));
   return run_mount(o);
 }
 
@@ -172,11 +191,38 @@ Result<std::map<std::string, std::string>> job_status(const std::string& mountpo
   return fields;
 }
 
-// Follows jobs until each has ended: a bar on a terminal, plain lines otherwise.
+// Set by SIGINT while following jobs: stop following, the jobs go on.
+volatile std::sig_atomic_t interrupted = 0;
+extern "C" void on_interrupt(int) { interrupted = 1; }
+
+// An ETA as 45s, 1m23s, 2h05m.
+std::string eta_text(uint64_t seconds) {
+  if (seconds < 60) return fmt::format("{}s", seconds);
+  if (seconds < 3600) return fmt::format("{}m{:02}s", seconds / 60, seconds % 60);
+  return fmt::format("{}h{:02}m", seconds / 3600, seconds % 3600 / 60);
+}
+
+// Follows jobs until each has ended: a bar on a terminal, plain lines
+// otherwise. On a terminal the bar is redrawn in place and cleared to the
+// end of the line, so a shorter line leaves nothing behind; a message (a
+// job that failed) goes on a line of its own above the bar. Ctrl-C stops
+// following and says how to follow again; the jobs keep running.
 int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
   const bool tty = isatty(STDOUT_FILENO);
+  interrupted = 0;
+  struct sigaction action {}, previous {};
+  action.sa_handler = on_interrupt;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, &previous);
   auto last_line = std::chrono::steady_clock::now() - std::chrono::seconds(10);
+  std::set<uint64_t> reported;
+  bool bar_shown = false;
+  auto clear_bar = [&] {
+    if (bar_shown) fmt::print("\r\033[K");
+    bar_shown = false;
+  };
   int failed = 0;
+  int status = 0;
   for (;;) {
     uint64_t size = 0, done = 0, rate = 0;
     std::string states;
@@ -184,7 +230,11 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
     failed = 0;
     for (uint64_t id : ids) {
       auto f = job_status(mountpoint, id);
-      if (!f.ok()) return fail(f.status().message());
+      if (!f.ok()) {
+        clear_bar();
+        ::sigaction(SIGINT, &previous, nullptr);
+        return fail(f.status().message());
+      }
       std::map<std::string, std::string>& m = *f;
       size += std::stoull(m["size"]);
       done += std::stoull(m["progress_pointer"]);
@@ -193,17 +243,22 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
       if (st != "completed" && st != "aborted" && st != "failed") running = true;
       if (st == "aborted" || st == "failed") {
         ++failed;
-        if (!running) fmt::print(stderr, "vgfs: job {} {}: {}\n", id, printable(st), printable(m["reason"]));
+        if (reported.insert(id).second) {
+          clear_bar();
+          std::fflush(stdout);
+          fmt::print(stderr, "vgfs: job {} {}: {}\n", id, printable(st), printable(m["reason"]));
+        }
       }
       if (states.find(st) == std::string::npos) states += (states.empty() ? "" : ",") + st + (m["paused"] == "yes" ? "(paused)" : "");
     }
     double pct = size ? 100.0 * static_cast<double>(done) / static_cast<double>(size) : 100.0;
-    std::string eta = rate ? fmt::format("{}s", (size - done) / rate) : "-";
+    std::string eta = rate && running ? eta_text((size - std::min(done, size)) / rate) : running ? "-" : "0s";
     auto now = std::chrono::steady_clock::now();
     if (tty) {
       int filled = static_cast<int>(pct / 4);
-      fmt::print("\r[{:<25}] {:5.1f}% {:>10}/s ETA {:>6} {:<14}", std::string(static_cast<size_t>(filled), '#'), pct,
+      fmt::print("\r[{:<25}] {:5.1f}% {:>10}/s ETA {:>6} {}\033[K", std::string(static_cast<size_t>(filled), '#'), pct,
                  human_size(rate), eta, states);
+      bar_shown = true;
       std::fflush(stdout);
     } else if (!running || now - last_line >= std::chrono::seconds(1)) {
       fmt::print("{:5.1f}% {}/s ETA {} {}\n", pct, human_size(rate), eta, states);
@@ -211,8 +266,21 @@ int wait_for(const std::string& mountpoint, const std::vector<uint64_t>& ids) {
       last_line = now;
     }
     if (!running) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    for (int i = 0; i < 4 && !interrupted; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    if (interrupted) {
+      if (tty) fmt::print("\n");
+      std::fflush(stdout);
+      std::string list;
+      for (uint64_t id : ids) list += (list.empty() ? "" : ",") + std::to_string(id);
+      fmt::print(stderr, "vgfs: stopped following; job{} {} keep{} running: follow {} with `vgfs jobs {} --wait`, "
+                 "stop {} with `vgfs abort {} JOB`\n", ids.size() == 1 ? "" : "s", list, ids.size() == 1 ? "s" : "",
+                 ids.size() == 1 ? "it" : "them", mountpoint, ids.size() == 1 ? "it" : "one", mountpoint);
+      status = 130;
+      break;
+    }
   }
+  ::sigaction(SIGINT, &previous, nullptr);
+  if (status) return status;
   if (tty) fmt::print("\n");
   return failed ? 1 : 0;
 }
@@ -227,6 +295,25 @@ Result<std::string> command_line(const std::vector<std::string>& words) {
     line += (line.empty() ? "" : " ") + *q;
   }
   return line;
+}
+
+int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait);
+
+// lvremove asks first, as LVM2 does, unless -y (src/cli/confirm.h). An LV
+// the VG does not have is left to the control file to refuse.
+int cmd_lvremove(const std::string& mountpoint, const std::vector<std::string>& operands, bool yes) {
+  if (Status st = cli::require_mount_point("lvremove", mountpoint); !st.ok()) return fail(st.message());
+  if (operands.size() != 1) return fail("lvremove: give one LV name (vgfs lvremove MOUNTPOINT LV [-y])");
+  if (!yes) {
+    Result<nlohmann::json> vg = vg_json_of(mountpoint);
+    if (!vg.ok()) return fail(vg.status().message());
+    for (const nlohmann::json& l : (*vg)["lvs"])
+      if (l["name"] == escape_bytes(operands[0]) &&
+          !cli::confirm(fmt::format("Do you really want to remove active logical volume {}/{}?",
+                                    printable(vg->at("name").get<std::string>()), printable(operands[0]))))
+        return fail(fmt::format("lvremove: LV {} not removed (answer y, or give -y)", printable(operands[0])));
+  }
+  return cmd_control(mountpoint, {"lvremove", operands[0]}, false);
 }
 
 int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait) {
@@ -257,22 +344,58 @@ int cmd_control(const std::string& mountpoint, const std::vector<std::string>& w
   return status;
 }
 
-int cmd_jobs(const std::string& mountpoint, bool json) {
+int cmd_jobs(const std::string& mountpoint, bool json, bool wait) {
   if (Status st = cli::require_mount_point("jobs", mountpoint); !st.ok()) return fail(st.message());
   Result<nlohmann::json> vg = vg_json_of(mountpoint);
   if (!vg.ok()) return fail(vg.status().message());
+  if (wait) {  // follow the jobs running now
+    std::vector<uint64_t> ids;
+    for (const nlohmann::json& j : (*vg)["jobs"]) {
+      const std::string state = j["sync_status"].get<std::string>();
+      if (state != "completed" && state != "aborted" && state != "failed") ids.push_back(j["job"].get<uint64_t>());
+    }
+    if (ids.empty()) {
+      fmt::print("no job is running on {}\n", mountpoint);
+      return 0;
+    }
+    return wait_for(mountpoint, ids);
+  }
   if (json) fmt::print("{}\n", (*vg)["jobs"].dump(2));
   else fmt::print("{}", views::jobs_table(*vg));
   return 0;
 }
 
-int cmd_list(const std::string& target, bool pvs, bool maps, bool json) {
+// `vgfs lvs|pvs|vgs`: LVM2's report (src/cli/report.h), or with --json the
+// vg.json records as they are.
+int cmd_list(const std::string& target, cli::ReportOptions options, bool json) {
+  const char* verb = options.kind == cli::ReportKind::kLv ? "lvs" : options.kind == cli::ReportKind::kPv ? "pvs" : "vgs";
+  if (std::find(options.fields.begin(), options.fields.end(), "help") != options.fields.end()) {
+    fmt::print("{}", cli::report_fields_help(options.kind));
+    return 0;
+  }
+  if (target.empty()) return fail(fmt::format("{}: TARGET is required: a mount point, or CONFIG for an unmounted VG", verb));
+  if (json && options.json) return fail(fmt::format("{}: give --json or --reportformat json, not both", verb));
+  if (options.maps && options.json) return fail(fmt::format("{}: --maps is for the text report", verb));
   Result<nlohmann::json> vg = vg_json_of(target);
   if (!vg.ok()) return fail(vg.status().message());
-  if (json)
-    fmt::print("{}\n", (*vg)[pvs ? "pvs" : "lvs"].dump(2));
-  else
-    fmt::print("{}", pvs ? views::pvs_table(*vg, maps) : views::lvs_table(*vg, maps));
+  if (json) {
+    if (options.kind == cli::ReportKind::kVg) {
+      nlohmann::json summary = *vg;
+      for (const char* list : {"pvs", "lvs", "jobs"}) summary.erase(list);
+      fmt::print("{}\n", summary.dump(2));
+    } else {
+      fmt::print("{}\n", (*vg)[options.kind == cli::ReportKind::kPv ? "pvs" : "lvs"].dump(2));
+    }
+    return 0;
+  }
+  Result<std::string> text = Status::Error(EIO, "");
+  try {
+    text = cli::render_report(*vg, options);
+  } catch (const std::exception& e) {  // a vg.json of an unexpected shape
+    return fail(fmt::format("{}: {}: {}", verb, target, e.what()));
+  }
+  if (!text.ok()) return fail(text.status().message());
+  fmt::print("{}", *text);
   return 0;
 }
 
@@ -452,33 +575,58 @@ int cmd_check(const std::string& config) {
   return 0;
 }
 
-// The SIZE of lvcreate/lvextend/lvreduce as LVM2 takes it (100M, 1.5g, a
-// bare number in MiB, +1G for lvextend, -1G for lvreduce), as the exact
-// byte size the control file takes (include/vgfs/units.h). A relative size
-// is added to the LV's size the mount reports.
-Result<std::string> lvm_size_argument(const std::string& verb, const std::string& mountpoint, const std::string& lv,
-                                      const std::string& text) {
-  Result<LvmSize> size = parse_lvm_size(text);
-  if (!size.ok()) return size.status().prefixed(verb);
-  if (size->sign == 0) return format_size(size->bytes);
-  if ((size->sign == '+') != (verb == "lvextend") || verb == "lvcreate")
-    return Status::Error(EINVAL, fmt::format("{}: a relative size \"{}\" is for {}", verb, text,
-                                             size->sign == '+' ? "lvextend (+SIZE)" : "lvreduce (-SIZE)"));
-  if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return st;
-  Result<nlohmann::json> vg = vg_json_of(mountpoint);
-  if (!vg.ok()) return vg.status();
-  for (const nlohmann::json& l : (*vg)["lvs"]) {
-    if (l["name"] != lv) continue;
-    const uint64_t now = l["size"].get<uint64_t>();
-    if (size->sign == '+') {
-      if (size->bytes > UINT64_MAX - now) return Status::Error(EINVAL, fmt::format("{}: size \"{}\" is too large", verb, text));
-      return format_size(now + size->bytes);
-    }
-    if (size->bytes >= now)
-      return Status::Error(EINVAL, fmt::format("{}: LV {} is {}; it cannot shrink by {}", verb, lv, format_size(now), text));
-    return format_size(now - size->bytes);
+// lvcreate/lvextend/lvreduce: the size as an LVM2 user gives it, resolved
+// against the mount's vg.json (src/cli/lv_size.h) into the absolute byte
+// size the control file takes; LVM2's notes (rounding) go to stderr.
+int cmd_sized(const std::string& verb, const std::string& mountpoint, std::vector<std::string> operands,
+              const std::string& name_option, const std::string& size_option, const std::string& extents_option,
+              bool yes) {
+  if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return fail(st.message());
+  cli::LvSizeRequest request;
+  request.verb = verb;
+  if (!name_option.empty()) request.lv = name_option;
+  else if (!operands.empty()) {
+    request.lv = operands.front();
+    operands.erase(operands.begin());
+  } else {
+    return fail(fmt::format("{}: no LV name given", verb));
   }
-  return Status::Error(ENOENT, fmt::format("{}: no LV {} in the VG mounted on {}", verb, lv, mountpoint));
+  if (!size_option.empty()) request.size = size_option;
+  if (!extents_option.empty()) request.extents = extents_option;
+  if (!request.size && !request.extents && !operands.empty()) {
+    request.size = operands.front();
+    operands.erase(operands.begin());
+  }
+  if (verb != "lvcreate" && !operands.empty())
+    return fail(fmt::format("{}: unexpected argument \"{}\" (vgfs {} MOUNTPOINT LV [+|-]SIZE, or -L/-l)", verb,
+                            operands.front(), verb));
+  request.pvs = operands;
+  Result<nlohmann::json> vg = vg_json_of(mountpoint);
+  if (!vg.ok()) return fail(vg.status().message());
+  Result<cli::LvSize> size = Status::Error(EIO, "");
+  try {
+    size = cli::resolve_lv_size(request, *vg);
+  } catch (const std::exception& e) {  // a vg.json of an unexpected shape
+    return fail(fmt::format("{}/.vgfs/vg.json: {}", mountpoint, e.what()));
+  }
+  if (!size.ok()) return fail(size.status().message());
+  for (const std::string& note : size->notes) fmt::print(stderr, "  {}\n", note);
+  if (verb == "lvreduce" && !yes) {
+    // As LVM2: the new size, the warning, then the question (src/cli/confirm.h).
+    const uint64_t extent = (*vg)["extent_size"].get<uint64_t>();
+    const uint64_t to = (size->bytes / extent + (size->bytes % extent != 0)) * extent;
+    for (const nlohmann::json& l : (*vg)["lvs"])
+      if (l["name"] == escape_bytes(request.lv) && to < l["size"].get<uint64_t>()) {
+        fmt::print(stderr, "  WARNING: Reducing active logical volume to {}.\n  THIS MAY DESTROY YOUR DATA (filesystem etc.)\n",
+                   cli::lvm_display_size(to, 'h', true, cli::SuffixForm::kWord));
+        if (!cli::confirm(fmt::format("Do you really want to reduce {}/{}?", printable(vg->at("name").get<std::string>()),
+                                      printable(request.lv))))
+          return fail(fmt::format("lvreduce: LV {} NOT reduced (answer y, or give -y)", printable(request.lv)));
+      }
+  }
+  std::vector<std::string> words = {verb, request.lv, format_size(size->bytes)};
+  words.insert(words.end(), request.pvs.begin(), request.pvs.end());
+  return cmd_control(mountpoint, words, false);
 }
 
 // Optimal string alignment distance (edits, with adjacent swaps as one),
@@ -547,7 +695,7 @@ int run(int argc, char** argv) {
   CLI::App app{"vgfs: a logical volume manager in user space", "vgfs"};
   app.require_subcommand(1);
   std::string config, mountpoint, target;
-  bool force = false, foreground = false, maps = false, json = false;
+  bool force = false, foreground = false, json = false;
   std::vector<std::string> mount_opts;
 
   auto* create = app.add_subcommand("create", "write labels and metadata onto the PVs of CONFIG");
@@ -558,14 +706,30 @@ int run(int argc, char** argv) {
   mount->add_option("CONFIG", config, "VG configuration (YAML)")->required();
   mount->add_option("MOUNTPOINT", mountpoint, "folder to mount on")->required();
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground");
-  mount->add_option("-o", mount_opts, "options: ro, allow_other, debug, threads=N, [no_]splice_read, [no_]splice_write");
+  mount->add_option("-o", mount_opts,
+                    "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write");
 
-  CLI::App* lists[2];
-  for (int i = 0; i < 2; ++i) {
-    lists[i] = app.add_subcommand(i ? "pvs" : "lvs", i ? "list the PVs" : "list the LVs");
-    lists[i]->add_option("TARGET", target, "mount point, or CONFIG for an unmounted VG")->required();
-    lists[i]->add_flag("--maps", maps, "print the maps as runs");
-    lists[i]->add_flag("--json", json, "print JSON");
+  // lvs, pvs, vgs: LVM2's report options (src/cli/report.h).
+  CLI::App* lists[3];
+  cli::ReportOptions report;
+  std::string report_format = "basic";
+  bool nosuffix = false, noheadings = false;
+  const cli::ReportKind kinds[3] = {cli::ReportKind::kLv, cli::ReportKind::kPv, cli::ReportKind::kVg};
+  for (int i = 0; i < 3; ++i) {
+    const char* name = i == 0 ? "lvs" : i == 1 ? "pvs" : "vgs";
+    lists[i] = app.add_subcommand(name, i == 0 ? "report the LVs" : i == 1 ? "report the PVs" : "report the VG");
+    lists[i]->add_option("TARGET", target, "mount point, or CONFIG for an unmounted VG");
+    lists[i]->add_option("-o,--options", report.fields, "FIELD,... as LVM2 names them; +FIELD,... appends; help lists them")
+        ->allow_extra_args(false);
+    lists[i]->add_option("--units", report.units, "h H r R b s k m g t p e; upper case K M G T P E: powers of 1000");
+    lists[i]->add_flag("--nosuffix", nosuffix, "no unit suffix on sizes (with --units other than h, H, r, R)");
+    lists[i]->add_flag("--noheadings", noheadings, "no heading line");
+    lists[i]->add_option("--separator", report.separator, "between fields, no alignment")
+        ->each([&](const std::string&) { report.separator_given = true; });
+    lists[i]->add_option("--reportformat", report_format, "basic or json (LVM2's JSON report shape)")
+        ->check(CLI::IsMember({"basic", "json"}));
+    if (i < 2) lists[i]->add_flag("--maps", report.maps, "each row followed by its map runs");
+    lists[i]->add_flag("--json", json, "the vg.json records, as they are");
   }
   auto* dump = app.add_subcommand("dump", "print the current metadata as YAML");
   dump->add_option("CONFIG", config, "VG configuration (YAML)")->required();
@@ -588,6 +752,7 @@ int run(int argc, char** argv) {
   auto* jobs = app.add_subcommand("jobs", "list the migration jobs of a mount");
   jobs->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   jobs->add_flag("--json", json, "print JSON");
+  jobs->add_flag("--wait", wait, "follow the running jobs with a progress bar until they end");
   std::map<std::string, CLI::App*> job_verbs;
   for (const char* verb : {"abort", "pause", "resume"}) {
     auto* c = app.add_subcommand(verb, fmt::format("{} a migration job", verb));
@@ -600,14 +765,33 @@ int run(int argc, char** argv) {
   restore->add_option("CONFIG", config, "VG configuration (YAML)")->required();
   restore->add_option("BACKUP", backup, "a file of the archive folder or of vgfs dump")->required();
 
-  // Lifecycle commands: MOUNTPOINT, then the control-file arguments.
+  // lvcreate/lvextend/lvreduce take sizes as LVM2 does (src/cli/lv_size.h).
+  std::map<std::string, CLI::App*> sized;
+  std::vector<std::string> sized_args;
+  std::string name_option, size_option, extents_option;
+  bool yes = false;
+  const std::pair<const char*, const char*> sized_verbs[] = {
+      {"lvcreate", "create an LV: NAME SIZE [PV...], or -n NAME -L SIZE|-l EXTENTS [PV...]"},
+      {"lvextend", "grow an LV: LV [+]SIZE, or LV -L [+]SIZE|-l [+]EXTENTS"},
+      {"lvreduce", "shrink an LV: LV [-]SIZE, or LV -L [-]SIZE|-l [-]EXTENTS"}};
+  for (auto [verb, help] : sized_verbs) {
+    auto* c = app.add_subcommand(verb, help);
+    c->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+    c->add_option("ARGS", sized_args, verb == std::string("lvcreate") ? "[NAME] [SIZE] [PV...]" : "LV [SIZE]");
+    if (verb == std::string("lvcreate")) c->add_option("-n,--name", name_option, "the LV's name");
+    c->add_option("-L,--size", size_option,
+                  "SIZE as LVM2 takes it: 100M, 1.5G, 1g, 4MiB; a bare number is MiB; +SIZE grows, -SIZE shrinks");
+    c->add_option("-l,--extents", extents_option, "EXTENTS: N, +N, -N, N%VG, N%FREE, N%PVS");
+    if (verb == std::string("lvreduce")) c->add_flag("-y,--yes,-f,--force", yes, "do not ask for confirmation");
+    sized[verb] = c;
+  }
+
+  // Other lifecycle commands: MOUNTPOINT, then the control-file arguments.
   std::map<std::string, CLI::App*> lifecycle;
   std::vector<std::string> lifecycle_args;
   const std::pair<const char*, const char*> lifecycle_verbs[] = {
-      {"lvcreate", "NAME SIZE [PV...]: create an LV (SIZE as LVM2: 100M, 1.5G; a bare number is MiB)"},
-      {"lvextend", "NAME [+]SIZE: grow an LV"},
-      {"lvreduce", "NAME [-]SIZE: shrink an LV"},          {"lvremove", "NAME: remove an LV"},
-      {"lvrename", "OLD NEW: rename an LV"},            {"pvadd", "PATH [NAME]: add an image or device as a PV"},
+      {"lvrename", "OLD NEW: rename an LV"},
+      {"pvadd", "PATH [NAME]: add an image or device as a PV"},
       {"pvremove", "PV: take an empty PV out of the VG"}};
   for (auto [verb, help] : lifecycle_verbs) {
     auto* c = app.add_subcommand(verb, help);
@@ -615,6 +799,12 @@ int run(int argc, char** argv) {
     c->add_option("ARGS", lifecycle_args, "arguments")->required();
     lifecycle[verb] = c;
   }
+
+  std::vector<std::string> lvremove_args;
+  auto* lvremove = app.add_subcommand("lvremove", "remove an LV: LV [-y]; asks first, as LVM2 does");
+  lvremove->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+  lvremove->add_option("LV", lvremove_args, "the LV")->required();
+  lvremove->add_flag("-y,--yes,-f,--force", yes, "do not ask for confirmation");
 
   auto* limit = app.add_subcommand("limit", "cap a job's copy rate (0 = none)");
   limit->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
@@ -670,8 +860,14 @@ int run(int argc, char** argv) {
   if (scan.chosen()) return scan.run();
   if (*create) return cmd_create(config, force);
   if (*mount) return cmd_mount(config, mountpoint, foreground, mount_opts);
-  if (*lists[0]) return cmd_list(target, false, maps, json);
-  if (*lists[1]) return cmd_list(target, true, maps, json);
+  for (int i = 0; i < 3; ++i)
+    if (*lists[i]) {
+      report.kind = kinds[i];
+      report.suffix = !nosuffix;
+      report.headings = !noheadings;
+      report.json = report_format == "json";
+      return cmd_list(target, report, json);
+    }
   if (*dump) return cmd_dump(config);
   if (*check) return cmd_check(config);
   if (*move) return cmd_control(mountpoint, {"move", lv_arg, pv_arg}, wait);
@@ -680,19 +876,17 @@ int run(int argc, char** argv) {
     words.insert(words.end(), pvmove_args.begin(), pvmove_args.end());
     return cmd_control(mountpoint, words, wait);
   }
-  if (*jobs) return cmd_jobs(mountpoint, json);
+  if (*jobs) return cmd_jobs(mountpoint, json, wait);
   for (auto& [verb, c] : job_verbs)
     if (*c) return cmd_control(mountpoint, {verb, std::to_string(job)}, false);
   if (*limit) return cmd_control(mountpoint, {"limit", std::to_string(job), rate}, false);
   if (*restore) return cmd_restore(config, backup);
+  for (auto& [verb, c] : sized)
+    if (*c) return cmd_sized(verb, mountpoint, sized_args, name_option, size_option, extents_option, yes);
+  if (*lvremove) return cmd_lvremove(mountpoint, lvremove_args, yes);
   for (auto& [verb, c] : lifecycle)
     if (*c) {
       if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
-      if ((verb == "lvcreate" || verb == "lvextend" || verb == "lvreduce") && lifecycle_args.size() >= 2) {
-        Result<std::string> size = lvm_size_argument(verb, mountpoint, lifecycle_args[0], lifecycle_args[1]);
-        if (!size.ok()) return fail(size.status().message());
-        lifecycle_args[1] = *size;
-      }
       std::vector<std::string> words = {verb};
       words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
       return cmd_control(mountpoint, words, false);

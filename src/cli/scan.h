@@ -1,4 +1,4 @@
-// `vgfs scan PATH... [--json]` (SPEC §8, docs/lvm2.md "vgfs scan"): the PVs
+// `vgfs scan PATH... [--json]` (docs/lvm2.md "vgfs scan"): the PVs
 // and VGs on image files, block devices and the partitions of disk images,
 // LVM2's and vgfs's own, read-only.
 //

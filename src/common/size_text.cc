@@ -102,6 +102,32 @@ Result<LvmSize> parse_lvm_size(std::string_view text) {
   return out;
 }
 
+Result<LvmExtents> parse_lvm_extents(std::string_view text) {
+  const std::string_view whole = text;
+  auto bad = [&](std::string_view why) {
+    return Status::Error(EINVAL, fmt::format("bad extent count \"{}\": {} (e.g. 100, +10, 100%FREE, 50%VG, 100%PVS)",
+                                             whole, why));
+  };
+  LvmExtents out;
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) {
+    out.sign = text[0];
+    text.remove_prefix(1);
+  }
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  if (!parse_decimal(text.substr(0, digits), &out.number)) return bad("expected a whole number");
+  text.remove_prefix(digits);
+  if (text.empty()) return out;
+  if (text == "%VG") out.base = 'V';
+  else if (text == "%FREE") out.base = 'F';
+  else if (text == "%PVS") out.base = 'P';
+  else if (text == "%ORIGIN" || text == "%LV") return bad(fmt::format("\"{}\" is for snapshots, which vgfs does not have", text));
+  else return bad(fmt::format("unknown suffix \"{}\"", text));
+  if (out.number > 100 && out.sign == 0) return bad("a percentage is at most 100");
+  if (out.number > 1000000) return bad("too large a percentage");
+  return out;
+}
+
 std::string format_size(uint64_t bytes) {
   for (int i = 4; i >= 1; --i) {
     const Suffix& s = kSuffixes[i];

@@ -135,7 +135,7 @@ void VolumeManager::copier_loop() {
     next->sched = Job::Sched::kRunning;
     next->poked = false;
     lock.unlock();
-    const StepResult r = step(*next);
+    const StepResult r = next->copier->step();
     lock.lock();
     switch (r) {
       case StepResult::kDone:
@@ -143,6 +143,7 @@ void VolumeManager::copier_loop() {
         std::erase(scheduled_, next);
         break;
       case StepResult::kSleep:
+        next->wake_at = next->copier->wake_at();
         next->sched = next->poked ? Job::Sched::kReady : Job::Sched::kSleeping;
         break;
       case StepResult::kPark:

@@ -1,10 +1,10 @@
 // The runtime side of one migration job (private to src/manager).
 //
 // Jobs do not own threads: a fixed pool of kCopierThreads copier threads
-// (src/manager/copier_pool.cc) runs the steps of every running job, a slice
-// at a time, round-robin. A step copies regions for at most kSliceTime and
-// returns; between steps a job is queued (ready), sleeping until its rate
-// budget allows the next region, or parked while paused.
+// (src/manager/copier_pool.cc) runs the steps of every running job's
+// Copier (src/manager/copier.h), a slice at a time, round-robin. Between
+// steps a job is queued (ready), sleeping until its rate budget allows the
+// next region, or parked while paused.
 #pragma once
 
 #include <atomic>
@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 
+#include "manager/copier.h"
 #include "vgfs/transfer.h"
 #include "vgfs/volume_manager.h"
 
@@ -21,42 +22,44 @@ namespace vgfs {
 
 using Clock = std::chrono::steady_clock;
 
-// What a job's step asks of the pool next.
-enum class StepResult {
-  kAgain,  // more to do: queue it behind the others
-  kSleep,  // rate limit: run again at Job::wake_at (or when woken)
-  kPark,   // paused: run again when woken (resume, abort, stop)
-  kDone,   // ended (completed, aborted, failed) or stopped for unmount
-};
-
 struct VolumeManager::Job {
-  JobInfo info;
-  std::unique_ptr<Transfer> transfer;  // null for jobs that ended before this mount
+  JobInfo info;                        // guarded by VolumeManager::admin_ (readers use the snapshot's copy)
+  std::unique_ptr<Transfer> transfer;  // set once at creation; null for jobs that ended before this mount
+  std::unique_ptr<Copier> copier;      // set with transfer; its steps run on the pool
   std::mutex m;
   std::condition_variable cv;
   bool stop = false, abort = false;  // guarded by m
   std::atomic<bool> done{false};     // set under m, read anywhere
-  std::atomic<uint64_t> rate{0};
-  Clock::time_point started = Clock::now();
+  const Clock::time_point started = Clock::now();
 
-  // Copier state carried from one step to the next (only the thread running
-  // the step touches it).
-  struct Copier {
-    bool begun = false;
-    bool resync = false;                  // past the first pass (rule 4)
-    std::optional<uint64_t> cursor;       // next region to look at in a resync pass; none = between passes
-    uint64_t before = 0;                  // dirty regions at the start of the last pass
-    Clock::time_point last_checkpoint, rate_mark, budget;
-    uint64_t rate_bytes = 0;
-    uint64_t limit = 0;  // the rate limit `budget` was counted with
-  } copier;
-
-  // Scheduling, guarded by the pool's mutex.
+  // Scheduling.
   enum class Sched { kNone, kReady, kRunning, kSleeping, kParked };
-  Sched sched = Sched::kNone;
-  bool poked = false;  // woken while running: queue again instead of parking
-  Clock::time_point wake_at;
-  uint64_t turn = 0;  // round-robin order among ready jobs
+  Sched sched = Sched::kNone;  // guarded by VolumeManager::pool_m_
+  bool poked = false;          // guarded by VolumeManager::pool_m_; woken while running: queue again instead of parking
+  Clock::time_point wake_at;   // guarded by VolumeManager::pool_m_
+  uint64_t turn = 0;           // guarded by VolumeManager::pool_m_; round-robin order among ready jobs
+};
+
+// Holds admin_ for a change of the metadata or the job list, and publishes
+// the readers' snapshot before every release, so readers never see a state
+// older than the last change that finished.
+class VolumeManager::Change {
+ public:
+  explicit Change(VolumeManager& manager) : manager_(manager), lock_(manager.admin_) {}
+  ~Change() {
+    if (lock_.owns_lock()) manager_.publish();
+  }
+  Change(const Change&) = delete;
+  Change& operator=(const Change&) = delete;
+  void unlock() {
+    manager_.publish();
+    lock_.unlock();
+  }
+  void lock() { lock_.lock(); }
+
+ private:
+  VolumeManager& manager_;
+  std::unique_lock<std::mutex> lock_;
 };
 
 }  // namespace vgfs

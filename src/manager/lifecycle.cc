@@ -128,7 +128,8 @@ Status VolumeManager::check_not_on_mount(const std::string& path, const struct s
 }
 
 // New extents read as zeros, never as what an earlier LV left there; the
-// zeroes are durable before the commit that hands the PEs out.
+// zeroes are durable before the commit that hands the PEs out. Runs holding
+// commands_ (the PV list cannot change), with or without admin_.
 Status VolumeManager::zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs) {
   std::vector<bool> touched(md.pvs.size(), false);
   for (const MapRun& r : runs) {
@@ -141,10 +142,43 @@ Status VolumeManager::zero_extents(const VgMetadata& md, const std::vector<MapRu
 }
 
 std::vector<std::string> VolumeManager::pv_names() const {
-  std::lock_guard lock(admin_);
+  std::shared_ptr<const Snapshot> s = snapshot();
   std::vector<std::string> out;
-  for (const PvInfo& pv : store_.metadata().pvs) out.push_back(pv.name);
+  for (const PvInfo& pv : s->metadata.pvs) out.push_back(pv.name);
   return out;
+}
+
+namespace {
+
+// Whether every run is still free in `md`.
+Status check_still_free(const VgMetadata& md, const std::vector<MapRun>& runs) {
+  for (const MapRun& r : runs) {
+    bool free = false;
+    for (const PvRun& f : md.pv_map(r.pv))
+      if (f.free() && f.pe <= r.pe && r.pe + r.count <= f.pe_end()) free = true;
+    if (!free)
+      return Status::Error(EAGAIN, fmt::format("PE {} of PV {} was handed out while it was being zeroed; nothing was "
+                                               "changed, run the command again",
+                                               format_range(r.pe, r.count), md.pvs[r.pv].name));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+// lvcreate and lvextend zero the extents they reserved without admin_:
+// zeroing a large LV takes long, and readers, job control and the copiers'
+// commits need not wait for it. The extents stay free meanwhile because
+// only commands allocate, and commands_ (held by the caller) keeps every
+// other command out; the copiers' commits only free extents. A failure
+// here leaves the metadata as it was (zeros in free extents change nothing).
+Status VolumeManager::zero_unlocked(Change& change, const VgMetadata& md, const std::vector<MapRun>& runs) {
+  change.unlock();
+  Status st = zero_extents(md, runs);
+  if (st.ok() && zeroing_hook_) zeroing_hook_();
+  change.lock();
+  VGFS_RETURN_IF_ERROR(st);
+  return check_still_free(store_.metadata(), runs);
 }
 
 // An LV that is open or moving cannot shrink or go.
@@ -158,7 +192,8 @@ Status VolumeManager::check_idle(const VgMetadata& md, const std::string& lv, co
 }
 
 Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
@@ -173,7 +208,8 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
   const uint64_t extents = extents_for(md, size);
   Result<std::vector<MapRun>> runs = allocate_extents(md, extents, *candidates);
   if (!runs.ok()) return runs.status().prefixed(fmt::format("LV {}", name));
-  VGFS_RETURN_IF_ERROR(zero_extents(md, *runs));
+  VGFS_RETURN_IF_ERROR(zero_unlocked(change, md, *runs));
+  md = store_.metadata();  // the copiers may have committed meanwhile
   LvInfo lv{name, new_uuid(), 0600, {}};
   for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
   md.lvs.push_back(std::move(lv));
@@ -185,7 +221,8 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
 }
 
 Result<LvSized> VolumeManager::lvextend(const std::string& name, uint64_t size) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
@@ -206,8 +243,15 @@ Result<LvSized> VolumeManager::lvextend(const std::string& name, uint64_t size) 
     if (!placed.ok()) return placed.status().prefixed(fmt::format("LV {}", name));
     runs = *placed;
   }
-  VGFS_RETURN_IF_ERROR(zero_extents(md, runs));
-  for (const MapRun& r : runs) map.append(r.pv, r.pe, r.count);
+  VGFS_RETURN_IF_ERROR(zero_unlocked(change, md, runs));
+  // The copiers may have committed meanwhile (a switch remaps LEs of this
+  // LV, never its length); the LV keeps its index: only commands remove LVs.
+  md = store_.metadata();
+  ExtentMap& now = md.lvs[static_cast<size_t>(lv)].map;
+  if (md.lvs[static_cast<size_t>(lv)].name != name || now.extent_count() != have)
+    return Status::Error(EAGAIN, fmt::format("LV {} changed while its new extents were being zeroed; nothing was "
+                                             "changed, run the command again", name));
+  for (const MapRun& r : runs) now.append(r.pv, r.pe, r.count);
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   if (!slot.ok()) return slot.status();
@@ -215,7 +259,8 @@ Result<LvSized> VolumeManager::lvextend(const std::string& name, uint64_t size) 
 }
 
 Result<LvSized> VolumeManager::lvreduce(const std::string& name, uint64_t size) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
@@ -235,7 +280,8 @@ Result<LvSized> VolumeManager::lvreduce(const std::string& name, uint64_t size) 
 }
 
 Status VolumeManager::lvremove(const std::string& name) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
@@ -248,7 +294,8 @@ Status VolumeManager::lvremove(const std::string& name) {
 }
 
 Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(from);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", from));
@@ -265,7 +312,8 @@ Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
 }
 
 Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   if (name.empty())
     for (int n = 0; name.empty(); ++n)
@@ -299,7 +347,8 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
 }
 
 Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int index = md.find_pv(name);
   if (index < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", name));
@@ -338,7 +387,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
     store_.restore_pv(pv, std::move(dev), label);
     return st;
   }
-  std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) {
+  std::erase_if(jobs_, [&](const std::shared_ptr<Job>& j) {
     if (!uses(j->info)) return false;
     forget(*j);  // ended, but a copier may still be leaving its last step
     return true;

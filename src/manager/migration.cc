@@ -1,15 +1,6 @@
-// Migration jobs: creation, the copier state machine, switch and abort
-// (include/vgfs/volume_manager.h, docs/migration.md).
-//
-// A job runs, a step at a time on the copier pool (src/manager/copier_pool.cc),
-// through these states:
-//   copying       first pass, region by region, moving P up (rule 3)
-//   resyncing     passes over the regions written below P (rule 4) while
-//                 their number keeps shrinking
-//   synchronized  writes go to both sides; only the regions dirty before
-//                 this state remain to copy, so the count only falls
-//   completed     the switch commit: map → destination, source freed
-// and abort/failure from any of them (rule 7).
+// Migration jobs: creation, switch and abort (include/vgfs/volume_manager.h,
+// docs/migration.md). The copier state machine that moves a job's data is
+// src/manager/copier.h; this file gives it the commits it asks for.
 #include "vgfs/volume_manager.h"
 
 #include <fmt/format.h>
@@ -25,15 +16,6 @@
 
 namespace vgfs {
 
-namespace {
-constexpr auto kCheckpointInterval = std::chrono::seconds(1);
-// Resync passes go on only while they at least halve the dirty set and more
-// than kSyncThreshold regions are left; otherwise synchronized is cheaper: it
-// costs each write a second copy but never dirties a region again.
-constexpr uint64_t kSyncThreshold = 16;
-// A step copies for about this long, then lets the next job have the copier.
-constexpr auto kSliceTime = std::chrono::milliseconds(50);
-}  // namespace
 
 Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   const VgMetadata& md = store.metadata();
@@ -50,7 +32,7 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
 
 VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store), volume_(volume) {
   for (const JobInfo& info : store.metadata().jobs) {
-    auto job = std::make_unique<Job>();
+    auto job = std::make_shared<Job>();
     job->info = info;
     job->done = !info.running();
     if (info.running()) {
@@ -67,12 +49,53 @@ VolumeManager::VolumeManager(VgStore& store, VolumeSet& volume) : store_(store),
         if (rec.ok() && (!best || rec->generation > best->generation)) best = std::move(*rec);
       }
       job->transfer = std::make_unique<Transfer>(g, best ? &*best : nullptr);
+      attach_copier(*job);
     }
     jobs_.push_back(std::move(job));
   }
+  std::lock_guard lock(admin_);
+  publish();
 }
 
 VolumeManager::~VolumeManager() { shutdown(); }
+
+void VolumeManager::publish() {
+  auto next = std::make_shared<Snapshot>();
+  next->metadata = store_.metadata();
+  next->jobs.reserve(jobs_.size());
+  for (const auto& j : jobs_) next->jobs.push_back({j->info, j});
+  std::lock_guard lock(snapshot_m_);
+  snapshot_ = std::move(next);
+}
+
+std::shared_ptr<const VolumeManager::Snapshot> VolumeManager::snapshot() const {
+  std::lock_guard lock(snapshot_m_);
+  return snapshot_;
+}
+
+bool VolumeManager::admin_free_for_testing() const {
+  if (!admin_.try_lock()) return false;
+  admin_.unlock();
+  return true;
+}
+
+// The job's copier asks for its commits through these hooks; they run on
+// the copier's thread between regions, holding no region lock.
+void VolumeManager::attach_copier(Job& job) {
+  Copier::Hooks hooks;
+  hooks.request = [&job] {
+    std::lock_guard lock(job.m);
+    return job.abort ? Copier::Request::kAbort : job.stop ? Copier::Request::kStop : Copier::Request::kNone;
+  };
+  hooks.switch_over = [this, &job](Status* st) { return switch_over(job, st); };
+  hooks.end = [this, &job](JobState state, const std::string& reason) {
+    (void)finish(job, state, reason);  // takes admin_: not under job.m
+    std::lock_guard lock(job.m);
+    job.done = true;
+    job.cv.notify_all();
+  };
+  job.copier = std::make_unique<Copier>(*job.transfer, std::move(hooks));
+}
 
 VolumeManager::Job* VolumeManager::find(uint64_t id) const {
   for (const auto& j : jobs_)
@@ -91,7 +114,7 @@ void VolumeManager::publish_transfers(const std::string& name) {
 }
 
 Status VolumeManager::start() {
-  std::lock_guard lock(admin_);
+  Change change(*this);
   std::vector<std::string> lvs;
   for (auto& job : jobs_)
     if (job->info.running()) lvs.push_back(job->info.lv);
@@ -192,7 +215,7 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
       uint64_t id = it->id;
       it = md.jobs.erase(it);
       --finished;
-      std::erase_if(jobs_, [&](const std::unique_ptr<Job>& j) {
+      std::erase_if(jobs_, [&](const std::shared_ptr<Job>& j) {
         if (j->info.id != id) return false;
         forget(*j);
         return true;
@@ -205,9 +228,10 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
   JobsStarted ids;
   std::vector<Job*> started;
   for (const JobInfo& info : created) {
-    auto job = std::make_unique<Job>();
+    auto job = std::make_shared<Job>();
     job->info = info;
     job->transfer = std::make_unique<Transfer>(geometry_of(store_, info), nullptr);
+    attach_copier(*job);
     ids.jobs.push_back(info.id);
     started.push_back(job.get());
     jobs_.push_back(std::move(job));
@@ -226,7 +250,8 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
 
 Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<IndexRange> les,
                                         std::string_view pv_name, std::optional<uint64_t> pe) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(lv_name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", lv_name));
@@ -293,7 +318,8 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
 }
 
 Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names) {
-  std::lock_guard lock(admin_);
+  std::lock_guard command(commands_);
+  Change change(*this);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
   if (src < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", pv_name));
@@ -365,7 +391,7 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   Transfer& t = *job.transfer;
   // admin_ before the write barrier, always: quiesce() runs under admin_ and
   // waits for writers, which may wait for the barrier.
-  std::lock_guard lock(admin_);
+  Change change(*this);
   t.block_writes();
   VgMetadata md = store_.metadata();
   if (JobInfo* j = md.find_job(job.info.id)) {
@@ -375,6 +401,7 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   Status st = commit(std::move(md));
   job.info.state = state;
   job.info.reason = st.ok() ? reason : fmt::format("{} (and the metadata commit failed: {})", reason, st.message());
+  publish();  // before the status says so: a reader that sees it ended sees the commit too
   t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
   publish_transfers(job.info.lv);
   t.finish();
@@ -392,7 +419,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
     *st = Status::Error(EIO, failure);
     return false;
   }
-  std::unique_lock lock(admin_);
+  Change change(*this);
   t.block_writes();
   if (t.pending_count() != 0) {  // a write that saw the state before synchronized
     t.unblock_writes();
@@ -411,6 +438,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
     return false;
   }
   job.info.state = JobState::kCompleted;
+  publish();  // before the status says so: a reader that sees it completed sees the new map
   t.set_sync_status(SyncStatus::kCompleted);
   (void)volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
   publish_transfers(job.info.lv);
@@ -418,123 +446,11 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
   // Freed source PEs are handed out again only under admin_, still held
   // until every request that saw the old map has ended.
   volume_.quiesce();
-  lock.unlock();
-  job.rate.store(0);
+  change.unlock();
   std::lock_guard done(job.m);
   job.done = true;
   job.cv.notify_all();
   return true;
-}
-
-// One slice of the copier state machine; the state that outlives a step is
-// in job.copier. Control changes (pause, abort, stop, limit) wake the job
-// (wake()), so a parked or sleeping job sees them at once.
-StepResult VolumeManager::step(Job& job) {
-  Transfer& t = *job.transfer;
-  Job::Copier& c = job.copier;
-  if (!c.begun) {
-    c.begun = true;
-    c.last_checkpoint = c.rate_mark = c.budget = Clock::now();
-    c.rate_bytes = t.copied_bytes();
-    c.resync = t.progress_pointer() >= t.geometry().size;
-    if (c.resync && t.sync_status() == SyncStatus::kCopying) t.set_sync_status(SyncStatus::kResyncing);
-    c.before = t.region_count();  // the first pass goes over every region
-  }
-  auto end = [&](JobState state, const std::string& reason) {
-    job.rate.store(0);
-    (void)finish(job, state, reason);
-    std::lock_guard lock(job.m);
-    job.done = true;
-    job.cv.notify_all();
-    return StepResult::kDone;
-  };
-  bool abort, stop;
-  {
-    std::lock_guard lock(job.m);
-    abort = job.abort;
-    stop = job.stop;
-  }
-  if (abort) return end(JobState::kAborted, "aborted by the user");  // end() takes admin_: not under job.m
-  if (stop) {
-    job.rate.store(0);
-    (void)t.checkpoint();  // unmount: resumes on the next mount
-    return StepResult::kDone;
-  }
-  if (t.paused()) {
-    job.rate.store(0);
-    return StepResult::kPark;
-  }
-  auto now = Clock::now();
-  if (t.rate_limit() != c.limit) {  // a new limit counts from now
-    c.limit = t.rate_limit();
-    c.budget = now;
-  }
-  if (t.rate_limit() && c.budget > now) return job.wake_at = c.budget, StepResult::kSleep;
-  if (!t.rate_limit() || c.budget < now - std::chrono::seconds(1)) c.budget = now;  // after a pause or a new limit
-
-  // After each region: rate budget, rate figure, periodic checkpoint.
-  auto after_region = [&]() -> Status {
-    if (uint64_t limit = t.rate_limit()) c.budget += std::chrono::nanoseconds(t.geometry().region_size * 1'000'000'000ull / limit);
-    now = Clock::now();
-    if (now - c.rate_mark >= std::chrono::milliseconds(500)) {
-      double secs = std::chrono::duration<double>(now - c.rate_mark).count();
-      job.rate.store(static_cast<uint64_t>(static_cast<double>(t.copied_bytes() - c.rate_bytes) / secs));
-      c.rate_mark = now;
-      c.rate_bytes = t.copied_bytes();
-    }
-    if (now - c.last_checkpoint >= kCheckpointInterval) {
-      c.last_checkpoint = now;
-      return t.checkpoint();
-    }
-    return Status::Ok();
-  };
-
-  Status st;
-  const auto deadline = Clock::now() + kSliceTime;
-  while (st.ok()) {
-    if (Clock::now() >= deadline) return StepResult::kAgain;
-    if (t.rate_limit() && c.budget > Clock::now()) return job.wake_at = c.budget, StepResult::kSleep;
-    {
-      std::lock_guard lock(job.m);
-      if (job.abort || job.stop || t.paused()) return StepResult::kAgain;  // handled at the top of the next step
-    }
-    // Rule 3: the first pass.
-    if (!c.resync) {
-      if (t.progress_pointer() < t.geometry().size) {
-        if ((st = t.copy_next()).ok()) st = after_region();
-        continue;
-      }
-      c.resync = true;
-      t.set_sync_status(SyncStatus::kResyncing);
-      c.cursor.reset();
-      continue;
-    }
-    // Rule 4: resync passes while they shrink the dirty set, then synchronized.
-    if (!c.cursor) {
-      const uint64_t pending = t.pending_count();
-      const bool synchronized = t.sync_status() == SyncStatus::kSynchronized;
-      if (!synchronized && (pending <= kSyncThreshold || pending * 2 > c.before)) {
-        // From here writes dirty no region for the copier: the count only falls.
-        t.set_sync_status(SyncStatus::kSynchronized);
-        st = t.checkpoint();
-        continue;
-      }
-      c.before = pending;
-      if (synchronized && pending == 0) {
-        if (switch_over(job, &st)) return StepResult::kDone;
-        continue;
-      }
-      c.cursor = 0;
-    }
-    std::optional<uint64_t> r = t.next_dirty(*c.cursor);
-    if (!r) {
-      c.cursor.reset();  // the pass is over
-      continue;
-    }
-    c.cursor = *r + 1;
-    if ((st = t.recopy(*r)).ok()) st = after_region();
-  }
-  return end(JobState::kFailed, st.message());
 }
 
 // The running job `id`, or why a control command cannot act on it.
@@ -605,9 +521,11 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
   return s;
 }
 
-JobStatus VolumeManager::status_of(const Job& j) const {
-  JobStatus s = recorded_job_status(store_.metadata(), j.info);
-  s.rate = j.rate.load();
+// A job's status from a snapshot: its record as of the snapshot, and the
+// live counters of its transfer and copier.
+JobStatus VolumeManager::status_of(const VgMetadata& md, const JobInfo& info, const Job& j) {
+  JobStatus s = recorded_job_status(md, info);
+  s.rate = j.copier ? j.copier->rate() : 0;
   if (s.rate == 0 && j.transfer && !j.done && !j.transfer->paused()) {  // before the first rate sample
     double secs = std::chrono::duration<double>(Clock::now() - j.started).count();
     if (secs > 0.05) s.rate = static_cast<uint64_t>(static_cast<double>(j.transfer->copied_bytes()) / secs);
@@ -624,31 +542,29 @@ JobStatus VolumeManager::status_of(const Job& j) const {
   return s;
 }
 
+// The readers below take the snapshot, never admin_.
 std::vector<JobStatus> VolumeManager::jobs() const {
-  std::lock_guard lock(admin_);
+  std::shared_ptr<const Snapshot> s = snapshot();
   std::vector<JobStatus> out;
-  for (const auto& j : jobs_) out.push_back(status_of(*j));
+  out.reserve(s->jobs.size());
+  for (const Snapshot::JobEntry& e : s->jobs) out.push_back(status_of(s->metadata, e.info, *e.job));
   return out;
 }
 
 Result<JobStatus> VolumeManager::job(uint64_t id) const {
-  std::lock_guard lock(admin_);
-  Job* j = find(id);
-  if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
-  return status_of(*j);
+  std::shared_ptr<const Snapshot> s = snapshot();
+  for (const Snapshot::JobEntry& e : s->jobs)
+    if (e.info.id == id) return status_of(s->metadata, e.info, *e.job);
+  return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
 Result<std::string> VolumeManager::bitmap(uint64_t id) const {
-  std::lock_guard lock(admin_);
-  Job* j = find(id);
-  if (!j) return Status::Error(ENOENT, fmt::format("no job {}", id));
-  if (!j->transfer) return std::string();
-  return j->transfer->bitmap_bytes();
+  std::shared_ptr<const Snapshot> s = snapshot();
+  for (const Snapshot::JobEntry& e : s->jobs)
+    if (e.info.id == id) return e.job->transfer ? e.job->transfer->bitmap_bytes() : std::string();
+  return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
-VgMetadata VolumeManager::metadata() const {
-  std::lock_guard lock(admin_);
-  return store_.metadata();
-}
+VgMetadata VolumeManager::metadata() const { return snapshot()->metadata; }
 
 }  // namespace vgfs

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <ctime>
 #include <vector>
 
 namespace vgfs {
@@ -76,7 +77,7 @@ Status write_all(int fd, const std::string& data) {
 
 }  // namespace
 
-Status archive_metadata(const std::string& folder, const VgMetadata& md, size_t keep) {
+Status archive_metadata(const std::string& folder, const VgMetadata& md, const ArchiveRetention& keep) {
   Result<int> opened = open_folder(folder);
   if (!opened.ok()) return opened.status();
   Fd dir(*opened);
@@ -118,17 +119,26 @@ Status archive_metadata(const std::string& folder, const VgMetadata& md, size_t 
     ::close(list_fd);
     return errno_error(fmt::format("cannot list the metadata archive folder {}", folder));
   }
-  std::vector<std::string> kept;
+  struct Archived {
+    std::string name;
+    time_t modified;
+  };
+  std::vector<Archived> kept;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
     if (n.rfind(prefix, 0) != 0 || n.size() < 5 || n.compare(n.size() - 5, 5, ".yaml") != 0) continue;
     struct stat st {};
     if (::fstatat(dir.fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
-    kept.push_back(std::move(n));
+    kept.push_back(Archived{std::move(n), st.st_mtime});
   }
   ::closedir(d);
-  std::sort(kept.begin(), kept.end());
-  for (size_t i = 0; i + keep < kept.size(); ++i) (void)::unlinkat(dir.fd, kept[i].c_str(), 0);
+  // Names sort by seqno (8 digits, zero-padded; a longer seqno sorts after).
+  std::sort(kept.begin(), kept.end(), [](const Archived& a, const Archived& b) {
+    return a.name.size() != b.name.size() ? a.name.size() < b.name.size() : a.name < b.name;
+  });
+  const time_t cutoff = ::time(nullptr) - static_cast<time_t>(keep.days) * 24 * 3600;
+  for (size_t i = 0; i + keep.min_count < kept.size(); ++i)
+    if (kept[i].modified < cutoff) (void)::unlinkat(dir.fd, kept[i].name.c_str(), 0);
   return Status::Ok();
 }
 

@@ -312,7 +312,7 @@ Status VgStore::commit(VgMetadata next) {
   const std::string text = format_->encode(next);
   commit_problems_.clear();
   if (!archive_.empty())
-    if (Status a = archive_metadata(archive_, metadata_, kArchiveKeep); !a.ok()) commit_problems_.push_back(a.message());
+    if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}); !a.ok()) commit_problems_.push_back(a.message());
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
   // the next read-write open rewrites. PVs added since the last commit get
