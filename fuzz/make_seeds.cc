@@ -2,7 +2,8 @@
 // the project's own encoders, in the input formats the targets read (a flag
 // byte and parameters, then the record): labels and slot headers of
 // standard PVs, job records of a few sizes and states, and the metadata
-// text of a VG with running and finished jobs.
+// text of a VG with running and finished jobs and of one with stripes, a
+// hidden LV and kept keys.
 //
 // Usage: make_seeds CORPUS_DIR   (writes CORPUS_DIR/<target>/<name>)
 #include <cstdio>
@@ -143,6 +144,50 @@ void metadata_with_jobs() {
   write("metadata", "vg-with-jobs.yaml", encode_metadata(md));
 }
 
+// A VG with what LVM2 VGs have: a striped run, a hidden LV with an owner,
+// and keys kept verbatim at every level (docs/format.md).
+void metadata_lvm2_like() {
+  VgMetadata md;
+  md.name = "vg1";
+  md.uuid = uuid_of(6);
+  md.seqno = 9;
+  md.kept = {{"status", "[\"RESIZEABLE\", \"READ\", \"WRITE\"]"}, {"max_lv", "0"}};
+  for (int i = 0; i < 3; ++i) {
+    PvInfo pv;
+    pv.name = "pv" + std::to_string(i);
+    pv.uuid = uuid_of(static_cast<uint8_t>(30 + i));
+    pv.path = "/dev/loop" + std::to_string(i);
+    pv.pe_start = 1 * MiB;
+    pv.pe_count = 100;
+    if (i == 1) pv.kept = {{"device", "\"/dev/sdb\""}};
+    md.pvs.push_back(pv);
+  }
+  LvInfo data{"data", uuid_of(40), 0600, {}};
+  data.map.append(0, 0, 4);
+  MapRun stripes;
+  stripes.count = 6;
+  stripes.pv = 0;
+  stripes.pe = 4;
+  stripes.stripe_size = 64 * KiB;
+  stripes.more_legs = {{1, 0}, {2, 0}};
+  stripes.kept = {{"reshape_count", "0"}};
+  data.map.append_run(stripes);
+  data.kept = {{"creation_host", "\"build\""}};
+  md.lvs.push_back(data);
+  LvInfo hidden{"pvmove0", uuid_of(41), 0640, {}};
+  hidden.uid = 1000;
+  hidden.gid = 1000;
+  hidden.hidden = true;
+  hidden.map.append(1, 50, 2);
+  md.lvs.push_back(hidden);
+  Status st = md.validate();
+  if (!st.ok()) {
+    std::fprintf(stderr, "make_seeds: the LVM2-like VG is invalid: %s\n", st.message().c_str());
+    std::exit(1);
+  }
+  write("metadata", "vg-striped-hidden-kept.yaml", encode_metadata(md));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,5 +200,6 @@ int main(int argc, char** argv) {
   slot_headers();
   job_records();
   metadata_with_jobs();
+  metadata_lvm2_like();
   return 0;
 }

@@ -22,17 +22,19 @@ std::string difference(const VgMetadata& a, const VgMetadata& b) {
   if (a.region_size != b.region_size) return "vg.region_size";
   if (a.seqno != b.seqno) return "vg.seqno";
   if (a.next_job_id != b.next_job_id) return "vg.next_job_id";
+  if (a.kept != b.kept) return "vg.kept";
   if (a.pvs.size() != b.pvs.size()) return "number of PVs";
   for (size_t i = 0; i < a.pvs.size(); ++i) {
     const PvInfo &x = a.pvs[i], &y = b.pvs[i];
     if (x.name != y.name || x.uuid != y.uuid || x.path != y.path || x.pe_start != y.pe_start ||
-        x.pe_count != y.pe_count)
+        x.pe_count != y.pe_count || x.kept != y.kept)
       return fmt::format("pvs[{}]", i);
   }
   if (a.lvs.size() != b.lvs.size()) return "number of LVs";
   for (size_t i = 0; i < a.lvs.size(); ++i) {
     const LvInfo &x = a.lvs[i], &y = b.lvs[i];
-    if (x.name != y.name || x.uuid != y.uuid || x.mode != y.mode || !(x.map == y.map))
+    if (x.name != y.name || x.uuid != y.uuid || x.mode != y.mode || x.uid != y.uid || x.gid != y.gid ||
+        x.hidden != y.hidden || x.kept != y.kept || !(x.map == y.map))
       return fmt::format("lvs[{}]", i);
   }
   if (a.jobs.size() != b.jobs.size()) return "number of jobs";

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -19,6 +20,7 @@
 
 #include "vgfs/escape.h"  // printable(): every string from disk goes into messages through it
 #include "vgfs/extent_map.h"
+#include "vgfs/kept_keys.h"
 #include "vgfs/status.h"
 #include "vgfs/units.h"
 
@@ -35,6 +37,14 @@ constexpr uint64_t kMaxSeqno = uint64_t{1} << 62;
 constexpr uint64_t kMaxJobId = uint64_t{1} << 40;
 constexpr uint64_t kMaxMetadataText = 64 * MiB;
 constexpr size_t kMaxPvs = 65536;
+// Striped runs (docs/format.md, "Striped segments"): LVM2's own limits on
+// the leg count; a stripe size of at least 4 KiB (LVM2's minimum too) bounds
+// the pieces one request splits into (kMaxPieces in vgfs/volume.h).
+constexpr uint32_t kMaxStripes = 128;
+constexpr uint64_t kMinStripeSize = 4 * KiB;
+// Owner ids: "unset" means the mounting user, as for LVs made by vgfs;
+// (uint32_t)-1 is chown's "no change" and never an owner.
+constexpr uint32_t kMaxOwnerId = UINT32_MAX - 1;
 
 struct PvInfo {
   std::string name;
@@ -42,13 +52,21 @@ struct PvInfo {
   std::string path;       // absolute path the PV was created or last seen at
   uint64_t pe_start = 0;  // byte offset of PE 0 in the image
   uint64_t pe_count = 0;
+  KeptKeys kept{};  // keys vgfs does not understand, kept verbatim
 };
 
 struct LvInfo {
   std::string name;
   Uuid uuid{};
   uint32_t mode = 0600;
-  ExtentMap map;
+  // Owner of the LV file; unset = the user who mounts the VG.
+  std::optional<uint32_t> uid{};
+  std::optional<uint32_t> gid{};
+  // Hidden LVs (LVM2's LVs without VISIBLE: pvmove's, a RAID's legs, ...)
+  // are not served as LV files, but their extents are used like any LV's.
+  bool hidden = false;
+  ExtentMap map{};
+  KeptKeys kept{};
 };
 
 // A migration job as the metadata records it (docs/records.md, "Transfer region record"). While `running`, its
@@ -85,6 +103,7 @@ struct VgMetadata {
   std::vector<LvInfo> lvs;
   std::vector<JobInfo> jobs;
   uint64_t next_job_id = 1;
+  KeptKeys kept{};
 
   // Index of the PV / LV with this name, or -1.
   int find_pv(std::string_view name) const;
@@ -94,8 +113,9 @@ struct VgMetadata {
   JobInfo* find_job(uint64_t id);
 
   // The PE→LE map of PV `pv` as runs covering PE 0 .. pe_count-1, free runs
-  // included; destinations reserved by running jobs carry the job id.
-  // Assumes validate() passed.
+  // included; destinations reserved by running jobs carry the job id; each
+  // leg of a striped run is one run of its own (PvRun::stripe). Assumes
+  // validate() passed.
   std::vector<PvRun> pv_map(uint32_t pv) const;
   uint64_t free_extents(uint32_t pv) const;
   uint64_t total_free_extents() const;
@@ -105,9 +125,12 @@ struct VgMetadata {
   std::vector<std::string> pvs_of_lv(uint32_t lv) const;
 
   // Checks names, sizes, extent/region sizes, the seqno and job id bounds,
-  // and that the maps and running jobs' destinations are a consistent,
+  // owners and modes, striped runs (2..kMaxStripes legs, count a multiple of
+  // them, stripe size a power of two from kMinStripeSize to the extent
+  // size), kept keys (unique, non-empty), and that the maps (every leg of
+  // every striped run) and running jobs' destinations are a consistent,
   // in-range, non-overlapping assignment of PEs, that every running job's
-  // source is what its LV maps there, and that the record places of the
+  // source is what its LV maps there on a linear run, and that the record places of the
   // running jobs of one source PV are 4 KiB aligned and do not overlap. (That
   // they fit the PV's migration area is checked against its label:
   // check_against_labels in vgfs/vg_store.h.)

@@ -1,4 +1,5 @@
-// VgStore: the open, locked PVs of one VG and the metadata committed on them.
+// VgStore: the open, locked PVs of one VG and the metadata committed on them,
+// through the VG's format (vgfs/vg_format.h: vgfs's own today).
 //
 // Invariant: metadata() is always the highest-seqno valid metadata found on
 // (or last committed to) the PVs of the VG (those its metadata lists, not
@@ -8,7 +9,8 @@
 // every PV (PVs added since the last commit last) and fdatasyncs each PV
 // before it returns ok (a PV whose write fails is reported), so the previous
 // metadata stays intact in the other slot until the new one is durable
-// everywhere; no seqno is ever written with two different texts. Opening for
+// everywhere (in general: the format's phases, each synced on every PV
+// before the next); no seqno is ever written with two different texts. Opening for
 // writing rewrites every stale or damaged label and slot copy (each repair
 // is reported).
 // Not thread-safe: VgStore is serialized by its caller (VolumeManager::admin_ on a mount, docs/design.md "Locks").
@@ -23,6 +25,7 @@
 #include "vgfs/pv_device.h"
 #include "vgfs/pv_format.h"
 #include "vgfs/status.h"
+#include "vgfs/vg_format.h"
 
 namespace vgfs {
 
@@ -38,8 +41,10 @@ class VgStore {
   // loads the metadata: the highest seqno that is valid and agrees with the
   // labels. Two valid texts with one seqno are refused, never resolved.
   // Warnings (damaged copies, repairs) are appended to `warnings`.
+  // The PVs are read and the metadata committed through `format`.
   static Result<std::unique_ptr<VgStore>> open(const VgConfig& config, OpenMode mode,
-                                               std::vector<std::string>* warnings);
+                                               std::vector<std::string>* warnings,
+                                               const VgFormat& format = vgfs_format());
 
   // Writes labels and the first metadata (seqno 1) onto the PVs `config`
   // names, creating missing images sparse. Refuses PVs that hold a vgfs label
@@ -77,6 +82,7 @@ class VgStore {
  private:
   VgStore() = default;
   OpenMode mode_ = OpenMode::kReadOnly;
+  const VgFormat* format_ = &vgfs_format();  // labels, copies, text and commit protocol of the VG's format
   VgMetadata metadata_;
   std::vector<std::unique_ptr<PvDevice>> pvs_;  // indexed like metadata_.pvs; devices never move
   std::vector<PvLabel> labels_;

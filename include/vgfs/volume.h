@@ -1,8 +1,9 @@
 // VolumeSet: the data path of every LV of a mounted VG.
 //
 // Invariant: map() turns an LV byte range into byte ranges on PV devices
-// exactly as the LV's current LE→PE map says, every range lies inside the PE
-// area of its PV, and nothing past the LV's end is returned. The
+// exactly as the LV's current LE→PE map says (striped runs chunk by chunk,
+// docs/format.md "Striped segments"), every range lies inside the PE area of
+// its PV, and nothing past the LV's end is returned. The
 // per-request path allocates nothing and takes no lock: each LV's layout
 // (name, mode, size, resolved runs) and its list of running transfers are
 // immutable snapshots read through atomic pointers, and every request runs
@@ -33,8 +34,13 @@
 namespace vgfs {
 
 constexpr uint64_t kMaxIoSize = 1 * MiB;
-// A kMaxIoSize request over the smallest extents touches at most this many.
-constexpr size_t kMaxPieces = kMaxIoSize / kMinExtentSize + 1;
+// Pieces of one map() call. A piece ends at a run's end or, in a striped
+// run, at a chunk's end; both lie on multiples of kMinStripeSize in the LV
+// (runs start and end on extents, which are multiples of every stripe
+// size, and chunks are stripe_size >= kMinStripeSize apart). So a request of
+// kMaxIoSize bytes at any offset crosses at most kMaxIoSize / kMinStripeSize
+// such points: 257 pieces for 1 MiB over 4 KiB chunks (17 for 64 KiB ones).
+constexpr size_t kMaxPieces = kMaxIoSize / kMinStripeSize + 1;
 constexpr uint32_t kMaxLvSlots = 65536;
 
 struct PvPiece {
@@ -45,7 +51,7 @@ struct PvPiece {
 
 class VolumeSet {
  public:
-  // Slot i serves the store's LV i.
+  // Gives every LV of the store a slot, in LV order.
   explicit VolumeSet(VgStore& store);
   ~VolumeSet();
 
@@ -63,12 +69,18 @@ class VolumeSet {
   };
 
   // ---- lookups ----
+  // The slot of LV `name`, hidden or not.
   std::optional<uint32_t> slot(std::string_view name) const;
-  std::vector<std::pair<std::string, uint32_t>> slots() const;  // name order
+  // The LVs served as files, in name order: hidden LVs are left out.
+  std::vector<std::pair<std::string, uint32_t>> slots() const;
   bool exists(uint32_t slot) const;
   std::string lv_name(uint32_t slot) const;
   uint64_t lv_size(uint32_t slot) const;
   uint32_t lv_mode(uint32_t slot) const;
+  bool lv_hidden(uint32_t slot) const;
+  // The LV file's owner as the metadata sets it; unset = the mounting user.
+  std::optional<uint32_t> lv_uid(uint32_t slot) const;
+  std::optional<uint32_t> lv_gid(uint32_t slot) const;
 
   // Splits [offset, offset+length) of LV `slot` into at most kMaxPieces PV
   // pieces, clipped at the LV's end (length <= kMaxIoSize). Returns the count.
@@ -115,17 +127,28 @@ class VolumeSet {
   void quiesce();
 
  private:
+  // Where a leg of a striped run starts.
+  struct Leg {
+    const PvDevice* dev = nullptr;
+    uint64_t offset = 0;  // PV byte offset of the leg's first PE
+  };
   struct Run {
     uint64_t le = 0, count = 0;
     const PvDevice* dev = nullptr;
-    uint64_t offset = 0;  // PV byte offset of LE `le`
+    uint64_t offset = 0;        // linear: PV byte offset of LE `le`
+    uint32_t stripes = 1;       // 1: linear; else legs[first_leg ..] of the layout
+    uint32_t stripe_shift = 0;  // log2 of the stripe size
+    uint32_t first_leg = 0;
     uint64_t le_end() const { return le + count; }
   };
   struct LvLayout {
     std::string name;
     uint32_t mode = 0600;
+    std::optional<uint32_t> uid, gid;
+    bool hidden = false;
     uint64_t size = 0;
     std::vector<Run> runs;
+    std::vector<Leg> legs;  // of the striped runs
   };
   using TransferList = std::vector<Transfer*>;
   using DeviceList = std::vector<const PvDevice*>;

@@ -162,7 +162,7 @@ class VgFs {
     if (parent == kRootIno || parent == kLvsIno) {
       if (parent == kRootIno && name == ".vgfs") return fuse_ino_t{kDotIno};
       std::optional<uint32_t> slot = volume_.slot(name);
-      if (!slot) return std::nullopt;
+      if (!slot || volume_.lv_hidden(*slot)) return std::nullopt;  // hidden LVs are no files
       return lv_file_ino(*slot) + (parent == kLvsIno ? 1 : 0);
     }
     if (parent == kJobsIno) {
@@ -191,6 +191,8 @@ class VgFs {
         break;
       case Kind::kLv:
         st->st_mode = S_IFREG | volume_.lv_mode(static_cast<uint32_t>(e.id));
+        st->st_uid = volume_.lv_uid(static_cast<uint32_t>(e.id)).value_or(uid_);
+        st->st_gid = volume_.lv_gid(static_cast<uint32_t>(e.id)).value_or(gid_);
         st->st_size = static_cast<off_t>(volume_.lv_size(static_cast<uint32_t>(e.id)));
         st->st_blksize = 4096;
         st->st_blocks = st->st_size / 512;

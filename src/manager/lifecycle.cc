@@ -367,7 +367,11 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   md.pvs.erase(md.pvs.begin() + index);
   for (LvInfo& lv : md.lvs) {
     ExtentMap shifted;
-    for (const MapRun& r : lv.map.runs()) shifted.append(shift(r.pv), r.pe, r.count);
+    for (MapRun r : lv.map.runs()) {  // every leg of striped runs too; kept keys stay
+      r.pv = shift(r.pv);
+      for (StripeLeg& leg : r.more_legs) leg.pv = shift(leg.pv);
+      shifted.append_run(std::move(r));
+    }
     lv.map = std::move(shifted);
   }
   auto uses = [&](const JobInfo& j) { return j.src_pv == pv || j.dst_pv == pv; };

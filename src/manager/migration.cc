@@ -285,6 +285,9 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
   for (const MapRun& r : map.runs()) {
     uint64_t first = std::max(r.le, range.first), last = std::min(r.le_end(), range.first + range.count);
     if (first >= last) continue;
+    if (r.striped())  // (moving legs of striped runs is issue 12's)
+      return Status::Error(EINVAL, fmt::format("LE {} of LV {} is striped over {} PVs; vgfs cannot move striped "
+                                               "runs yet", format_range(r.le, r.count), lv_name, r.stripe_count()));
     if (r.pv == static_cast<uint32_t>(dst) && !pe) continue;  // already there
     JobInfo base;
     base.lv = std::string(lv_name);
@@ -352,7 +355,12 @@ Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::v
   for (const LvInfo& lv : md.lvs) {
     std::vector<MapRun> lv_runs = lv.map.runs();  // md changes below; keep this LV's runs
     for (const MapRun& r : lv_runs) {
-      if (r.pv != static_cast<uint32_t>(src)) continue;
+      bool on_src = false;
+      for (uint32_t leg = 0; leg < r.stripe_count(); ++leg) on_src = on_src || r.leg(leg).pv == static_cast<uint32_t>(src);
+      if (!on_src) continue;
+      if (r.striped())  // (moving legs of striped runs is issue 12's)
+        return Status::Error(EINVAL, fmt::format("LE {} of LV {} is striped over {} PVs; vgfs cannot move striped "
+                                                 "runs yet", format_range(r.le, r.count), lv.name, r.stripe_count()));
       ++runs;
       if (full) continue;
       for (const JobInfo& j : md.jobs)

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <map>
 #include <set>
 #include <sstream>
 #include <unordered_map>
@@ -55,6 +56,32 @@ void emit_bytes(YAML::Emitter& out, const std::string& s) {
     out << YAML::Binary(reinterpret_cast<const unsigned char*>(s.data()), s.size());
 }
 
+// Kept keys as a map of strings, only when there are any.
+void emit_kept(YAML::Emitter& out, const KeptKeys& kept) {
+  if (kept.empty()) return;
+  out << YAML::Key << "kept" << YAML::Value << YAML::BeginMap;
+  for (const auto& [key, value] : kept) {
+    out << YAML::Key << key << YAML::Value;
+    emit_bytes(out, value);
+  }
+  out << YAML::EndMap;
+}
+
+// One line of an LV's extents block: "LE-range PV PE-range" for a linear
+// run; "LE-range striped STRIPE_SIZE PV PE-range PV PE-range ..." (a leg per
+// pair) for a striped one. A linear line has exactly three words, a striped
+// one at least seven, so the form is never ambiguous, even with a PV named
+// "striped".
+std::string format_run_line(const VgMetadata& md, const MapRun& r) {
+  if (!r.striped()) return fmt::format("{} {} {}\n", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
+  std::string line = fmt::format("{} striped {}", format_range(r.le, r.count), r.stripe_size);
+  for (uint32_t s = 0; s < r.stripe_count(); ++s) {
+    const StripeLeg leg = r.leg(s);
+    line += fmt::format(" {} {}", md.pvs[leg.pv].name, format_range(leg.pe, r.leg_extents()));
+  }
+  return line + "\n";
+}
+
 }  // namespace
 
 std::string encode_metadata(const VgMetadata& md) {
@@ -67,6 +94,7 @@ std::string encode_metadata(const VgMetadata& md) {
   out << YAML::Key << "region_size" << YAML::Value << md.region_size;
   out << YAML::Key << "seqno" << YAML::Value << md.seqno;
   out << YAML::Key << "next_job_id" << YAML::Value << md.next_job_id;
+  emit_kept(out, md.kept);
   out << YAML::EndMap;
 
   out << YAML::Key << "pvs" << YAML::Value << YAML::BeginSeq;
@@ -78,6 +106,7 @@ std::string encode_metadata(const VgMetadata& md) {
     emit_bytes(out, pv.path);
     out << YAML::Key << "pe_start" << YAML::Value << pv.pe_start;
     out << YAML::Key << "pe_count" << YAML::Value << pv.pe_count;
+    emit_kept(out, pv.kept);
     out << YAML::EndMap;
   }
   out << YAML::EndSeq;
@@ -88,9 +117,28 @@ std::string encode_metadata(const VgMetadata& md) {
     out << YAML::Key << "name" << YAML::Value << lv.name;
     out << YAML::Key << "uuid" << YAML::Value << format_uuid(lv.uuid);
     out << YAML::Key << "mode" << YAML::Value << YAML::DoubleQuoted << fmt::format("{:04o}", lv.mode);
+    // Keys added after version 1's first texts are written only when they
+    // differ from what their absence means, so such LVs encode as before.
+    if (lv.uid) out << YAML::Key << "uid" << YAML::Value << *lv.uid;
+    if (lv.gid) out << YAML::Key << "gid" << YAML::Value << *lv.gid;
+    if (lv.hidden) out << YAML::Key << "hidden" << YAML::Value << true;
+    emit_kept(out, lv.kept);
+    // The run block last: YAML ends a literal block that another key follows
+    // with a blank line.
+    bool any_kept = false;
+    for (const MapRun& r : lv.map.runs()) any_kept = any_kept || !r.kept.empty();
+    if (any_kept) {
+      out << YAML::Key << "run_kept" << YAML::Value << YAML::BeginSeq;
+      for (const MapRun& r : lv.map.runs()) {
+        if (r.kept.empty()) continue;
+        out << YAML::BeginMap << YAML::Key << "le" << YAML::Value << r.le;
+        emit_kept(out, r.kept);
+        out << YAML::EndMap;
+      }
+      out << YAML::EndSeq;
+    }
     std::string runs;
-    for (const MapRun& r : lv.map.runs())
-      runs += fmt::format("{} {} {}\n", format_range(r.le, r.count), md.pvs[r.pv].name, format_range(r.pe, r.count));
+    for (const MapRun& r : lv.map.runs()) runs += format_run_line(md, r);
     out << YAML::Key << "extents" << YAML::Value << YAML::Literal << runs;
     out << YAML::EndMap;
   }
@@ -274,25 +322,80 @@ bool parse_two_u64(std::string_view text, uint64_t* a, uint64_t* b) {
          sp + 1 < text.size();
 }
 
-Status parse_run(std::string_view text, const VgMetadata& md, const std::unordered_map<std::string_view, uint32_t>& pvs,
-                 LvInfo* lv, const Fields& where) {
-  size_t a = text.find(' '), b = text.rfind(' ');
-  if (a == std::string_view::npos || a == b)
-    return where.error(fmt::format("run \"{}\" is not \"LE-range PV PE-range\"", printable(text)));
-  Result<IndexRange> le = parse_range(text.substr(0, a));
-  Result<IndexRange> pe = parse_range(text.substr(b + 1));
-  std::string_view pv_name = text.substr(a + 1, b - a - 1);
-  if (!le.ok() || !pe.ok() || le->count != pe->count)
-    return where.error(fmt::format("run \"{}\" is not \"LE-range PV PE-range\" with equal lengths", printable(text)));
-  auto pv = pvs.find(pv_name);
-  if (pv == pvs.end())
-    return where.error(fmt::format("run \"{}\" names unknown PV {}", printable(text), printable(pv_name)));
+// The words of a run line, split at single blanks (empty words included, so
+// a doubled blank makes the line fail like any other stray byte).
+std::vector<std::string_view> words(std::string_view text) {
+  std::vector<std::string_view> out;
+  for (size_t at = 0;;) {
+    size_t sp = text.find(' ', at);
+    out.push_back(text.substr(at, sp == std::string_view::npos ? std::string_view::npos : sp - at));
+    if (sp == std::string_view::npos) return out;
+    at = sp + 1;
+  }
+}
+
+// One line of an LV's extents block (format_run_line). `kept` holds the
+// keys run_kept lists for this LV by first LE; a run that has some is
+// appended as a run of its own.
+Status parse_run(std::string_view text, const std::unordered_map<std::string_view, uint32_t>& pvs, LvInfo* lv,
+                 std::map<uint64_t, KeptKeys>* kept, const Fields& where) {
+  const std::vector<std::string_view> w = words(text);
+  const bool striped = w.size() >= 7 && w[1] == "striped" && w.size() % 2 == 1;
+  if (w.size() != 3 && !striped)
+    return where.error(fmt::format("run \"{}\" is not \"LE-range PV PE-range\" nor \"LE-range striped SIZE PV "
+                                   "PE-range PV PE-range...\"", printable(text)));
+  Result<IndexRange> le = parse_range(w[0]);
+  if (!le.ok()) return where.error(fmt::format("run \"{}\" has a bad LE range", printable(text)));
   // Runs are contiguous and each fits a PV (validate() checks), so the LE
   // count of an LV can never wrap; refuse the one run that would.
   if (le->first != lv->map.extent_count() || le->count > UINT64_MAX - le->first)
     return where.error(fmt::format("run \"{}\" does not start at LE {}", printable(text), lv->map.extent_count()));
-  (void)md;
-  lv->map.append(pv->second, pe->first, pe->count);
+  MapRun run;
+  run.count = le->count;
+  const size_t first_leg = striped ? 3 : 1;
+  const uint64_t legs = (w.size() - first_leg) / 2;
+  if (striped) {
+    auto [p, ec] = std::from_chars(w[2].data(), w[2].data() + w[2].size(), run.stripe_size);
+    if (ec != std::errc() || p != w[2].data() + w[2].size() || le->count % legs != 0)
+      return where.error(fmt::format("striped run \"{}\" has a bad stripe size or an LE count that is not a "
+                                     "whole number per stripe", printable(text)));
+  }
+  for (size_t i = first_leg; i + 1 < w.size(); i += 2) {
+    Result<IndexRange> pe = parse_range(w[i + 1]);
+    if (!pe.ok() || pe->count != le->count / legs)
+      return where.error(fmt::format("run \"{}\" has a PE range that is bad or not {} extents long", printable(text),
+                                     le->count / legs));
+    auto pv = pvs.find(w[i]);
+    if (pv == pvs.end())
+      return where.error(fmt::format("run \"{}\" names unknown PV {}", printable(text), printable(w[i])));
+    if (i == first_leg) {
+      run.pv = pv->second;
+      run.pe = pe->first;
+    } else {
+      run.more_legs.push_back(StripeLeg{pv->second, pe->first});
+    }
+  }
+  if (auto it = kept->find(le->first); it != kept->end()) {
+    run.kept = std::move(it->second);
+    kept->erase(it);
+  }
+  lv->map.append_run(std::move(run));
+  return Status::Ok();
+}
+
+// A `kept` map of strings, in text order; none twice.
+Status parse_kept(const Fields& f, KeptKeys* out) {
+  const YNode* kept = f.get("kept");
+  if (!kept) return Status::Ok();
+  if (kept->kind != YNode::kMap) return f.error("\"kept\" is not a mapping");
+  std::set<std::string_view> seen;
+  for (size_t i = 0; i + 1 < kept->items.size(); i += 2) {
+    const YNode& key = kept->items[i];
+    const YNode& value = kept->items[i + 1];
+    if (!key.is_scalar() || !value.is_scalar()) return f.error("\"kept\" holds something other than strings");
+    if (!seen.insert(key.value).second) return f.error(fmt::format("\"kept\" repeats key \"{}\"", printable(key.value)));
+    out->emplace_back(key.value, value.value);
+  }
   return Status::Ok();
 }
 
@@ -301,13 +404,14 @@ Result<VgMetadata> decode(const YNode& root, std::string_view origin) {
   Fields top(&root, "top level", origin);
   VGFS_RETURN_IF_ERROR(top.check({"vg", "pvs", "lvs", "jobs"}));
   Fields vg(root.get("vg"), "vg", origin);
-  VGFS_RETURN_IF_ERROR(vg.check({"name", "uuid", "extent_size", "region_size", "seqno", "next_job_id"}));
+  VGFS_RETURN_IF_ERROR(vg.check({"name", "uuid", "extent_size", "region_size", "seqno", "next_job_id", "kept"}));
   VGFS_ASSIGN_OR_RETURN(md.name, vg.str("name"));
   VGFS_ASSIGN_OR_RETURN(md.uuid, vg.uuid("uuid"));
   VGFS_ASSIGN_OR_RETURN(md.extent_size, vg.u64("extent_size"));
   VGFS_ASSIGN_OR_RETURN(md.region_size, vg.u64("region_size"));
   VGFS_ASSIGN_OR_RETURN(md.seqno, vg.u64("seqno"));
   if (vg.has("next_job_id")) VGFS_ASSIGN_OR_RETURN(md.next_job_id, vg.u64("next_job_id"));
+  VGFS_RETURN_IF_ERROR(parse_kept(vg, &md.kept));
 
   const YNode* pvs = root.get("pvs");
   const YNode* lvs = root.get("lvs");
@@ -315,13 +419,14 @@ Result<VgMetadata> decode(const YNode& root, std::string_view origin) {
   std::unordered_map<std::string_view, uint32_t> pv_index;  // find_pv is linear; runs may be many
   for (size_t i = 0; i < pvs->items.size(); ++i) {
     Fields f(&pvs->items[i], fmt::format("pvs[{}]", i), origin);
-    VGFS_RETURN_IF_ERROR(f.check({"name", "uuid", "path", "pe_start", "pe_count"}));
+    VGFS_RETURN_IF_ERROR(f.check({"name", "uuid", "path", "pe_start", "pe_count", "kept"}));
     PvInfo pv;
     VGFS_ASSIGN_OR_RETURN(pv.name, f.str("name"));
     VGFS_ASSIGN_OR_RETURN(pv.uuid, f.uuid("uuid"));
     VGFS_ASSIGN_OR_RETURN(pv.path, f.str("path"));
     VGFS_ASSIGN_OR_RETURN(pv.pe_start, f.u64("pe_start"));
     VGFS_ASSIGN_OR_RETURN(pv.pe_count, f.u64("pe_count"));
+    VGFS_RETURN_IF_ERROR(parse_kept(f, &pv.kept));
     md.pvs.push_back(std::move(pv));
   }
   if (md.pvs.size() > kMaxPvs) return top.error(fmt::format("lists {} PVs, more than {}", md.pvs.size(), kMaxPvs));
@@ -331,7 +436,7 @@ Result<VgMetadata> decode(const YNode& root, std::string_view origin) {
   if (lvs && lvs->kind != YNode::kSequence && lvs->kind != YNode::kNull) return top.error("\"lvs\" is not a list");
   for (size_t i = 0; lvs && i < lvs->items.size(); ++i) {
     Fields f(&lvs->items[i], fmt::format("lvs[{}]", i), origin);
-    VGFS_RETURN_IF_ERROR(f.check({"name", "uuid", "mode", "extents"}));
+    VGFS_RETURN_IF_ERROR(f.check({"name", "uuid", "mode", "uid", "gid", "hidden", "extents", "run_kept", "kept"}));
     LvInfo lv;
     VGFS_ASSIGN_OR_RETURN(lv.name, f.str("name"));
     VGFS_ASSIGN_OR_RETURN(lv.uuid, f.uuid("uuid"));
@@ -340,6 +445,35 @@ Result<VgMetadata> decode(const YNode& root, std::string_view origin) {
     auto [p, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), lv.mode, 8);
     if (ec != std::errc() || p != mode.data() + mode.size())
       return f.error(fmt::format("bad mode \"{}\"", printable(mode)));
+    for (const char* key : {"uid", "gid"}) {
+      if (!f.has(key)) continue;  // unset: the mounting user's
+      uint64_t id = 0;
+      VGFS_ASSIGN_OR_RETURN(id, f.u64(key));
+      if (id > kMaxOwnerId) return f.error(fmt::format("\"{}\" {} is not an owner id", key, id));
+      (key[0] == 'u' ? lv.uid : lv.gid) = static_cast<uint32_t>(id);
+    }
+    if (f.has("hidden")) {
+      std::string hidden;
+      VGFS_ASSIGN_OR_RETURN(hidden, f.str("hidden"));
+      if (hidden != "true" && hidden != "false") return f.error(fmt::format("bad \"hidden\" \"{}\"", printable(hidden)));
+      lv.hidden = hidden == "true";
+    }
+    VGFS_RETURN_IF_ERROR(parse_kept(f, &lv.kept));
+    // Kept keys of runs, by the run's first LE.
+    std::map<uint64_t, KeptKeys> run_kept;
+    if (const YNode* list = f.get("run_kept")) {
+      if (list->kind != YNode::kSequence) return f.error("\"run_kept\" is not a list");
+      for (size_t k = 0; k < list->items.size(); ++k) {
+        Fields item(&list->items[k], fmt::format("lvs[{}].run_kept[{}]", i, k), origin);
+        VGFS_RETURN_IF_ERROR(item.check({"le", "kept"}));
+        uint64_t le = 0;
+        VGFS_ASSIGN_OR_RETURN(le, item.u64("le"));
+        KeptKeys keys;
+        VGFS_RETURN_IF_ERROR(parse_kept(item, &keys));
+        if (keys.empty() || !run_kept.emplace(le, std::move(keys)).second)
+          return item.error(fmt::format("keeps no keys, or repeats LE {}", le));
+      }
+    }
     // One literal block, a run per line (a YAML node per run would cost far
     // more time and memory for maps of many runs).
     const YNode* runs = f.get("extents");
@@ -354,9 +488,11 @@ Result<VgMetadata> decode(const YNode& root, std::string_view origin) {
     for (size_t at = 0; at < text.size();) {
       size_t end = text.find('\n', at);
       if (end == std::string_view::npos) end = text.size();
-      if (end > at) VGFS_RETURN_IF_ERROR(parse_run(text.substr(at, end - at), md, pv_index, &lv, f));
+      if (end > at) VGFS_RETURN_IF_ERROR(parse_run(text.substr(at, end - at), pv_index, &lv, &run_kept, f));
       at = end + 1;
     }
+    if (!run_kept.empty())
+      return f.error(fmt::format("\"run_kept\" names LE {}, where no run starts", run_kept.begin()->first));
     md.lvs.push_back(std::move(lv));
   }
   const YNode* jobs = root.get("jobs");

@@ -49,12 +49,64 @@ std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
   std::vector<PvRun> used;
   for (size_t lv = 0; lv < md.lvs.size(); ++lv)
     for (const MapRun& r : md.lvs[lv].map.runs())
-      if (r.pv == pv) used.push_back(PvRun{r.pe, r.count, static_cast<int64_t>(lv), r.le, -1});
+      for (uint32_t s = 0; s < r.stripe_count(); ++s)
+        if (StripeLeg leg = r.leg(s); leg.pv == pv)
+          used.push_back(PvRun{leg.pe, r.leg_extents(), static_cast<int64_t>(lv), r.le, -1, s, r.stripe_count()});
   for (const JobInfo& j : md.jobs)
     if (j.running() && j.dst_pv == pv)
       used.push_back(PvRun{j.dst_pe, j.count, md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)});
   std::sort(used.begin(), used.end(), [](const PvRun& a, const PvRun& b) { return a.pe < b.pe; });
   return used;
+}
+
+// Kept keys (vgfs/kept_keys.h): each a non-empty key of at most 128 bytes
+// of letters, digits and _ . + -, none twice.
+Status check_kept(const KeptKeys& kept, std::string_view where) {
+  std::set<std::string_view> keys;
+  for (const auto& [key, value] : kept) {
+    bool ok = !key.empty() && key.size() <= 128;
+    for (char c : key)
+      ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                  c == '.' || c == '+' || c == '-');
+    if (!ok) return Status::Error(EINVAL, fmt::format("{}: kept key \"{}\" is not a key name", where,
+                                                      printable(key.substr(0, 200))));
+    if (!keys.insert(key).second)
+      return Status::Error(EINVAL, fmt::format("{}: kept key \"{}\" appears twice", where, key));
+  }
+  return Status::Ok();
+}
+
+// One run of an LV: linear, or striped with a sane stripe geometry; every
+// leg inside its PV.
+Status check_run(const VgMetadata& md, const LvInfo& lv, const MapRun& r) {
+  const std::string where = fmt::format("LV {}: LE {}", lv.name, format_range(r.le, r.count));
+  if (r.count == 0) return Status::Error(EINVAL, where + " is empty");
+  if (r.striped()) {
+    if (r.stripe_count() > kMaxStripes)
+      return Status::Error(EINVAL, fmt::format("{} has {} stripes, more than {}", where, r.stripe_count(), kMaxStripes));
+    if (!is_power_of_two(r.stripe_size) || r.stripe_size < kMinStripeSize || r.stripe_size > md.extent_size)
+      return Status::Error(EINVAL, fmt::format("{} has stripe size {}, not a power of two from {} to the extent "
+                                               "size {}", where, r.stripe_size, format_size(kMinStripeSize),
+                                               format_size(md.extent_size)));
+    if (r.count % r.stripe_count() != 0)
+      return Status::Error(EINVAL, fmt::format("{} has {} extents over {} stripes, not a whole number per stripe",
+                                               where, r.count, r.stripe_count()));
+  } else if (r.stripe_size != 0) {
+    return Status::Error(EINVAL, fmt::format("{} is linear but has a stripe size {}", where, r.stripe_size));
+  }
+  for (uint32_t s = 0; s < r.stripe_count(); ++s) {
+    const StripeLeg leg = r.leg(s);
+    const uint64_t n = r.leg_extents();
+    const std::string what = r.striped() ? fmt::format("{} stripe {}", where, s) : where;
+    if (leg.pv >= md.pvs.size())
+      return Status::Error(EINVAL, fmt::format("{} names PV #{} which does not exist", what, leg.pv));
+    const PvInfo& pv = md.pvs[leg.pv];
+    if (leg.pe >= pv.pe_count || n > pv.pe_count - leg.pe)
+      return Status::Error(EINVAL, fmt::format("{} maps to PE {} of PV {}, which has only PEs 0-{}", what,
+                                               format_range(leg.pe, n), pv.name,
+                                               pv.pe_count == 0 ? 0 : pv.pe_count - 1));
+  }
+  return check_kept(r.kept, where);
 }
 
 }  // namespace
@@ -64,9 +116,11 @@ std::vector<PvRun> VgMetadata::pv_map(uint32_t pv) const {
   uint64_t next = 0;
   for (const PvRun& r : used_runs(*this, pv)) {
     if (r.pe > next) out.push_back(PvRun{next, r.pe - next, PvRun::kFree, 0, -1});
-    // Merge with the previous run when it continues the same LV's LEs.
+    // Merge with the previous run when it continues the same LV's LEs
+    // linearly (a leg of a striped run stands alone).
     if (!out.empty() && !out.back().free() && out.back().lv == r.lv && out.back().job == r.job &&
-        out.back().pe_end() == r.pe && out.back().le + out.back().count == r.le)
+        out.back().stripes == 1 && r.stripes == 1 && out.back().pe_end() == r.pe &&
+        out.back().le + out.back().count == r.le)
       out.back().count += r.count;
     else
       out.push_back(r);
@@ -80,7 +134,8 @@ uint64_t VgMetadata::free_extents(uint32_t pv) const {
   uint64_t used = 0;
   for (const LvInfo& lv : lvs)
     for (const MapRun& r : lv.map.runs())
-      if (r.pv == pv) used += r.count;
+      for (uint32_t s = 0; s < r.stripe_count(); ++s)
+        if (r.leg(s).pv == pv) used += r.leg_extents();
   for (const JobInfo& j : jobs)
     if (j.running() && j.dst_pv == pv) used += j.count;
   return pvs[pv].pe_count - used;
@@ -97,12 +152,12 @@ uint64_t VgMetadata::total_free_extents() const {
 
 std::vector<std::string> VgMetadata::lvs_on_pv(uint32_t pv) const {
   std::vector<std::string> out;
-  for (const LvInfo& lv : lvs)
+  for (const LvInfo& lv : lvs) {
+    bool on = false;
     for (const MapRun& r : lv.map.runs())
-      if (r.pv == pv) {
-        out.push_back(lv.name);
-        break;
-      }
+      for (uint32_t s = 0; s < r.stripe_count() && !on; ++s) on = r.leg(s).pv == pv;
+    if (on) out.push_back(lv.name);
+  }
   return out;
 }
 
@@ -110,10 +165,11 @@ std::vector<std::string> VgMetadata::pvs_of_lv(uint32_t lv) const {
   std::vector<std::string> out;
   std::vector<bool> seen(pvs.size(), false);
   for (const MapRun& r : lvs[lv].map.runs())
-    if (r.pv < pvs.size() && !seen[r.pv]) {
-      seen[r.pv] = true;
-      out.push_back(pvs[r.pv].name);
-    }
+    for (uint32_t s = 0; s < r.stripe_count(); ++s)
+      if (StripeLeg leg = r.leg(s); leg.pv < pvs.size() && !seen[leg.pv]) {
+        seen[leg.pv] = true;
+        out.push_back(pvs[leg.pv].name);
+      }
   return out;
 }
 
@@ -134,6 +190,7 @@ Status VgMetadata::validate() const {
     return Status::Error(EINVAL, fmt::format("next_job_id {} is not between 1 and {}", next_job_id, kMaxJobId));
   if (pvs.empty()) return Status::Error(EINVAL, fmt::format("VG {} has no PV", name));
   if (pvs.size() > kMaxPvs) return Status::Error(EINVAL, fmt::format("VG {} has more than {} PVs", name, kMaxPvs));
+  VGFS_RETURN_IF_ERROR(check_kept(kept, fmt::format("VG {}", name)));
 
   std::set<std::string_view> names;
   std::set<Uuid> uuids;
@@ -150,6 +207,7 @@ Status VgMetadata::validate() const {
       return Status::Error(EINVAL, fmt::format("PV {}: pe_start {} is not aligned to 1MiB", pv.name, pv.pe_start));
     if (pv.pe_count > (UINT64_MAX - pv.pe_start) / extent_size)
       return Status::Error(EINVAL, fmt::format("PV {}: PE count {} is too large", pv.name, pv.pe_count));
+    VGFS_RETURN_IF_ERROR(check_kept(pv.kept, fmt::format("PV {}", pv.name)));
   }
   names.clear();
   for (const LvInfo& lv : lvs) {
@@ -158,16 +216,12 @@ Status VgMetadata::validate() const {
       return Status::Error(EINVAL, fmt::format("LV name {} is used twice", lv.name));
     if (lv.map.empty()) return Status::Error(EINVAL, fmt::format("LV {} has no extents", lv.name));
     if (lv.mode > 0777) return Status::Error(EINVAL, fmt::format("LV {}: mode {:o} is not a permission mode", lv.name, lv.mode));
-    for (const MapRun& r : lv.map.runs()) {
-      if (r.pv >= pvs.size())
-        return Status::Error(EINVAL, fmt::format("LV {}: LE {} names PV #{} which does not exist", lv.name,
-                                                 format_range(r.le, r.count), r.pv));
-      const PvInfo& pv = pvs[r.pv];
-      if (r.count == 0 || r.pe >= pv.pe_count || r.count > pv.pe_count - r.pe)
-        return Status::Error(EINVAL, fmt::format("LV {}: LE {} maps to PE {} of PV {}, which has only PEs 0-{}",
-                                                 lv.name, format_range(r.le, r.count), format_range(r.pe, r.count),
-                                                 pv.name, pv.pe_count == 0 ? 0 : pv.pe_count - 1));
-    }
+    if (lv.uid && *lv.uid > kMaxOwnerId)
+      return Status::Error(EINVAL, fmt::format("LV {}: uid {} is not a user id", lv.name, *lv.uid));
+    if (lv.gid && *lv.gid > kMaxOwnerId)
+      return Status::Error(EINVAL, fmt::format("LV {}: gid {} is not a group id", lv.name, *lv.gid));
+    VGFS_RETURN_IF_ERROR(check_kept(lv.kept, fmt::format("LV {}", lv.name)));
+    for (const MapRun& r : lv.map.runs()) VGFS_RETURN_IF_ERROR(check_run(*this, lv, r));
     // The LV file's size must be a valid off_t.
     if (lv.map.extent_count() > static_cast<uint64_t>(INT64_MAX) / extent_size)
       return Status::Error(EINVAL, fmt::format("LV {} has {} extents, more than a file can hold", lv.name,
@@ -189,6 +243,9 @@ Status VgMetadata::validate() const {
     if (j.count == 0 || j.dst_pe >= pvs[j.dst_pv].pe_count || j.count > pvs[j.dst_pv].pe_count - j.dst_pe)
       return Status::Error(EINVAL, fmt::format("job {} has an out-of-range source or destination", j.id));
     const MapRun* run = lvs[static_cast<size_t>(lv)].map.find(j.le);
+    if (run && run->striped())
+      return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} lies on a striped run, which vgfs cannot move "
+                                               "yet", j.id, j.lv, format_range(j.le, j.count)));
     if (!run || j.count > run->le_end() - j.le || run->pv != j.src_pv || run->pe + (j.le - run->le) != j.src_pe)
       return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} is not mapped to its source PV {} PE {}", j.id,
                                                j.lv, format_range(j.le, j.count), pvs[j.src_pv].name,
@@ -215,7 +272,11 @@ Status VgMetadata::validate() const {
   std::vector<Used> used;
   for (size_t lv = 0; lv < lvs.size(); ++lv)
     for (const MapRun& r : lvs[lv].map.runs())
-      used.push_back(Used{r.pv, PvRun{r.pe, r.count, static_cast<int64_t>(lv), r.le, -1}});
+      for (uint32_t s = 0; s < r.stripe_count(); ++s) {
+        const StripeLeg leg = r.leg(s);
+        used.push_back(Used{leg.pv, PvRun{leg.pe, r.leg_extents(), static_cast<int64_t>(lv), r.le, -1, s,
+                                          r.stripe_count()}});
+      }
   for (const JobInfo& j : jobs)
     if (j.running())
       used.push_back(Used{j.dst_pv, PvRun{j.dst_pe, j.count, find_lv(j.lv), j.le, static_cast<int64_t>(j.id)}});
@@ -232,10 +293,15 @@ Status VgMetadata::validate() const {
         return Status::Error(EINVAL, fmt::format("PE {} of PV {} is reserved by job {} and used otherwise too",
                                                  format_range(first, last - first + 1), pvs[pv].name,
                                                  a.job >= 0 ? a.job : b.job));
-      return Status::Error(EINVAL, fmt::format("PE {} of PV {} is mapped twice: by LV {} LE {} and by LV {} LE {}",
-                                               format_range(first, last - first + 1), pvs[pv].name,
-                                               lvs[a.lv].name, format_range(a.le + (first - a.pe), last - first + 1),
-                                               lvs[b.lv].name, format_range(b.le + (first - b.pe), last - first + 1)));
+      // Who uses the PEs: LEs of a linear run, or a stripe of a striped run.
+      auto user = [&](const PvRun& r) {
+        if (r.stripes == 1)
+          return fmt::format("LV {} LE {}", lvs[r.lv].name, format_range(r.le + (first - r.pe), last - first + 1));
+        return fmt::format("LV {} LE {} stripe {}", lvs[r.lv].name, format_range(r.le, r.count * r.stripes),
+                           r.stripe);
+      };
+      return Status::Error(EINVAL, fmt::format("PE {} of PV {} is mapped twice: by {} and by {}",
+                                               format_range(first, last - first + 1), pvs[pv].name, user(a), user(b)));
     }
   }
   return Status::Ok();

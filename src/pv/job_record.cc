@@ -1,10 +1,10 @@
 // Encoding of the transfer-region record (include/vgfs/job_record.h).
 #include "vgfs/job_record.h"
 
-#include <boost/endian/conversion.hpp>
 #include <cstring>
 #include <fmt/format.h>
 
+#include "vgfs/le_codec.h"
 #include "vgfs/units.h"
 
 namespace vgfs {
@@ -15,8 +15,6 @@ enum : size_t {
   kId = 8, kGeneration = 16, kPointer = 24, kStatus = 32, kPaused = 36, kRegions = 40, kBitmapCrc = 48,
   kRateLimit = 56, kHeaderCrc = kJobRecordHeaderSize - 4,
 };
-unsigned char* u8(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
-const unsigned char* u8(std::string_view s) { return reinterpret_cast<const unsigned char*>(s.data()); }
 }  // namespace
 
 std::string_view sync_status_name(SyncStatus status) {
@@ -36,21 +34,21 @@ uint64_t job_record_copy_size(uint64_t region_count) {
 }
 
 std::string encode_job_record(const JobRecord& r) {
-  std::string out(job_record_copy_size(r.region_count), '\0');
-  std::memcpy(out.data(), kMagic, 8);
-  boost::endian::store_little_u64(u8(out) + kId, r.job_id);
-  boost::endian::store_little_u64(u8(out) + kGeneration, r.generation);
-  boost::endian::store_little_u64(u8(out) + kPointer, r.progress_pointer);
-  boost::endian::store_little_u32(u8(out) + kStatus, static_cast<uint32_t>(r.sync_status));
-  boost::endian::store_little_u32(u8(out) + kPaused, r.paused ? 1 : 0);
-  boost::endian::store_little_u64(u8(out) + kRegions, r.region_count);
-  boost::endian::store_little_u64(u8(out) + kRateLimit, r.rate_limit);
+  LeWriter out(job_record_copy_size(r.region_count));
+  out.bytes(0, kMagic, 8);
+  out.u64(kId, r.job_id);
+  out.u64(kGeneration, r.generation);
+  out.u64(kPointer, r.progress_pointer);
+  out.u32(kStatus, static_cast<uint32_t>(r.sync_status));
+  out.u32(kPaused, r.paused ? 1 : 0);
+  out.u64(kRegions, r.region_count);
+  out.u64(kRateLimit, r.rate_limit);
   const size_t bytes = (r.region_count + 63) / 64 * 8;
   for (size_t w = 0; w < r.bitmap.size(); ++w)
-    boost::endian::store_little_u64(u8(out) + kJobRecordHeaderSize + w * 8, r.bitmap[w]);
-  boost::endian::store_little_u32(u8(out) + kBitmapCrc, crc32c(out.data() + kJobRecordHeaderSize, bytes));
-  boost::endian::store_little_u32(u8(out) + kHeaderCrc, crc32c(out.data(), kHeaderCrc));
-  return out;
+    out.u64(kJobRecordHeaderSize + w * 8, r.bitmap[w]);
+  out.u32(kBitmapCrc, crc32c(out.data() + kJobRecordHeaderSize, bytes));
+  out.u32(kHeaderCrc, crc32c(out.data(), kHeaderCrc));
+  return out.take();
 }
 
 Result<JobRecord> decode_job_record(std::string_view in, uint64_t job_id, uint64_t region_count) {
@@ -59,17 +57,18 @@ Result<JobRecord> decode_job_record(std::string_view in, uint64_t job_id, uint64
   };
   if (region_count > kMaxJobRecordRegions) return bad(fmt::format("has {} regions, too many", region_count));
   if (in.size() < job_record_copy_size(region_count)) return bad("is truncated");
-  if (std::memcmp(in.data(), kMagic, 8) != 0) return bad("has no record magic");
-  if (boost::endian::load_little_u32(u8(in) + kHeaderCrc) != crc32c(in.data(), kHeaderCrc))
+  LeReader b(in);
+  if (!b.equals(0, std::string_view(kMagic, 8))) return bad("has no record magic");
+  if (b.u32(kHeaderCrc) != crc32c(in.data(), kHeaderCrc))
     return bad("header checksum mismatch");
   JobRecord r;
-  r.job_id = boost::endian::load_little_u64(u8(in) + kId);
-  r.generation = boost::endian::load_little_u64(u8(in) + kGeneration);
-  r.progress_pointer = boost::endian::load_little_u64(u8(in) + kPointer);
-  uint32_t status = boost::endian::load_little_u32(u8(in) + kStatus);
-  r.paused = boost::endian::load_little_u32(u8(in) + kPaused) != 0;
-  r.region_count = boost::endian::load_little_u64(u8(in) + kRegions);
-  r.rate_limit = boost::endian::load_little_u64(u8(in) + kRateLimit);
+  r.job_id = b.u64(kId);
+  r.generation = b.u64(kGeneration);
+  r.progress_pointer = b.u64(kPointer);
+  uint32_t status = b.u32(kStatus);
+  r.paused = b.u32(kPaused) != 0;
+  r.region_count = b.u64(kRegions);
+  r.rate_limit = b.u64(kRateLimit);
   if (r.job_id != job_id) return bad(fmt::format("belongs to job {}", r.job_id));
   // generation + 1 must not wrap, or the next record would lose to this one.
   if (r.generation > kMaxJobRecordGeneration) return bad(fmt::format("has generation {}", r.generation));
@@ -77,11 +76,11 @@ Result<JobRecord> decode_job_record(std::string_view in, uint64_t job_id, uint64
   if (status > static_cast<uint32_t>(SyncStatus::kFailed)) return bad(fmt::format("has unknown status {}", status));
   r.sync_status = static_cast<SyncStatus>(status);
   const size_t bytes = (region_count + 63) / 64 * 8;
-  if (boost::endian::load_little_u32(u8(in) + kBitmapCrc) != crc32c(in.data() + kJobRecordHeaderSize, bytes))
+  if (b.u32(kBitmapCrc) != crc32c(in.data() + kJobRecordHeaderSize, bytes))
     return bad("bitmap checksum mismatch");
   r.bitmap.resize(bytes / 8);
   for (size_t w = 0; w < r.bitmap.size(); ++w)
-    r.bitmap[w] = boost::endian::load_little_u64(u8(in) + kJobRecordHeaderSize + w * 8);
+    r.bitmap[w] = b.u64(kJobRecordHeaderSize + w * 8);
   // A bit past the last region would send a copy outside the job's range.
   if (region_count % 64 != 0 && (r.bitmap.back() >> (region_count % 64)) != 0)
     return bad("marks regions past its last one");

@@ -11,7 +11,7 @@
 #include <map>
 #include <set>
 
-#include "vgfs/job_record.h"
+#include "vgfs/vg_format.h"
 
 namespace vgfs {
 
@@ -22,105 +22,34 @@ std::string pv_label(const std::string& name, const std::string& path) {
   return fmt::format("PV {} ({})", printable(name), printable(path));
 }
 
-// One metadata slot as found on disk.
-struct SlotCopy {
-  bool checksum_ok = false;    // header and text checksums pass
-  std::string checksum_problem;
-  bool valid = false;          // checksum_ok, and not found invalid while choosing
-  uint64_t seqno = 0;
-  std::string text;
+// One metadata copy during a load: as read, and whether it still counts.
+struct CopyState {
+  MetadataCopy read;
+  bool valid = false;   // read.checksum_ok, and not found invalid while choosing
   std::string problem;  // why it is not valid
 };
 
-SlotCopy read_slot(const PvDevice& dev, const PvLayout& layout, int slot) {
-  SlotCopy copy;
-  std::string header(kSlotHeaderSize, '\0');
-  Status st = dev.read_at(header.data(), header.size(), layout.slot_offset[slot]);
-  if (!st.ok()) {
-    copy.problem = st.message();
-    return copy;
-  }
-  Result<SlotHeader> h = decode_slot_header(header, layout.slot_size);
-  if (!h.ok()) {
-    copy.problem = h.status().message();
-    return copy;
-  }
-  copy.text.resize(h->text_length);
-  st = dev.read_at(copy.text.data(), copy.text.size(), layout.slot_offset[slot] + kSlotHeaderSize);
-  if (!st.ok()) {
-    copy.problem = st.message();
-    return copy;
-  }
-  if (crc32c(copy.text.data(), copy.text.size()) != h->text_crc) {
-    copy.problem = "metadata text checksum mismatch";
-    return copy;
-  }
-  copy.valid = copy.checksum_ok = true;
-  copy.seqno = h->seqno;
-  return copy;
-}
-
-// Header and text of a slot, padded to whole 4 KiB blocks: one write.
-std::string slot_image(uint64_t seqno, const std::string& text) {
-  std::string image = encode_slot_header(SlotHeader{seqno, text.size(), crc32c(text.data(), text.size())});
-  image += text;
-  image.resize(align_up(image.size(), 4 * KiB), '\0');
-  return image;
-}
-
-}  // namespace
-
-Status write_metadata_slot(const PvDevice& dev, const PvLayout& layout, int slot, uint64_t seqno,
-                           const std::string& text) {
-  std::string image = slot_image(seqno, text);
-  if (image.size() > layout.slot_size)
-    return Status::Error(ENOSPC, fmt::format("{}: metadata of {} bytes does not fit its {} slot", dev.label(),
-                                             text.size(), format_size(layout.slot_size)));
-  return dev.write_at(image.data(), image.size(), layout.slot_offset[slot]);
-}
-
-namespace {
-
-// A PV opened for loading: the device, its label copies and slots.
+// A PV opened for loading: the device, its label copies and metadata copies.
 struct Candidate {
   PvDevice dev;
-  PvLabel label;
-  bool label_ok[2] = {false, false};
-  SlotCopy slots[2];
+  FoundLabel found;
+  std::vector<CopyState> copies;
+  const PvLabel& label() const { return found.label; }
 };
 
-Result<Candidate> open_candidate(const std::string& name, const std::string& path, OpenMode mode) {
+Result<Candidate> open_candidate(const VgFormat& format, const std::string& name, const std::string& path,
+                                 OpenMode mode) {
   Candidate c;
   Result<PvDevice> dev = PvDevice::open(path, mode == OpenMode::kReadWrite, pv_label(name, path));
   if (!dev.ok()) return dev.status();
   c.dev = std::move(*dev);
   VGFS_RETURN_IF_ERROR(c.dev.lock(mode == OpenMode::kReadWrite));
-  std::string problem;
-  bool magic_seen = false;
-  for (int i = 0; i < 2; ++i) {
-    std::string block(kLabelSize, '\0');
-    if (c.dev.size() < kLabelOffsets[i] + kLabelSize) break;
-    VGFS_RETURN_IF_ERROR(c.dev.read_at(block.data(), block.size(), kLabelOffsets[i]));
-    magic_seen = magic_seen || looks_like_label(block);
-    Result<PvLabel> label = decode_label(block, c.dev.size());
-    if (label.ok() && !c.label_ok[0]) c.label = *label;
-    c.label_ok[i] = label.ok();
-    if (!label.ok() && problem.empty()) problem = label.status().message();
-  }
-  if (!c.label_ok[0] && !c.label_ok[1]) {
-    if (magic_seen)
-      return Status::Error(EINVAL, fmt::format("{}: label damaged on both copies ({})", c.dev.label(), problem));
-    return Status::Error(EINVAL, fmt::format("{}: not a vgfs PV (no label)", c.dev.label()));
-  }
-  if (c.label_ok[0] && c.label_ok[1]) {
-    std::string a(kLabelSize, '\0'), b(kLabelSize, '\0');
-    VGFS_RETURN_IF_ERROR(c.dev.read_at(a.data(), a.size(), kLabelOffsets[0]));
-    VGFS_RETURN_IF_ERROR(c.dev.read_at(b.data(), b.size(), kLabelOffsets[1]));
-    if (a != b) c.label_ok[1] = false;  // copy B lags A: rewrite it from A
-  }
-  for (int s = 0; s < 2; ++s) {
-    c.slots[s] = read_slot(c.dev, c.label.layout, s);
-    c.slots[s].checksum_problem = c.slots[s].problem;
+  VGFS_ASSIGN_OR_RETURN(c.found, format.read_label(c.dev));
+  for (MetadataCopy& copy : format.read_copies(c.dev, c.label())) {
+    CopyState state;
+    state.problem = copy.problem;
+    state.read = std::move(copy);
+    c.copies.push_back(std::move(state));
   }
   return c;
 }
@@ -131,37 +60,40 @@ Result<Candidate> open_candidate(const std::string& name, const std::string& pat
 // reported later. Two valid copies with one seqno but different texts are
 // never resolved silently: the load is refused naming both PVs.
 struct Choice {
-  const SlotCopy* best = nullptr;
+  const CopyState* best = nullptr;
   VgMetadata md;
 };
 
-Result<Choice> choose(std::deque<Candidate>& found, const std::string& vg_name) {
+Result<Choice> choose(const VgFormat& format, std::deque<Candidate>& found, const std::string& vg_name) {
   struct Ref {
-    SlotCopy* copy;
+    CopyState* copy;
     const Candidate* pv;
   };
   std::vector<Ref> order;
   for (Candidate& c : found)
-    for (SlotCopy& s : c.slots) {
-      s.valid = s.checksum_ok;
-      s.problem = s.checksum_problem;
+    for (CopyState& s : c.copies) {
+      s.valid = s.read.checksum_ok;
+      s.problem = s.read.problem;
       if (s.valid) order.push_back(Ref{&s, &c});
     }
-  std::stable_sort(order.begin(), order.end(), [](const Ref& a, const Ref& b) { return a.copy->seqno > b.copy->seqno; });
-  auto check_copy = [&](const SlotCopy& copy) -> Result<VgMetadata> {
-    Result<VgMetadata> md = decode_metadata(copy.text, fmt::format("metadata seqno {}", copy.seqno));
+  std::stable_sort(order.begin(), order.end(),
+                   [](const Ref& a, const Ref& b) { return a.copy->read.seqno > b.copy->read.seqno; });
+  auto check_copy = [&](const CopyState& copy) -> Result<VgMetadata> {
+    const uint64_t seqno = copy.read.seqno;
+    Result<VgMetadata> md = format.decode(copy.read.text, fmt::format("metadata seqno {}", seqno));
     if (!md.ok()) return md.status();
-    if (md->seqno != copy.seqno || md->uuid != found[0].label.vg_uuid)
-      return Status::Error(EINVAL, fmt::format("metadata seqno {} belongs to another VG or seqno", copy.seqno));
+    if (md->seqno != seqno || md->uuid != found[0].label().vg_uuid)
+      return Status::Error(EINVAL, fmt::format("metadata seqno {} belongs to another VG or seqno", seqno));
     for (const Candidate& c : found)
       for (uint32_t i = 0; i < md->pvs.size(); ++i)
-        if (md->pvs[i].uuid == c.label.pv_uuid)
-          VGFS_RETURN_IF_ERROR(check_against_label(*md, i, c.label).prefixed(fmt::format("metadata seqno {}", copy.seqno)));
+        if (md->pvs[i].uuid == c.label().pv_uuid)
+          VGFS_RETURN_IF_ERROR(
+              format.check_against_label(*md, i, c.label()).prefixed(fmt::format("metadata seqno {}", seqno)));
     return md;
   };
-  auto mark_invalid = [&](const SlotCopy& bad, const std::string& problem) {
+  auto mark_invalid = [&](const CopyState& bad, const std::string& problem) {
     for (Ref& twin : order)
-      if (twin.copy->valid && twin.copy->seqno == bad.seqno && twin.copy->text == bad.text) {
+      if (twin.copy->valid && twin.copy->read.seqno == bad.read.seqno && twin.copy->read.text == bad.read.text) {
         twin.copy->valid = false;
         twin.copy->problem = problem;
       }
@@ -188,8 +120,10 @@ Result<Choice> choose(std::deque<Candidate>& found, const std::string& vg_name) 
                                              vg_name, names,
                                              first_problem.empty() ? "" : " or invalid; newest: " + first_problem));
   }
+  const uint64_t best_seqno = choice.best->read.seqno;
   for (Ref& ref : order) {
-    if (!ref.copy->valid || ref.copy->seqno != choice.best->seqno || ref.copy->text == choice.best->text) continue;
+    if (!ref.copy->valid || ref.copy->read.seqno != best_seqno || ref.copy->read.text == choice.best->read.text)
+      continue;
     Result<VgMetadata> md = check_copy(*ref.copy);
     if (!md.ok()) {
       mark_invalid(*ref.copy, md.status().message());
@@ -198,100 +132,77 @@ Result<Choice> choose(std::deque<Candidate>& found, const std::string& vg_name) 
     return Status::Error(EINVAL, fmt::format("{} and {} hold different metadata with the same seqno {}; vgfs "
                                              "will not guess which is current: take the PV whose copy must not "
                                              "count out of the config (see `vgfs dump` of each)",
-                                             best_pv->dev.label(), ref.pv->dev.label(), choice.best->seqno));
+                                             best_pv->dev.label(), ref.pv->dev.label(), best_seqno));
   }
   return choice;
 }
 
-}  // namespace
-
-Status check_against_label(const VgMetadata& md, uint32_t pv, const PvLabel& label) {
-  const PvInfo& p = md.pvs[pv];
-  const PvLayout& l = label.layout;
-  if (l.extent_size != md.extent_size || l.pe_start != p.pe_start || l.pe_count < p.pe_count)
-    return Status::Error(EINVAL, fmt::format("says PV {} has pe_start {} and {} PEs of {} bytes, its label says "
-                                             "pe_start {} and {} PEs of {} bytes",
-                                             p.name, p.pe_start, p.pe_count, md.extent_size, l.pe_start, l.pe_count,
-                                             l.extent_size));
-  for (const JobInfo& j : md.jobs) {
-    if (!j.running() || j.src_pv != pv) continue;
-    // validate() bounds count * extent_size below 2^64.
-    const uint64_t regions = div_ceil(j.count * md.extent_size, md.region_size);
-    const uint64_t need = 2 * job_record_copy_size(regions);
-    if (j.record_size != need)
-      return Status::Error(EINVAL, fmt::format("job {}: record size {} is not the {} bytes of two copies for {} "
-                                               "regions", j.id, j.record_size, need, regions));
-    if (j.record_offset > l.migration_size || j.record_size > l.migration_size - j.record_offset)
-      return Status::Error(EINVAL, fmt::format("job {}: record at {} +{} is outside the {}-byte migration area of "
-                                               "PV {}", j.id, j.record_offset, j.record_size, l.migration_size,
-                                               p.name));
-  }
-  return Status::Ok();
-}
-
-Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode mode,
-                                               std::vector<std::string>* warnings) {
+// Step 1 of open: the PVs the config names, all of one VG, none twice.
+Result<std::deque<Candidate>> open_config_pvs(const VgFormat& format, const VgConfig& config, OpenMode mode) {
   std::deque<Candidate> found;  // a deque: pointers into it stay valid as it grows
   for (const PvConfig& pv : config.pvs) {
-    Result<Candidate> c = open_candidate(pv.name, pv.path, mode);
+    Result<Candidate> c = open_candidate(format, pv.name, pv.path, mode);
     if (!c.ok()) return c.status();
-    if (!found.empty() && c->label.vg_uuid != found[0].label.vg_uuid)
+    if (!found.empty() && c->label().vg_uuid != found[0].label().vg_uuid)
       return Status::Error(EINVAL, fmt::format("{} belongs to another VG (uuid {}) than {} (uuid {})",
-                                               c->dev.label(), format_uuid(c->label.vg_uuid), found[0].dev.label(),
-                                               format_uuid(found[0].label.vg_uuid)));
+                                               c->dev.label(), format_uuid(c->label().vg_uuid), found[0].dev.label(),
+                                               format_uuid(found[0].label().vg_uuid)));
     for (const Candidate& o : found)
-      if (o.label.pv_uuid == c->label.pv_uuid)
+      if (o.label().pv_uuid == c->label().pv_uuid)
         return Status::Error(EINVAL, fmt::format("{} and {} are the same PV (UUID {})", o.dev.label(), c->dev.label(),
-                                                 format_uuid(c->label.pv_uuid)));
+                                                 format_uuid(c->label().pv_uuid)));
     found.push_back(std::move(*c));
   }
+  return found;
+}
 
-  // The newest valid metadata on any PV of the VG wins, and the PVs of the
-  // VG are those its metadata lists, not only the config's: a PV added by
-  // pvadd may hold the newest commit. So choose among the PVs open so far,
-  // open the PVs the choice lists at their last seen paths, and choose again
-  // until no new PV turns up (each PV UUID is looked for once).
-  std::map<Uuid, std::string> unreachable;  // PV UUID -> why its last seen path did not do
+// Step 2: the newest valid metadata on any PV of the VG wins, and the PVs
+// of the VG are those its metadata lists, not only the config's: a PV added
+// by pvadd may hold the newest commit. So choose among the PVs open so far,
+// open the PVs the choice lists at their last seen paths, and choose again
+// until no new PV turns up (each PV UUID is looked for once). `unreachable`
+// gets why a listed PV's last seen path did not do.
+Result<Choice> choose_following_lists(const VgFormat& format, const VgConfig& config, OpenMode mode,
+                                      std::deque<Candidate>& found, std::map<Uuid, std::string>* unreachable) {
   Choice choice;
   std::set<Uuid> open_uuids;
-  for (const Candidate& c : found) open_uuids.insert(c.label.pv_uuid);
+  for (const Candidate& c : found) open_uuids.insert(c.label().pv_uuid);
   for (;;) {
-    VGFS_ASSIGN_OR_RETURN(choice, choose(found, config.name));
+    VGFS_ASSIGN_OR_RETURN(choice, choose(format, found, config.name));
     bool grew = false;
     for (const PvInfo& p : choice.md.pvs) {
-      if (open_uuids.count(p.uuid) || unreachable.count(p.uuid)) continue;
-      Result<Candidate> c = open_candidate(p.name, p.path, mode);
+      if (open_uuids.count(p.uuid) || unreachable->count(p.uuid)) continue;
+      Result<Candidate> c = open_candidate(format, p.name, p.path, mode);
       if (!c.ok()) {
-        unreachable[p.uuid] = c.status().message();
-      } else if (c->label.pv_uuid != p.uuid || c->label.vg_uuid != found[0].label.vg_uuid) {
-        unreachable[p.uuid] = fmt::format("{} holds PV UUID {} of VG {}", c->dev.label(),
-                                          format_uuid(c->label.pv_uuid), format_uuid(c->label.vg_uuid));
+        (*unreachable)[p.uuid] = c.status().message();
+      } else if (c->label().pv_uuid != p.uuid || c->label().vg_uuid != found[0].label().vg_uuid) {
+        (*unreachable)[p.uuid] = fmt::format("{} holds PV UUID {} of VG {}", c->dev.label(),
+                                             format_uuid(c->label().pv_uuid), format_uuid(c->label().vg_uuid));
       } else {
         open_uuids.insert(p.uuid);
         found.push_back(std::move(*c));
         grew = true;
       }
     }
-    if (!grew) break;
+    if (!grew) return choice;
   }
-  std::unique_ptr<VgStore> store(new VgStore);
-  store->mode_ = mode;
-  store->metadata_ = std::move(choice.md);
-  const SlotCopy* best = choice.best;
-  VgMetadata& md = store->metadata_;
+}
 
-  // Put the PVs in metadata order; every metadata PV must be present.
-  store->pvs_.resize(md.pvs.size());
-  store->labels_.resize(md.pvs.size());
-  store->fresh_.assign(md.pvs.size(), false);
+// Step 3: the found PVs in metadata order (updating each PV's last seen
+// path); every PV the metadata lists must be there, and every PV of the
+// config must be listed.
+Result<std::vector<Candidate*>> pvs_in_metadata_order(const VgConfig& config, std::deque<Candidate>& found,
+                                                      VgMetadata& md,
+                                                      const std::map<Uuid, std::string>& unreachable,
+                                                      std::vector<std::string>* warnings) {
   std::vector<Candidate*> by_index(md.pvs.size(), nullptr);
   for (size_t i = 0; i < found.size(); ++i) {
     Candidate& c = found[i];
-    auto it = std::find_if(md.pvs.begin(), md.pvs.end(), [&](const PvInfo& p) { return p.uuid == c.label.pv_uuid; });
+    auto it = std::find_if(md.pvs.begin(), md.pvs.end(), [&](const PvInfo& p) { return p.uuid == c.label().pv_uuid; });
     if (it == md.pvs.end()) {
       if (i >= config.pvs.size()) continue;  // found through an older copy's list: not ours to judge
       return Status::Error(EINVAL, fmt::format("{} is not a PV of VG {} (its UUID {} is not in the metadata)",
-                                               c.dev.label(), md.name, format_uuid(c.label.pv_uuid)));
+                                               c.dev.label(), md.name, format_uuid(c.label().pv_uuid)));
     }
     size_t index = static_cast<size_t>(it - md.pvs.begin());
     if (i < config.pvs.size() && it->name != config.pvs[i].name && warnings)
@@ -306,55 +217,56 @@ Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode 
                                                md.pvs[i].name, format_uuid(md.pvs[i].uuid), printable(md.pvs[i].path),
                                                why == unreachable.end() ? "" : " (" + why->second + ")"));
     }
+  return by_index;
+}
 
-  // Report, and when writable rewrite, every stale or damaged copy.
-  const std::string& text = best->text;
-  const uint64_t seqno = md.seqno;
+// Step 4: report, and when writable rewrite, every stale or damaged label
+// and copy of one PV (the format knows where the current text must be).
+Status repair_pv(const VgFormat& format, const Candidate& c, uint64_t seqno, const std::string& text, OpenMode mode,
+                 std::vector<std::string>* warnings) {
+  std::vector<MetadataCopy> copies;
+  for (const CopyState& s : c.copies) {
+    MetadataCopy copy = s.read;
+    copy.checksum_ok = s.valid;
+    copy.problem = s.problem;
+    copies.push_back(std::move(copy));
+  }
+  return format.repair(c.dev, c.found, copies, seqno, text, mode == OpenMode::kReadWrite, warnings);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode mode,
+                                               std::vector<std::string>* warnings, const VgFormat& format) {
+  std::deque<Candidate> found;  // a deque: pointers into it stay valid as it grows
+  VGFS_ASSIGN_OR_RETURN(found, open_config_pvs(format, config, mode));
+  std::map<Uuid, std::string> unreachable;  // PV UUID -> why its last seen path did not do
+  Choice choice;
+  VGFS_ASSIGN_OR_RETURN(choice, choose_following_lists(format, config, mode, found, &unreachable));
+
+  std::unique_ptr<VgStore> store(new VgStore);
+  store->mode_ = mode;
+  store->format_ = &format;
+  store->metadata_ = std::move(choice.md);
+  VgMetadata& md = store->metadata_;
+  std::vector<Candidate*> by_index;
+  VGFS_ASSIGN_OR_RETURN(by_index, pvs_in_metadata_order(config, found, md, unreachable, warnings));
+
+  const std::string& text = choice.best->read.text;
+  store->pvs_.resize(md.pvs.size());
+  store->labels_.resize(md.pvs.size());
+  store->fresh_.assign(md.pvs.size(), false);
   for (size_t i = 0; i < md.pvs.size(); ++i) {
     Candidate& c = *by_index[i];
-    for (int k = 0; k < 2; ++k) {
-      if (c.label_ok[k]) continue;
-      if (warnings) warnings->push_back(fmt::format("{}: label copy {} damaged{}", c.dev.label(), k,
-                                                    mode == OpenMode::kReadWrite ? "; rewritten" : ""));
-      if (mode == OpenMode::kReadWrite) {
-        std::string block = encode_label(c.label);
-        VGFS_RETURN_IF_ERROR(c.dev.write_at(block.data(), block.size(), kLabelOffsets[k]));
-      }
-    }
-    bool repaired = false;
-    for (int k = 0; k < 2; ++k) {
-      const SlotCopy& s = c.slots[k];
-      bool current = k == static_cast<int>(seqno % 2);
-      bool fine = current ? (s.valid && s.seqno == seqno && s.text == text) : s.valid;
-      if (fine) continue;
-      if (warnings)
-        warnings->push_back(fmt::format("{}: metadata slot {} {}{}", c.dev.label(), k,
-                                        s.valid ? fmt::format("is stale (seqno {} < {})", s.seqno, seqno)
-                                                : "is damaged or invalid (" + s.problem + ")",
-                                        mode == OpenMode::kReadWrite ? fmt::format("; rewritten with seqno {}", seqno)
-                                                                     : ""));
-      if (mode == OpenMode::kReadWrite) {
-        VGFS_RETURN_IF_ERROR(write_metadata_slot(c.dev, c.label.layout, k, seqno, text));
-        repaired = true;
-      }
-    }
-    if (repaired || !c.label_ok[0] || !c.label_ok[1]) {
-      if (mode == OpenMode::kReadWrite) VGFS_RETURN_IF_ERROR(c.dev.sync());
-    }
-    store->labels_[i] = c.label;
+    VGFS_RETURN_IF_ERROR(repair_pv(format, c, md.seqno, text, mode, warnings));
+    store->labels_[i] = c.label();
     store->pvs_[i] = std::make_unique<PvDevice>(std::move(c.dev));
   }
   return store;
 }
 
 Status VgStore::add_pv(PvDevice dev, const PvLabel& label) {
-  const PvLayout& l = label.layout;
-  std::string zero(kSlotHeaderSize, '\0');
-  for (uint64_t at : {l.slot_offset[0], l.slot_offset[1], l.migration_offset})
-    VGFS_RETURN_IF_ERROR(dev.write_at(zero.data(), zero.size(), at));
-  std::string block = encode_label(label);
-  for (uint64_t at : kLabelOffsets) VGFS_RETURN_IF_ERROR(dev.write_at(block.data(), block.size(), at));
-  VGFS_RETURN_IF_ERROR(dev.sync());
+  VGFS_RETURN_IF_ERROR(format_->write_new_pv(dev, label));
   pvs_.push_back(std::make_unique<PvDevice>(std::move(dev)));
   labels_.push_back(label);
   fresh_.push_back(true);
@@ -395,28 +307,33 @@ Status VgStore::commit(VgMetadata next) {
     auto it = std::find_if(labels_.begin(), labels_.end(), [&](const PvLabel& l) { return l.pv_uuid == next.pvs[i].uuid; });
     if (it == labels_.end())
       return Status::Error(EINVAL, fmt::format("metadata lists PV {}, which is not open", next.pvs[i].name));
-    VGFS_RETURN_IF_ERROR(check_against_label(next, i, *it));
+    VGFS_RETURN_IF_ERROR(format_->check_against_label(next, i, *it));
   }
-  const std::string text = encode_metadata(next);
+  const std::string text = format_->encode(next);
   commit_problems_.clear();
   if (!archive_.empty())
     if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}); !a.ok()) commit_problems_.push_back(a.message());
-  const int slot = static_cast<int>(next.seqno % 2);
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
   // the next read-write open rewrites. PVs added since the last commit get
   // it only after the others hold it durably: a PV that is not yet part of
   // the committed VG must never be the only one with a seqno, or a crash
   // would let it hold seqno N while a later commit writes another text as N.
+  // Each phase of the format's protocol reaches every PV of a group, synced,
+  // before the next phase starts (vg_format.h).
   std::vector<Status> results(pvs_.size());
   size_t durable = 0;
   for (bool fresh : {false, true}) {
     if (fresh && durable == 0) break;
-    for (size_t i = 0; i < pvs_.size(); ++i)
-      if (fresh_[i] == fresh) results[i] = write_metadata_slot(*pvs_[i], labels_[i].layout, slot, next.seqno, text);
+    for (int phase = 0; phase < format_->commit_phases(); ++phase) {
+      for (size_t i = 0; i < pvs_.size(); ++i)
+        if (fresh_[i] == fresh && results[i].ok())
+          results[i] = format_->write_commit_phase(phase, *pvs_[i], labels_[i], next.seqno, text);
+      for (size_t i = 0; i < pvs_.size(); ++i)
+        if (fresh_[i] == fresh && results[i].ok()) results[i] = pvs_[i]->sync();
+    }
     for (size_t i = 0; i < pvs_.size(); ++i) {
       if (fresh_[i] != fresh) continue;
-      if (results[i].ok()) results[i] = pvs_[i]->sync();
       if (results[i].ok()) ++durable;
       else commit_problems_.push_back(results[i].message());
     }

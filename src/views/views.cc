@@ -56,8 +56,16 @@ std::string lv_info(const VgMetadata& md, uint32_t lv) {
 
 std::string lv_map(const VgMetadata& md, uint32_t lv) {
   std::string out;
-  for (const MapRun& r : md.lvs[lv].map.runs())
-    out += fmt::format("{} {} {}\n", format_range(r.le, r.count), e(md.pvs[r.pv].name), format_range(r.pe, r.count));
+  for (const MapRun& r : md.lvs[lv].map.runs()) {
+    if (!r.striped()) {
+      out += fmt::format("{} {} {}\n", format_range(r.le, r.count), e(md.pvs[r.pv].name), format_range(r.pe, r.count));
+      continue;
+    }
+    out += fmt::format("{} striped {}", format_range(r.le, r.count), r.stripe_size);  // as docs/format.md writes it
+    for (uint32_t s = 0; s < r.stripe_count(); ++s)
+      out += fmt::format(" {} {}", e(md.pvs[r.leg(s).pv].name), format_range(r.leg(s).pe, r.leg_extents()));
+    out += "\n";
+  }
   return out;
 }
 
@@ -75,7 +83,9 @@ std::string pv_map(const VgMetadata& md, uint32_t pv) {
       out += fmt::format("{} free\n", format_range(r.pe, r.count));
     else
       out += fmt::format("{} {} {}{}\n", format_range(r.pe, r.count), e(md.lvs[static_cast<size_t>(r.lv)].name),
-                         format_range(r.le, r.count), r.job >= 0 ? fmt::format(" job {}", r.job) : "");
+                         r.stripes == 1 ? format_range(r.le, r.count)
+                                        : fmt::format("{} stripe {}", format_range(r.le, r.count * r.stripes), r.stripe),
+                         r.job >= 0 ? fmt::format(" job {}", r.job) : "");
   }
   return out;
 }
@@ -139,7 +149,8 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
       }
       json run = {{"pe", format_range(r.pe, r.count)},
                   {"lv", e(md.lvs[static_cast<size_t>(r.lv)].name)},
-                  {"le", format_range(r.le, r.count)}};
+                  {"le", format_range(r.le, r.count * r.stripes)}};
+      if (r.stripes > 1) run["stripe"] = r.stripe;
       if (r.job >= 0) run["job"] = r.job;
       map.push_back(std::move(run));
     }
@@ -150,8 +161,17 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
   for (uint32_t i = 0; i < md.lvs.size(); ++i) {
     const LvInfo& l = md.lvs[i];
     json map = json::array();
-    for (const MapRun& r : l.map.runs())
-      map.push_back({{"le", format_range(r.le, r.count)}, {"pv", e(md.pvs[r.pv].name)}, {"pe", format_range(r.pe, r.count)}});
+    for (const MapRun& r : l.map.runs()) {
+      json run = {{"le", format_range(r.le, r.count)}, {"pv", e(md.pvs[r.pv].name)}, {"pe", format_range(r.pe, r.leg_extents())}};
+      if (r.striped()) {  // "pv"/"pe" are then leg 0's; "stripes" lists every leg
+        json legs = json::array();
+        for (uint32_t s = 0; s < r.stripe_count(); ++s)
+          legs.push_back({{"pv", e(md.pvs[r.leg(s).pv].name)}, {"pe", format_range(r.leg(s).pe, r.leg_extents())}});
+        run["stripe_size"] = r.stripe_size;
+        run["stripes"] = std::move(legs);
+      }
+      map.push_back(std::move(run));
+    }
     lvs.push_back({{"name", e(l.name)}, {"uuid", format_uuid(l.uuid)}, {"mode", fmt::format("{:04o}", l.mode)},
                    {"size", l.map.extent_count() * md.extent_size}, {"le_count", l.map.extent_count()},
                    {"le_size", md.extent_size}, {"pvs", escaped(md.pvs_of_lv(i))}, {"map", std::move(map)}});

@@ -61,9 +61,23 @@ std::unique_ptr<VolumeSet::LvLayout> VolumeSet::make_layout(const VgMetadata& md
   const LvInfo& info = md.lvs[lv];
   layout->name = info.name;
   layout->mode = info.mode;
+  layout->uid = info.uid;
+  layout->gid = info.gid;
+  layout->hidden = info.hidden;
   layout->size = info.map.extent_count() * extent_size_;
-  for (const MapRun& r : info.map.runs())
-    layout->runs.push_back(Run{r.le, r.count, &store_.pv(r.pv), md.pvs[r.pv].pe_start + (r.pe << extent_shift_)});
+  for (const MapRun& r : info.map.runs()) {
+    Run run{r.le, r.count, &store_.pv(r.pv), md.pvs[r.pv].pe_start + (r.pe << extent_shift_)};
+    if (r.striped()) {
+      run.stripes = r.stripe_count();
+      run.stripe_shift = static_cast<uint32_t>(std::countr_zero(r.stripe_size));
+      run.first_leg = static_cast<uint32_t>(layout->legs.size());
+      for (uint32_t s = 0; s < r.stripe_count(); ++s) {
+        const StripeLeg leg = r.leg(s);
+        layout->legs.push_back(Leg{&store_.pv(leg.pv), md.pvs[leg.pv].pe_start + (leg.pe << extent_shift_)});
+      }
+    }
+    layout->runs.push_back(run);
+  }
   return layout;
 }
 
@@ -141,7 +155,10 @@ std::optional<uint32_t> VolumeSet::slot(std::string_view name) const {
 
 std::vector<std::pair<std::string, uint32_t>> VolumeSet::slots() const {
   std::lock_guard lock(change_mutex_);
-  return {slot_of_.begin(), slot_of_.end()};
+  std::vector<std::pair<std::string, uint32_t>> out;
+  for (const auto& [name, slot] : slot_of_)
+    if (!live_layouts_[slot]->hidden) out.emplace_back(name, slot);
+  return out;
 }
 
 // These may run outside any request: the guard keeps the layout alive.
@@ -167,6 +184,29 @@ uint32_t VolumeSet::lv_mode(uint32_t slot) const {
   return l ? l->mode : 0;
 }
 
+bool VolumeSet::lv_hidden(uint32_t slot) const {
+  IoGuard guard(*this);
+  const LvLayout* l = layout(slot);
+  return l && l->hidden;
+}
+
+std::optional<uint32_t> VolumeSet::lv_uid(uint32_t slot) const {
+  IoGuard guard(*this);
+  const LvLayout* l = layout(slot);
+  return l ? l->uid : std::nullopt;
+}
+
+std::optional<uint32_t> VolumeSet::lv_gid(uint32_t slot) const {
+  IoGuard guard(*this);
+  const LvLayout* l = layout(slot);
+  return l ? l->gid : std::nullopt;
+}
+
+// LVM2's striping (docs/format.md, "Striped segments"): byte x of a striped
+// run is in chunk c = x / stripe_size, on leg c % stripes, at byte
+// (c / stripes) * stripe_size + x % stripe_size of that leg. A piece ends at
+// its chunk's end, so each piece lies in one leg; see kMaxPieces for why
+// they fit `out`.
 size_t VolumeSet::map(uint32_t slot, uint64_t offset, uint64_t length, PvPiece* out) const {
   const LvLayout* l = layout(slot);
   if (!l || offset >= l->size) return 0;
@@ -176,15 +216,26 @@ size_t VolumeSet::map(uint32_t slot, uint64_t offset, uint64_t length, PvPiece* 
                               [](uint64_t v, const Run& r) { return v < r.le; }) - 1;
   size_t n = 0;
   while (length > 0) {
-    uint64_t run_end = run->le_end() << extent_shift_;  // byte end of this run in the LV
-    uint64_t take = std::min(length, run_end - offset);
-    out[n].dev = run->dev;
-    out[n].offset = run->offset + (offset - (run->le << extent_shift_));
+    const uint64_t run_end = run->le_end() << extent_shift_;  // byte end of this run in the LV
+    const uint64_t x = offset - (run->le << extent_shift_);   // byte of the run
+    uint64_t take;
+    if (run->stripes == 1) {
+      take = std::min(length, run_end - offset);
+      out[n].dev = run->dev;
+      out[n].offset = run->offset + x;
+    } else {
+      const uint64_t chunk = x >> run->stripe_shift;
+      const uint64_t within = x & ((uint64_t{1} << run->stripe_shift) - 1);
+      const Leg& leg = l->legs[run->first_leg + chunk % run->stripes];
+      take = std::min(length, (uint64_t{1} << run->stripe_shift) - within);
+      out[n].dev = leg.dev;
+      out[n].offset = leg.offset + ((chunk / run->stripes) << run->stripe_shift) + within;
+    }
     out[n].length = take;
     ++n;
     offset += take;
     length -= take;
-    ++run;
+    if (offset == run_end) ++run;
   }
   return n;
 }
