@@ -21,7 +21,7 @@ _vgfs() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local verbs="create mount lvs pvs vgs dump check move pvmove jobs abort pause resume restore
-                 lvcreate lvextend lvreduce lvremove lvrename lvchange pvadd pvremove limit help"
+                 lvcreate lvextend lvreduce lvremove lvrename pvadd pvremove limit help"
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$verbs --help --version" -- "$cur"))
         [[ $cur == */* || $cur == .* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
@@ -69,7 +69,7 @@ _vgfs() {
         return
     fi
     case $verb in
-        lvextend|lvreduce|lvremove|lvrename|lvchange|move) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" lvs) $(_vgfs_names "$mp" pvs)" -- "$cur")) ;;
+        lvextend|lvreduce|lvremove|lvrename|move) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" lvs) $(_vgfs_names "$mp" pvs)" -- "$cur")) ;;
         pvmove|pvremove|lvcreate) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" pvs)" -- "$cur")) ;;
         abort|pause|resume|limit) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" jobs)" -- "$cur")) ;;
         pvadd) COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null ;;
