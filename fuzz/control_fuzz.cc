@@ -44,6 +44,9 @@ std::string canonical(const Command& command) {
                    add(c.lv);
                    add(fmt::format("{}", c.size));
                    add_all(c.pvs);
+                   if (c.uid) add(fmt::format("uid={}", *c.uid));
+                   if (c.gid) add(fmt::format("gid={}", *c.gid));
+                   if (c.mode) add(fmt::format("mode={:o}", *c.mode));
                  },
                  [&](const cmd::Lvextend& c) {
                    add(c.lv);
@@ -96,6 +99,7 @@ void check_fields(const Command& command) {
                    check_lv(c.lv);
                    FUZZ_CHECK(c.size > 0, "size 0");
                    check_pvs(c.pvs);
+                   FUZZ_CHECK(!c.mode || *c.mode <= 0777, "mode beyond 0777");
                  },
                  [](const cmd::Lvextend& c) {
                    check_lv(c.lv);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "test_util.h"
+#include "vg_fixture.h"
 #include "vgfs/config.h"
 #include "vgfs/metadata.h"
 
@@ -372,4 +373,26 @@ TEST_CASE("relative PV paths with .. resolve against the config's folder") {
   std::filesystem::path p1(r->pvs[1].path);
   CHECK(p1.is_absolute());
   CHECK(p1.lexically_normal() == (dir.path() / "conf/pv1.img").lexically_normal());
+}
+
+TEST_CASE("LV uid and gid: numbers, carried into the created metadata") {
+  TempDir dir;
+  auto store = vgfs_test::create_and_open(dir, std::string(kHead) +
+                                                   "lvs:\n  - {name: lv0, size: 8MiB, uid: 65534, gid: 100, mode: \"0660\"}\n"
+                                                   "  - {name: lv1, size: 4MiB}\n");
+  const VgMetadata& md = store->metadata();
+  const LvInfo& lv0 = md.lvs[static_cast<size_t>(md.find_lv("lv0"))];
+  CHECK(lv0.uid == std::optional<uint32_t>(65534));
+  CHECK(lv0.gid == std::optional<uint32_t>(100));
+  CHECK(lv0.mode == 0660u);
+  const LvInfo& lv1 = md.lvs[static_cast<size_t>(md.find_lv("lv1"))];
+  CHECK_FALSE(lv1.uid);
+  CHECK_FALSE(lv1.gid);
+}
+
+TEST_CASE("bad LV uid and gid") {
+  for (const char* owner : {"uid: nobody", "uid: -1", "gid: 4294967295", "gid: 1.5", "uid: 99999999999"}) {
+    CAPTURE(owner);
+    expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB, " + owner + "}\n", "{name: lv0");
+  }
 }

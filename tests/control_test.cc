@@ -260,6 +260,26 @@ TEST_CASE("lifecycle verbs parse") {
   CHECK(parse_as<cmd::Lvremove>("lvremove data").lv == "data");
 }
 
+TEST_CASE("lvcreate options: uid=, gid=, mode= after the arguments") {
+  cmd::Lvcreate c = parse_as<cmd::Lvcreate>("lvcreate data 10MiB pv0 mode=0640 uid=65534 gid=100");
+  CHECK(c.pvs == std::vector<std::string>{"pv0"});
+  CHECK(c.uid == std::optional<uint32_t>(65534));
+  CHECK(c.gid == std::optional<uint32_t>(100));
+  CHECK(c.mode == std::optional<uint32_t>(0640));
+  cmd::Lvcreate plain = parse_as<cmd::Lvcreate>("lvcreate data 10MiB");
+  CHECK_FALSE(plain.uid);
+  CHECK_FALSE(plain.mode);
+  CHECK(parse_as<cmd::Lvcreate>("lvcreate data 1MiB mode=755").mode == std::optional<uint32_t>(0755));
+  for (const char* line : {"lvcreate data 1MiB uid=x", "lvcreate data 1MiB uid=1 uid=2", "lvcreate data 1MiB mode=0999",
+                           "lvcreate data 1MiB mode=4755", "lvcreate data 1MiB gid=4294967295", "lvcreate data 1MiB owner=1",
+                           "lvcreate data 1MiB uid=", "lvextend data 1MiB uid=1", "lvcreate uid=1"}) {
+    CAPTURE(line);
+    Result<vgfs::Command> r = vgfs::parse_command(line);
+    CHECK_FALSE(r.ok());
+    CHECK(r.status().code() == EINVAL);
+  }
+}
+
 TEST_CASE("malformed lifecycle commands are EINVAL") {
   for (const char* line : {"lvcreate", "lvcreate data", "lvcreate data 0", "lvcreate data ten", "lvcreate .x 1MiB",
                            "lvextend data", "lvextend data 1MiB pv0", "lvreduce data", "lvremove",

@@ -161,3 +161,47 @@ TEST_CASE("every commit archives the metadata it replaces") {
   CHECK(one->find_lv("b") < 0);
   CHECK(two->find_lv("b") >= 0);
 }
+
+TEST_CASE("lvchange commits mode and owner, publishes them, and they survive a reopen") {
+  Mount m;
+  const uint32_t slot = *m.volume->slot("a");
+  CHECK_FALSE(m.volume->lv_uid(slot));
+  const uint64_t seqno = m.store->metadata().seqno;
+  REQUIRE(m.manager->lvchange("a", LvOwnership{0640, 65534, 100}).ok());
+  CHECK(m.store->metadata().seqno == seqno + 1);
+  CHECK(m.volume->lv_mode(slot) == 0640u);  // published: getattr reads these
+  CHECK(m.volume->lv_uid(slot) == std::optional<uint32_t>(65534));
+  CHECK(m.volume->lv_gid(slot) == std::optional<uint32_t>(100));
+  REQUIRE(m.manager->lvchange("a", LvOwnership{0604, {}, {}}).ok());  // unset fields keep their value
+  CHECK(m.volume->lv_mode(slot) == 0604u);
+  CHECK(m.volume->lv_uid(slot) == std::optional<uint32_t>(65534));
+  REQUIRE(m.manager->lvchange("a", LvOwnership{0604, {}, {}}).ok());  // no change, no commit
+  CHECK(m.store->metadata().seqno == seqno + 2);
+  CHECK(m.manager->lvchange("a", LvOwnership{04600, {}, {}}).code() == EINVAL);
+  CHECK(m.manager->lvchange("a", LvOwnership{{}, UINT32_MAX, {}}).code() == EINVAL);
+  CHECK(m.manager->lvchange("nope", LvOwnership{0600, {}, {}}).code() == ENOENT);
+  CHECK(m.store->metadata().seqno == seqno + 2);  // refusals change nothing
+  Result<VgConfig> cfg = load_config(m.dir / "vg.yaml");
+  REQUIRE(cfg.ok());
+  m.manager.reset();
+  m.volume.reset();
+  m.store.reset();
+  auto reopened = VgStore::open(*cfg, OpenMode::kReadWrite, nullptr);
+  REQUIRE(reopened.ok());
+  const VgMetadata& md = (*reopened)->metadata();
+  const LvInfo& a = md.lvs[static_cast<size_t>(md.find_lv("a"))];
+  CHECK(a.mode == 0604u);
+  CHECK(a.uid == std::optional<uint32_t>(65534));
+  CHECK(a.gid == std::optional<uint32_t>(100));
+}
+
+TEST_CASE("lvcreate with an owner and mode") {
+  Mount m;
+  REQUIRE(m.manager->lvcreate("b", MiB, {}, LvOwnership{0640, 1000, {}}).ok());
+  CHECK(m.lv("b").mode == 0640u);
+  CHECK(m.lv("b").uid == std::optional<uint32_t>(1000));
+  CHECK_FALSE(m.lv("b").gid);
+  CHECK(m.volume->lv_uid(*m.volume->slot("b")) == std::optional<uint32_t>(1000));
+  CHECK(m.manager->lvcreate("c", MiB, {}, LvOwnership{01777, {}, {}}).status().code() == EINVAL);
+  CHECK(m.store->metadata().find_lv("c") < 0);
+}

@@ -45,6 +45,7 @@ struct LvConfig {
   std::optional<uint64_t> size;   // bytes, for allocator placement
   std::vector<ExplicitRun> extents;
   uint32_t mode = 0600;
+  std::optional<uint32_t> uid{}, gid{};  // unset = the mounting user
   ConfigPlace place;
 };
 

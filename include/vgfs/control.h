@@ -78,11 +78,14 @@ struct Limit {  // limit JOB RATE
   uint64_t rate = 0;  // bytes/s, 0 = none
   bool operator==(const Limit&) const = default;
 };
-struct Lvcreate {  // lvcreate NAME SIZE [PV ...]
+// lvcreate's options, like move's, are the trailing words holding '=':
+// uid=N gid=N (numbers) and mode=OCTAL (permission bits, <= 0777).
+struct Lvcreate {  // lvcreate NAME SIZE [PV ...] [uid=N] [gid=N] [mode=OCTAL]
   static constexpr std::string_view kVerb = "lvcreate";
   std::string lv;
   uint64_t size = 0;             // bytes, > 0
   std::vector<std::string> pvs;  // candidates; any PV when empty
+  std::optional<uint32_t> uid{}, gid{}, mode{};  // unset: the mounting user's, mode 0600
   bool operator==(const Lvcreate&) const = default;
 };
 struct Lvextend {  // lvextend NAME SIZE

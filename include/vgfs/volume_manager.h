@@ -71,6 +71,14 @@ struct LvSized {  // lvcreate, lvextend, lvreduce
   uint64_t extents = 0;      // the LV's extents now (the size rounded up)
   uint64_t extent_size = 0;  // of the VG
 };
+// Owner and permission bits of an LV file (lvcreate's options, chmod and
+// chown on the LV file); an unset field keeps what the LV has (for a new LV:
+// mode 0600, owned by the mounting user).
+struct LvOwnership {
+  std::optional<uint32_t> mode{};  // permission bits only, <= 0777
+  std::optional<uint32_t> uid{}, gid{};  // <= 2^32 - 2 (-1 means "no change" to chown)
+  bool operator==(const LvOwnership&) const = default;
+};
 struct PvAdded {
   std::string pv;  // the name given, or the first free pvN
   uint64_t extents = 0, extent_size = 0;
@@ -111,7 +119,12 @@ class VolumeManager {
 
   // LV and PV lifecycle (README.md "Control file"): each is one metadata commit. Sizes
   // round up to whole extents.
-  Result<LvSized> lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs);
+  Result<LvSized> lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs,
+                           const LvOwnership& owner = {});
+  // chmod/chown of the LV file: commits the set fields of `change` and
+  // publishes them before returning, so the next getattr shows them. Who
+  // may change what is the caller's check (src/fuse/vgfs_fs.cc setattr).
+  Status lvchange(const std::string& name, const LvOwnership& change);
   Result<LvSized> lvextend(const std::string& name, uint64_t size);
   Result<LvSized> lvreduce(const std::string& name, uint64_t size);
   Status lvremove(const std::string& name);

@@ -21,6 +21,8 @@ class LvSpec:
     mode: str | None = None
     # explicit runs: (le_range, pv, pe_range) e.g. ("0-19", "pv0", "50-69")
     extents: list[tuple[str, str, str]] = field(default_factory=list)
+    uid: int | None = None   # owner of the LV file (numbers)
+    gid: int | None = None
 
 
 def render_config(vg_name: str, pvs: list[PvSpec], lvs: list[LvSpec],
@@ -44,6 +46,10 @@ def render_config(vg_name: str, pvs: list[PvSpec], lvs: list[LvSpec],
             out.append(f"    size: {lv.size}")
         if lv.mode is not None:
             out.append(f"    mode: \"{lv.mode}\"")
+        if lv.uid is not None:
+            out.append(f"    uid: {lv.uid}")
+        if lv.gid is not None:
+            out.append(f"    gid: {lv.gid}")
         if lv.extents:
             out.append("    extents:")
             for le, pv, pe in lv.extents:

@@ -27,6 +27,7 @@
 #include "views/views.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -581,7 +582,7 @@ int cmd_check(const std::string& config) {
 // size the control file takes; LVM2's notes (rounding) go to stderr.
 int cmd_sized(const std::string& verb, const std::string& mountpoint, std::vector<std::string> operands,
               const std::string& name_option, const std::string& size_option, const std::string& extents_option,
-              bool yes) {
+              bool yes, const std::vector<std::string>& owner_words = {}) {
   if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return fail(st.message());
   cli::LvSizeRequest request;
   request.verb = verb;
@@ -627,7 +628,33 @@ int cmd_sized(const std::string& verb, const std::string& mountpoint, std::vecto
   }
   std::vector<std::string> words = {verb, request.lv, format_size(size->bytes)};
   words.insert(words.end(), request.pvs.begin(), request.pvs.end());
+  words.insert(words.end(), owner_words.begin(), owner_words.end());  // lvcreate's uid=/gid=/mode=
   return cmd_control(mountpoint, words, false);
+}
+
+// lvchange: owner and mode of an LV are those of its file, so this is
+// chown/chmod on MOUNTPOINT/LV (the daemon commits them to the metadata).
+int cmd_lvchange(const std::string& mountpoint, const std::string& lv, const std::string& uid, const std::string& gid,
+                 const std::string& mode) {
+  if (Status st = cli::require_mount_point("lvchange", mountpoint); !st.ok()) return fail(st.message());
+  if (uid.empty() && gid.empty() && mode.empty()) return fail("lvchange: nothing to change (give --uid, --gid or --mode)");
+  auto number = [](const std::string& text, int base, uint32_t most, uint32_t* out) {
+    auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), *out, base);
+    return !text.empty() && ec == std::errc() && p == text.data() + text.size() && *out <= most;
+  };
+  uint32_t u = UINT32_MAX, g = UINT32_MAX, m = 0;
+  if (!uid.empty() && !number(uid, 10, UINT32_MAX - 1, &u))
+    return fail(fmt::format("lvchange: bad --uid \"{}\" (a number from 0 to 4294967294)", uid));
+  if (!gid.empty() && !number(gid, 10, UINT32_MAX - 1, &g))
+    return fail(fmt::format("lvchange: bad --gid \"{}\" (a number from 0 to 4294967294)", gid));
+  if (!mode.empty() && !number(mode, 8, 0777, &m))
+    return fail(fmt::format("lvchange: bad --mode \"{}\" (octal permission bits like 0640)", mode));
+  const std::string path = mountpoint + "/" + lv;
+  if ((u != UINT32_MAX || g != UINT32_MAX) && ::chown(path.c_str(), u, g) != 0)
+    return fail(fmt::format("lvchange: chown {}: {}", path, std::strerror(errno)));
+  if (!mode.empty() && ::chmod(path.c_str(), m) != 0)
+    return fail(fmt::format("lvchange: chmod {}: {}", path, std::strerror(errno)));
+  return 0;
 }
 
 // Optimal string alignment distance (edits, with adjacent swaps as one),
@@ -773,6 +800,7 @@ int run(int argc, char** argv) {
   std::map<std::string, CLI::App*> sized;
   std::vector<std::string> sized_args;
   std::string name_option, size_option, extents_option;
+  std::string owner_uid, owner_gid, owner_mode;  // lvcreate and lvchange
   bool yes = false;
   const std::pair<const char*, const char*> sized_verbs[] = {
       {"lvcreate", "create an LV: NAME SIZE [PV...], or -n NAME -L SIZE|-l EXTENTS [PV...]"},
@@ -787,8 +815,21 @@ int run(int argc, char** argv) {
                   "SIZE as LVM2 takes it: 100M, 1.5G, 1g, 4MiB; a bare number is MiB; +SIZE grows, -SIZE shrinks");
     c->add_option("-l,--extents", extents_option, "EXTENTS: N, +N, -N, N%VG, N%FREE, N%PVS");
     if (verb == std::string("lvreduce")) c->add_flag("-y,--yes,-f,--force", yes, "do not ask for confirmation");
+    if (verb == std::string("lvcreate")) {
+      c->add_option("--uid", owner_uid, "numeric owner of the LV file (default: the mounting user)");
+      c->add_option("--gid", owner_gid, "numeric group of the LV file (default: the mounting user's)");
+      c->add_option("--mode", owner_mode, "octal permission bits of the LV file (default 0600)");
+    }
     sized[verb] = c;
   }
+  std::string lvchange_lv;
+  auto* lvchange = app.add_subcommand("lvchange", "set an LV file's owner or mode: LV [--uid N] [--gid N] [--mode M] "
+                                                  "(chown/chmod on the file do the same)");
+  lvchange->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
+  lvchange->add_option("LV", lvchange_lv, "the LV")->required();
+  lvchange->add_option("--uid", owner_uid, "numeric owner");
+  lvchange->add_option("--gid", owner_gid, "numeric group");
+  lvchange->add_option("--mode", owner_mode, "octal permission bits");
 
   // Other lifecycle commands: MOUNTPOINT, then the control-file arguments.
   std::map<std::string, CLI::App*> lifecycle;
@@ -891,7 +932,14 @@ int run(int argc, char** argv) {
   if (*limit) return cmd_control(mountpoint, {"limit", std::to_string(job), rate}, false);
   if (*restore) return cmd_restore(config, backup);
   for (auto& [verb, c] : sized)
-    if (*c) return cmd_sized(verb, mountpoint, sized_args, name_option, size_option, extents_option, yes);
+    if (*c) {
+      std::vector<std::string> owner_words;
+      if (!owner_uid.empty()) owner_words.push_back("uid=" + owner_uid);
+      if (!owner_gid.empty()) owner_words.push_back("gid=" + owner_gid);
+      if (!owner_mode.empty()) owner_words.push_back("mode=" + owner_mode);
+      return cmd_sized(verb, mountpoint, sized_args, name_option, size_option, extents_option, yes, owner_words);
+    }
+  if (*lvchange) return cmd_lvchange(mountpoint, lvchange_lv, owner_uid, owner_gid, owner_mode);
   if (*lvremove) return cmd_lvremove(mountpoint, lvremove_args, yes);
   for (auto& [verb, c] : lifecycle)
     if (*c) {

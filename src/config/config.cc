@@ -132,7 +132,7 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
   for (size_t i = 0; lvs && lvs.IsSequence() && i < lvs.size(); ++i) {
     const YAML::Node& n = lvs[i];
     std::string where = fmt::format("lvs[{}]", i);
-    VGFS_RETURN_IF_ERROR(in.check_map(n, where, {"name", "size", "mode", "extents"}));
+    VGFS_RETURN_IF_ERROR(in.check_map(n, where, {"name", "size", "mode", "uid", "gid", "extents"}));
     LvConfig lv;
     lv.place = in.place(n);
     VGFS_ASSIGN_OR_RETURN(lv.name, in.name(n, "LV", where));
@@ -143,6 +143,17 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
       auto [p, ec] = std::from_chars(mode.data(), mode.data() + mode.size(), lv.mode, 8);
       if (mode.empty() || ec != std::errc() || p != mode.data() + mode.size() || lv.mode > 0777)
         return in.error(n["mode"], fmt::format("{}.mode \"{}\" is not an octal permission mode like \"0640\"", where, mode));
+    }
+    for (const char* key : {"uid", "gid"}) {  // numbers only: names resolve differently on another host
+      if (!n[key]) continue;
+      std::string id;
+      VGFS_ASSIGN_OR_RETURN(id, in.scalar(n, key, where));
+      uint32_t value = 0;
+      auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), value, 10);
+      if (id.empty() || ec != std::errc() || p != id.data() + id.size() || value == UINT32_MAX)
+        return in.error(n[key], fmt::format("{}.{} \"{}\" is not a numeric {} from 0 to 4294967294", where, key, id,
+                                            key[0] == 'u' ? "user id" : "group id"));
+      (key[0] == 'u' ? lv.uid : lv.gid) = value;
     }
     if (n["size"] && n["extents"])
       return in.error(n, fmt::format("LV {} has both \"size\" and \"extents\"; give one", lv.name));

@@ -15,7 +15,7 @@ namespace {
 
 constexpr std::string_view kUsage[] = {
     "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]", "pvmove PV [DEST_PV ...] [limit=RATE]", "abort JOB", "pause JOB", "resume JOB",
-    "limit JOB RATE", "lvcreate NAME SIZE [PV ...]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
+    "limit JOB RATE", "lvcreate NAME SIZE [PV ...] [uid=N] [gid=N] [mode=OCTAL]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
     "lvrename OLD NEW", "pvadd PATH [NAME]", "pvremove PV",
 };
 
@@ -104,6 +104,27 @@ Result<Command> parse_command(std::string_view line) {
       limit = *r;
     }
   }
+  // lvcreate's options: uid=N gid=N mode=OCTAL, each at most once.
+  std::optional<uint32_t> owner_uid, owner_gid, owner_mode;
+  if (verb == "lvcreate") {
+    while (w.size() > 1 && w.back().find('=') != std::string::npos) {
+      const std::string word = std::move(w.back());
+      w.pop_back();
+      const size_t eq = word.find('=');
+      const std::string key = word.substr(0, eq), value = word.substr(eq + 1);
+      std::optional<uint32_t>* slot = key == "uid" ? &owner_uid : key == "gid" ? &owner_gid : key == "mode" ? &owner_mode : nullptr;
+      if (slot == nullptr || slot->has_value())
+        return usage(verb, fmt::format("unknown or repeated option \"{}\" (the options are uid=N, gid=N, mode=OCTAL)", word));
+      const int base = key == "mode" ? 8 : 10;
+      uint32_t n = 0;
+      auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
+      if (value.empty() || ec != std::errc() || p != value.data() + value.size() || (base == 8 && n > 0777) ||
+          (base == 10 && n == UINT32_MAX))
+        return usage(verb, base == 8 ? fmt::format("bad mode \"{}\" (octal permission bits like 0640, at most 0777)", value)
+                                     : fmt::format("bad {} \"{}\" (a number from 0 to 4294967294)", key, value));
+      *slot = n;
+    }
+  }
   const size_t args = w.size() - 1;
   if (verb == "move") {
     cmd::Move c;
@@ -170,7 +191,7 @@ Result<Command> parse_command(std::string_view line) {
       VGFS_RETURN_IF_ERROR(check_name("PV", w[i]).prefixed(verb));
       pvs.push_back(w[i]);
     }
-    if (create) return Command(cmd::Lvcreate{lv, *size, std::move(pvs)});
+    if (create) return Command(cmd::Lvcreate{lv, *size, std::move(pvs), owner_uid, owner_gid, owner_mode});
     if (verb == "lvextend") return Command(cmd::Lvextend{lv, *size});
     return Command(cmd::Lvreduce{lv, *size});
   }
@@ -292,7 +313,9 @@ Status run(VolumeManager& m, const cmd::Resume& c) { return m.resume(c.job); }
 Status run(VolumeManager& m, const cmd::Limit& c) { return m.limit(c.job, c.rate); }
 Result<JobsStarted> run(VolumeManager& m, const cmd::Move& c) { return m.move(c.lv, c.les, c.pv, c.pe, c.limit); }
 Result<JobsStarted> run(VolumeManager& m, const cmd::Pvmove& c) { return m.pvmove(c.pv, c.destinations, c.limit); }
-Result<LvSized> run(VolumeManager& m, const cmd::Lvcreate& c) { return m.lvcreate(c.lv, c.size, c.pvs); }
+Result<LvSized> run(VolumeManager& m, const cmd::Lvcreate& c) {
+  return m.lvcreate(c.lv, c.size, c.pvs, LvOwnership{c.mode, c.uid, c.gid});
+}
 Result<LvSized> run(VolumeManager& m, const cmd::Lvextend& c) { return m.lvextend(c.lv, c.size); }
 Result<LvSized> run(VolumeManager& m, const cmd::Lvreduce& c) { return m.lvreduce(c.lv, c.size); }
 Status run(VolumeManager& m, const cmd::Lvremove& c) { return m.lvremove(c.lv); }

@@ -356,8 +356,11 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
   fuse_reply_attr(req, &st, ino >= kJobBase ? 0 : kTimeout);
 }
 
-// Block-device semantics: the size is fixed, owner and mode come from the
-// metadata; only no-op size changes and time updates are accepted.
+// Block-device semantics: the size is fixed and only no-op size changes and
+// time updates are accepted. chmod and chown on an LV file commit its mode
+// and owner to the metadata (VolumeManager::lvchange): root or the owner may
+// chmod; only root may give the file another owner or group.
+// (The mount uses default_permissions, so the kernel checks first as well.)
 void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
   std::optional<Entry> e = fs.entry(ino);
@@ -372,7 +375,26 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
       return (void)fuse_reply_err(req, EPERM);
     }
   }
-  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) return (void)fuse_reply_err(req, EPERM);
+  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+    if (e->kind != Kind::kLv) return (void)fuse_reply_err(req, EPERM);
+    const uid_t caller = fuse_req_ctx(req)->uid;
+    LvOwnership change;
+    if (to_set & FUSE_SET_ATTR_MODE) {
+      if (caller != 0 && caller != st.st_uid) return (void)fuse_reply_err(req, EPERM);
+      change.mode = attr->st_mode & 0777;  // setuid/setgid/sticky mean nothing here: dropped
+    }
+    if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != st.st_uid) {
+      if (caller != 0) return (void)fuse_reply_err(req, EPERM);
+      change.uid = attr->st_uid;
+    }
+    if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != st.st_gid) {
+      if (caller != 0) return (void)fuse_reply_err(req, EPERM);
+      change.gid = attr->st_gid;
+    }
+    Status done = fs.manager().lvchange(fs.volume().lv_name(static_cast<uint32_t>(e->id)), change);
+    if (!done.ok()) return (void)fuse_reply_err(req, done.code());
+    fs.fill_attr(ino, *e, &st);
+  }
   fuse_reply_attr(req, &st, kTimeout);
 }
 

@@ -191,11 +191,35 @@ Status VolumeManager::check_idle(const VgMetadata& md, const std::string& lv, co
   return Status::Ok();
 }
 
-Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs) {
+namespace {
+
+// The values a chmod/chown or lvcreate option may set (docs/format.md: an
+// owner id is 0 to 2^32 - 2; (uint32_t)-1 is chown's "no change").
+Status check_ownership(const std::string& name, const LvOwnership& o) {
+  // No setuid, setgid or sticky bit: an LV file runs nothing and holds no
+  // entries (the metadata keeps modes <= 0777, docs/format.md).
+  if (o.mode && *o.mode > 0777)
+    return Status::Error(EINVAL, fmt::format("LV {}: mode {:o} has bits beyond the permission bits 0777", name, *o.mode));
+  if (o.uid && *o.uid == UINT32_MAX) return Status::Error(EINVAL, fmt::format("LV {}: uid 4294967295 is not an owner", name));
+  if (o.gid && *o.gid == UINT32_MAX) return Status::Error(EINVAL, fmt::format("LV {}: gid 4294967295 is not a group", name));
+  return Status::Ok();
+}
+
+void apply_ownership(LvInfo& lv, const LvOwnership& o) {
+  if (o.mode) lv.mode = *o.mode;
+  if (o.uid) lv.uid = *o.uid;
+  if (o.gid) lv.gid = *o.gid;
+}
+
+}  // namespace
+
+Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, const std::vector<std::string>& pvs,
+                                        const LvOwnership& owner) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
+  VGFS_RETURN_IF_ERROR(check_ownership(name, owner));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
   // The slot first: a commit whose LV then cannot be served would leave a
   // ghost LV behind an error reply.
@@ -211,6 +235,7 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
   VGFS_RETURN_IF_ERROR(zero_unlocked(change, md, *runs));
   md = store_.metadata();  // the copiers may have committed meanwhile
   LvInfo lv{name, new_uuid(), 0600, {}};
+  apply_ownership(lv, owner);
   for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
   md.lvs.push_back(std::move(lv));
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
@@ -309,6 +334,24 @@ Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
     if (job->info.lv == from) job->info.lv = to;
   if (std::optional<uint32_t> slot = volume_.slot(from)) volume_.rename_lv(*slot, to);
   return Status::Ok();
+}
+
+Status VolumeManager::lvchange(const std::string& name, const LvOwnership& o) {
+  std::lock_guard command(commands_);
+  Change change(*this);
+  VgMetadata md = store_.metadata();
+  int lv = md.find_lv(name);
+  if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
+  VGFS_RETURN_IF_ERROR(check_ownership(name, o));
+  LvInfo& info = md.lvs[static_cast<size_t>(lv)];
+  const LvInfo before = info;
+  apply_ownership(info, o);
+  if (info.mode == before.mode && info.uid == before.uid && info.gid == before.gid) return Status::Ok();  // no commit
+  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
+  // Like lvrename: the layout snapshot carries the owner, so publishing it
+  // again is what makes getattr show the change.
+  Result<uint32_t> slot = volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
+  return slot.ok() ? Status::Ok() : slot.status();
 }
 
 Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) {

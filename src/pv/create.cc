@@ -100,7 +100,7 @@ Result<VgMetadata> metadata_from_config(const VgConfig& config, const std::vecto
     std::vector<const ExplicitRun*> runs;
     for (const ExplicitRun& r : lc.extents) runs.push_back(&r);
     std::sort(runs.begin(), runs.end(), [](auto* a, auto* b) { return a->le < b->le; });
-    LvInfo lv{lc.name, new_uuid(), lc.mode, {}};
+    LvInfo lv{lc.name, new_uuid(), lc.mode, lc.uid, lc.gid};
     for (const ExplicitRun* r : runs) {
       int pv = md.find_pv(r->pv);
       if (pv < 0) return Status::Error(EINVAL, fmt::format("{}: LV {} names unknown PV \"{}\"", r->place.str(), lc.name, r->pv));
@@ -136,7 +136,7 @@ Result<VgMetadata> metadata_from_config(const VgConfig& config, const std::vecto
     if (!runs.ok())
       return Status::Error(ENOSPC, fmt::format("{}: LV {} of {}: {}", lc.place.str(), lc.name, format_size(*lc.size),
                                                runs.status().message()));
-    LvInfo lv{lc.name, new_uuid(), lc.mode, {}};
+    LvInfo lv{lc.name, new_uuid(), lc.mode, lc.uid, lc.gid};
     for (const MapRun& r : *runs) lv.map.append(r.pv, r.pe, r.count);
     md.lvs.push_back(std::move(lv));
   }
