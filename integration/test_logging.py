@@ -90,7 +90,7 @@ def test_debug_raises_the_log_level(env, fig3):
     m.unmount()
     err = m.stderr()
     assert "vgfs: mounted VG vgio" in err, err
-    assert "vgfs: debug: control command: move lvx:40-44 pv1" in err, err
+    assert "vgfs: debug: control command: move lvx:40-44 pv1\n" in err, err
     assert "unique:" in err or "INIT" in err, f"libfuse's own -d output is gone:\n{err}"
 
 

@@ -232,7 +232,7 @@ class VgFs {
   }
 
   Reply control(std::string_view line) {
-    if (log::enabled(log::Level::kDebug)) log::debug(fmt::format("control command: {}", line));
+    if (log::enabled(log::Level::kDebug)) log::debug(fmt::format("control command: {}", line.substr(0, line.find_last_not_of('\n') + 1)));
     Result<Command> cmd = parse_command(line);
     if (!cmd.ok()) return Reply::from(cmd.status());
     if (store_->read_only()) return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
