@@ -29,6 +29,7 @@
 #include <span>
 
 #include "vgfs/control.h"
+#include "vgfs/log.h"
 #include "vgfs/volume_manager.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
@@ -84,7 +85,7 @@ static_assert(kMaxRequestSize <= kMaxIoSize, "PvPiece arrays of kMaxPieces cover
 constexpr size_t kMaxCommand = 4096;
 
 // One line in the daemon log for an I/O error the caller only sees as errno.
-void log_io_error(const Status& st) { std::fprintf(stderr, "vgfs: %s\n", st.message().c_str()); }
+void log_io_error(const Status& st) { log::error(st.message()); }
 
 class VgFs {
  public:
@@ -231,6 +232,7 @@ class VgFs {
   }
 
   Reply control(std::string_view line) {
+    if (log::enabled(log::Level::kDebug)) log::debug(fmt::format("control command: {}", line.substr(0, line.find_last_not_of('\n') + 1)));
     Result<Command> cmd = parse_command(line);
     if (!cmd.ok()) return Reply::from(cmd.status());
     if (store_->read_only()) return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
@@ -737,15 +739,15 @@ fuse_lowlevel_ops make_ops() {
 int run_mount(const MountOptions& options) {
   Result<VgConfig> config = load_config(options.config);
   if (!config.ok()) {
-    fmt::print(stderr, "vgfs: {}\n", config.status().message());
+    log::error(config.status().message());
     return 1;
   }
   std::vector<std::string> warnings;
   Result<std::unique_ptr<VgStore>> store =
       VgStore::open(*config, options.read_only ? OpenMode::kReadOnly : OpenMode::kReadWrite, &warnings);
-  for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", w);
+  for (const std::string& w : warnings) log::warning(w);  // repairs at open; stderr until daemonized
   if (!store.ok()) {
-    fmt::print(stderr, "vgfs: {}\n", store.status().message());
+    log::error(store.status().message());
     return 1;
   }
   (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
@@ -755,13 +757,14 @@ int run_mount(const MountOptions& options) {
   // memory back to the system instead of keeping it in malloc's free lists.
   malloc_trim(0);
 
-  // `-o ro` is enforced here, not by the kernel: LV files refuse writes with
-  // EROFS, and the control file still opens for writing so that a command
-  // can be answered "error: the VG is mounted read-only".
+  // `-o ro` goes to the kernel too, so /proc/mounts says ro and every open
+  // for writing (an LV file, the control file) fails with EROFS before it
+  // reaches vgfs; the checks here stay for a remount that bypasses it.
   std::vector<std::string> argv_store = {"vgfs", "-o",
-                                         fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions,max_read={}{}",
+                                         fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions,max_read={}{}{}",
                                                      vg_name, kMaxRequestSize,
-                                                     options.allow_other ? ",allow_other" : "")};
+                                                     options.allow_other ? ",allow_other" : "",
+                                                     options.read_only ? ",ro" : "")};
   if (options.debug) argv_store.push_back("-d");
   std::vector<char*> argv;
   for (std::string& a : argv_store) argv.push_back(a.data());
@@ -791,12 +794,18 @@ int run_mount(const MountOptions& options) {
       fs.manager().set_mount_point(options.mountpoint);  // pvadd refuses paths on it
       // The mount is ready: only now go to the background.
       if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
+        // From here the daemon's stderr is /dev/null: its log is syslog.
+        log::configure(options.foreground ? log::Sink::kStderr : log::Sink::kSyslog,
+                       options.debug ? log::Level::kDebug : log::Level::kInfo);
+        if (!options.foreground)  // the terminal saw these; the log keeps them too
+          for (const std::string& w : warnings) log::warning(w);
+        log::info(fmt::format("mounted VG {} on {}{}", vg_name, options.mountpoint, options.read_only ? " (ro)" : ""));
         // Copier threads start only now: fork() keeps just the calling thread.
         if (!options.read_only) (void)fs.manager().start();
         if (use_uring) {
           std::string why;
           uring = UringTransport::start(se, kMaxRequestSize, options.debug, &why);
-          if (!uring) fmt::print(stderr, "vgfs: io_uring: {}; serving through /dev/fuse\n", why);
+          if (!uring) log::warning(fmt::format("io_uring: {}; serving through /dev/fuse", why));
         }
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(loop, 1);
@@ -807,8 +816,9 @@ int run_mount(const MountOptions& options) {
       }
       fs.manager().shutdown();  // checkpoints every running job
       Status st = fs.volume().flush();
-      if (!st.ok()) fmt::print(stderr, "vgfs: {}\n", st.message());
+      if (!st.ok()) log::error(st.message());
       fuse_session_unmount(se);
+      log::info(fmt::format("unmounted VG {} from {}", vg_name, options.mountpoint));
       uring.reset();  // the kernel has ended every ring entry: the threads stop
     } else {
       fmt::print(stderr, "vgfs: cannot mount on {}\n", options.mountpoint);

@@ -8,13 +8,13 @@
 // thread is started before the commit that creates jobs, and a failure to
 // start the first one fails that command with EAGAIN and changes nothing.
 #include <fmt/format.h>
-#include <syslog.h>
 
 #include <algorithm>
 #include <system_error>
 
 #include "manager/job.h"
 #include "vgfs/escape.h"
+#include "vgfs/log.h"
 
 namespace vgfs {
 
@@ -22,11 +22,7 @@ namespace {
 
 thread_local VolumeManager::CommitWarnings* current_warnings = nullptr;
 
-void log_warning(const std::string& message) {
-  const std::string line = printable(message);
-  fmt::print(stderr, "vgfs: warning: {}\n", line);
-  ::syslog(LOG_WARNING, "%s", line.c_str());
-}
+void log_warning(const std::string& message) { log::warning(message); }
 
 }  // namespace
 

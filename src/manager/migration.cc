@@ -13,9 +13,17 @@
 
 #include "manager/job.h"
 #include "vgfs/job_record.h"
+#include "vgfs/log.h"
 
 namespace vgfs {
 
+
+// "job 3 started: LV lv0 LE 0-9 from pv0 PE 5 to pv1 PE 0" (and "completed").
+static std::string job_line(const VgMetadata& md, const JobInfo& j, std::string_view what) {
+  auto pv = [&](uint32_t i) { return i < md.pvs.size() ? md.pvs[i].name : fmt::format("PV #{}", i); };
+  return fmt::format("job {} {}: LV {} LE {}-{} from {} PE {} to {} PE {}", j.id, what, j.lv, j.le, j.le + j.count - 1,
+                     pv(j.src_pv), j.src_pe, pv(j.dst_pv), j.dst_pe);
+}
 
 Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   const VgMetadata& md = store.metadata();
@@ -123,6 +131,7 @@ Status VolumeManager::start() {
   bool any = false;
   for (auto& job : jobs_)
     if (job->info.running() && job->transfer) {
+      log::info(job_line(store_.metadata(), job->info, "resumed"));
       schedule(*job);
       any = true;
     }
@@ -130,7 +139,7 @@ Status VolumeManager::start() {
   // Without a copier the jobs stay scheduled: the next command that starts
   // one runs them.
   Status st = ensure_copiers();
-  if (!st.ok()) fmt::print(stderr, "vgfs: warning: the running jobs wait: {}\n", st.message());
+  if (!st.ok()) log::warning(fmt::format("the running jobs wait: {}", st.message()));
   return st;
 }
 
@@ -241,6 +250,7 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
                          info.id, s.message()));
     }
     attach_copier(*job);
+    log::info(job_line(store_.metadata(), info, "started"));
     ids.jobs.push_back(info.id);
     started.push_back(job.get());
     jobs_.push_back(std::move(job));
@@ -412,6 +422,8 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   Status st = commit(std::move(md));
   job.info.state = state;
   job.info.reason = st.ok() ? reason : fmt::format("{} (and the metadata commit failed: {})", reason, st.message());
+  log::write(state == JobState::kAborted ? log::Level::kInfo : log::Level::kError,
+             fmt::format("job {} {}: {}", job.info.id, job_state_name(state), job.info.reason));
   publish();  // before the status says so: a reader that sees it ended sees the commit too
   t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
   publish_transfers(job.info.lv);
@@ -449,6 +461,7 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
     return false;
   }
   job.info.state = JobState::kCompleted;
+  log::info(job_line(store_.metadata(), job.info, "completed"));
   publish();  // before the status says so: a reader that sees it completed sees the new map
   t.set_sync_status(SyncStatus::kCompleted);
   (void)volume_.publish_lv(store_.metadata(), static_cast<uint32_t>(lv));
