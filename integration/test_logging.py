@@ -109,6 +109,11 @@ def test_ro_mount_is_read_only_in_the_kernel(env, fig3):
     with pytest.raises(OSError) as ei:
         os.open(m.lv("lvx"), os.O_WRONLY)
     assert ei.value.errno == errno.EROFS
+    # The CLI says why, in one line, and nothing changes.
+    r = env.vgfs("lvremove", m.mp, "lvx", "-y")
+    assert r.returncode != 0
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "mounted read-only (-o ro)" in lines[0], r.stderr
     m.unmount()
     m = fig3.mount()
     assert "rw" in mount_options(m.mp), mount_options(m.mp)

@@ -166,6 +166,9 @@ Result<nlohmann::json> vg_json_of(const std::string& target) {
 Result<std::string> control(const std::string& mountpoint, const std::string& line) {
   std::string path = mountpoint + "/.vgfs/ctl";
   int fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0 && errno == EROFS)
+    return Status::Error(EROFS, fmt::format("the VG at {} is mounted read-only (-o ro): nothing can change it "
+                                            "until it is mounted without ro", mountpoint));
   if (fd < 0) return Status::Error(errno, fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   ssize_t wrote = ::write(fd, line.data(), line.size());
   int err = errno;
