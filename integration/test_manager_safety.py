@@ -189,8 +189,9 @@ def test_commit_problems_are_in_the_reply_and_the_log(env):
     assert "metadata archive folder" in m.stderr()
 
 
-def test_limit_is_durable_when_it_answers_ok(env):
-    """Before: limit wrote nothing; after SIGKILL the job came back with the old rate."""
+def mount_with_lv0_written(env):
+    """A foreground mount of two 256 MiB PVs whose 128 MiB LV lv0 (on pv0)
+    holds random data, fsynced: a move of it has real work to do."""
     vg = env.make_vg(pvs=[PvSpec("pv0", "pv0.img", "256MiB"), PvSpec("pv1", "pv1.img", "256MiB")],
                      lvs=[LvSpec("lv0", "128MiB")])
     vg.create()
@@ -204,6 +205,12 @@ def test_limit_is_durable_when_it_answers_ok(env):
         os.fsync(fd)
     finally:
         os.close(fd)
+    return vg, mp, m
+
+
+def test_limit_is_durable_when_it_answers_ok(env):
+    """Before: limit wrote nothing; after SIGKILL the job came back with the old rate."""
+    vg, mp, m = mount_with_lv0_written(env)
     warm_up_lv(m, "lv0", "pv1")
     job = start_slow_job(m, "move lv0 pv1", limit="1MiB")
     ctl_ok(m, f"pause {job}")
@@ -220,19 +227,7 @@ def test_a_limit_given_with_move_holds_from_the_start_and_is_durable(env):
     """A `limit` sent after `move` replied comes after the copier started;
     `move ... limit=RATE` (and `vgfs move --limit`) is in force from the first
     region and in the job record when the command answers ok."""
-    vg = env.make_vg(pvs=[PvSpec("pv0", "pv0.img", "256MiB"), PvSpec("pv1", "pv1.img", "256MiB")],
-                     lvs=[LvSpec("lv0", "128MiB")])
-    vg.create()
-    mp = env.new_mountpoint()
-    m = env.mount(vg.config, mp, foreground=True)
-    fd = os.open(m.lv("lv0"), os.O_WRONLY)
-    try:
-        chunk = os.urandom(MiB)
-        for i in range(128):
-            os.pwrite(fd, chunk, i * MiB)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    vg, mp, m = mount_with_lv0_written(env)
     r = env.vgfs("move", m.mp, "lv0", "pv1", "--limit", "1MiB")
     assert r.returncode == 0, r.stderr
     job = reply_job_ids(r.stdout.strip() if r.stdout.startswith("ok") else "ok " + r.stdout.strip())[0]
