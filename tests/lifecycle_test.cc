@@ -17,24 +17,9 @@ using namespace vgfs;
 
 namespace {
 
-struct Mount {
-  vgfs_test::TempDir dir;
-  std::unique_ptr<VgStore> store;
-  std::unique_ptr<VolumeSet> volume;
-  std::unique_ptr<VolumeManager> manager;
-
-  Mount() {
-    store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
-                                            "pvs:\n"
-                                            "  - {name: pv0, path: pv0.img, size: 64MiB}\n"
-                                            "  - {name: pv1, path: pv1.img, size: 64MiB}\n"
-                                            "lvs:\n"
-                                            "  - {name: a, size: 4MiB}\n");
-    store->set_archive(dir / "archive");
-    volume = std::make_unique<VolumeSet>(*store);
-    manager = std::make_unique<VolumeManager>(*store, *volume);
-  }
-  const LvInfo& lv(const char* name) const { return store->metadata().lvs[store->metadata().find_lv(name)]; }
+// The lifecycle verbs need no copier: the manager is not started.
+struct Mount : vgfs_test::MountedVg {
+  Mount() : MountedVg(vgfs_test::two_pv_yaml(), /*start=*/false) {}
 };
 
 }  // namespace

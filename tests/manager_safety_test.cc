@@ -26,28 +26,8 @@ using namespace vgfs;
 
 namespace {
 
-struct Mount {
-  vgfs_test::TempDir dir;
-  std::unique_ptr<VgStore> store;
-  std::unique_ptr<VolumeSet> volume;
-  std::unique_ptr<VolumeManager> manager;
-
-  explicit Mount(const std::string& pv_size = "64MiB") {
-    store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
-                                            "pvs:\n"
-                                            "  - {name: pv0, path: pv0.img, size: " + pv_size + "}\n"
-                                            "  - {name: pv1, path: pv1.img, size: " + pv_size + "}\n"
-                                            "lvs:\n"
-                                            "  - {name: a, size: 4MiB}\n");
-    store->set_archive(dir / "archive");
-    volume = std::make_unique<VolumeSet>(*store);
-    manager = std::make_unique<VolumeManager>(*store, *volume);
-    REQUIRE(manager->start().ok());
-  }
-  ~Mount() {
-    if (manager) manager->shutdown();
-  }
-  const LvInfo& lv(const char* name) const { return store->metadata().lvs[store->metadata().find_lv(name)]; }
+struct Mount : vgfs_test::MountedVg {
+  explicit Mount(const std::string& pv_size = "64MiB") : MountedVg(vgfs_test::two_pv_yaml(pv_size)) {}
 
   // An LV of `runs` one-extent runs on pv0: pv0 filled with one-extent
   // LVs, every other one removed, the LV made in the holes, the rest removed.

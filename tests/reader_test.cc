@@ -22,27 +22,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Mount {
-  vgfs_test::TempDir dir;
-  std::unique_ptr<VgStore> store;
-  std::unique_ptr<VolumeSet> volume;
-  std::unique_ptr<VolumeManager> manager;
-
-  Mount() {
-    store = vgfs_test::create_and_open(dir, "vg: {name: vg0, extent_size: 1MiB}\n"
-                                            "pvs:\n"
-                                            "  - {name: pv0, path: pv0.img, size: 128MiB}\n"
-                                            "  - {name: pv1, path: pv1.img, size: 128MiB}\n"
-                                            "lvs:\n"
-                                            "  - {name: a, size: 48MiB}\n"
-                                            "  - {name: b, size: 4MiB}\n");
-    volume = std::make_unique<VolumeSet>(*store);
-    manager = std::make_unique<VolumeManager>(*store, *volume);
-    REQUIRE(manager->start().ok());
-  }
-  ~Mount() {
-    if (manager) manager->shutdown();
-  }
+struct Mount : vgfs_test::MountedVg {
+  Mount() : MountedVg(vgfs_test::two_pv_yaml("128MiB", "  - {name: a, size: 48MiB}\n  - {name: b, size: 4MiB}\n")) {}
   // A job on LV a that stays running: paused before it can finish (a job
   // that wins the race completes, and the next one moves LV a back).
   uint64_t running_job() {
