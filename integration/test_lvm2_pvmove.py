@@ -101,7 +101,7 @@ class World:
 
     def segments(self) -> list[tuple[str, str, str, str]]:
         return [(s["lv_name"], s["seg_pe_ranges"], s["segtype"], s["lv_attr"])
-                for s in self.lvm.report("lvs", "seg", "-a", "-o", "lv_name,seg_pe_ranges,segtype,lv_attr", "vg")]
+                for s in self.lvm.report("lvs", "seg", "-a", "--segments", "-o", "lv_name,seg_pe_ranges,segtype,lv_attr", "vg")]
 
     def tool(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
         r = subprocess.run([str(TOOL), *args], capture_output=True, text=True)
@@ -163,7 +163,9 @@ def check_unlocked_and_usable(w: World, lvs: list[str]) -> None:
 def check_data(w: World, lvs: list[str]) -> None:
     backup = w.backup()
     for lv in lvs:
-        assert w.read_lv(backup, lv) == w.data[lv], f"{lv}: data differs after the pvmove was resolved"
+        got = w.read_lv(backup, lv)
+        diff = next((i for i in range(len(got)) if got[i] != w.data[lv][i]), None) if got != w.data[lv] else None
+        assert got == w.data[lv], f"{lv}: data differs after the pvmove was resolved, first at LV byte {diff}"
 
 
 def test_stuck_pvmove_is_locked_in_lvm2(lvm):
