@@ -251,3 +251,17 @@ def test_tool_refuses_a_vg_without_pvmove(lvm):
     assert r.returncode == 1
     assert r.stderr.strip() == "lvm2_pvmove_tool: VG vg: holds no pvmove LV", r.stderr
     assert not (lvm.dir / "out.vg").exists()
+
+
+def test_atomic_pvmove_is_refused(lvm):
+    w = World(lvm)
+    stuck_pvmove(w, "--atomic", w.dev["a"], w.dev["c"])
+    stuck = lvm.dir / "stuck.vg"
+    lvm.run("vgcfgbackup", "-f", str(stuck), "vg")
+    out = lvm.dir / "out.vg"
+    r = w.tool("finish", str(stuck), str(out), ok=False)
+    assert r.returncode == 1
+    assert r.stderr.strip() == (
+        "lvm2_pvmove_tool: VG vg: LV pvmove0 segment1: the source leg is LV pvmove0_mimage_0: an atomic pvmove "
+        "(pvmove --atomic), which vgfs does not finish"), r.stderr
+    assert not out.exists()
