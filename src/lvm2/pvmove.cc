@@ -161,6 +161,8 @@ Result<Pvmove> find_pvmove(const Lvm2Vg& vg) {
   // and span exactly that segment (LVM2's finish checks "Layer boundary
   // mismatch"), and each segment must be named once.
   std::vector<bool> named(move.pieces.size(), false);
+  std::map<uint64_t, size_t> piece_at;  // first LE -> piece (a hostile text may hold many)
+  for (size_t i = 0; i < move.pieces.size(); ++i) piece_at.emplace(move.pieces[i].le, i);
   for (const Lvm2Lv& lv : vg.lvs) {
     if (&lv == mover) continue;
     bool uses = false;
@@ -170,8 +172,8 @@ Result<Pvmove> find_pvmove(const Lvm2Vg& vg) {
         if (a.pv != move.lv) continue;
         const std::string where = fmt::format("{}: LV {} {}", vg_where, lv.name, seg.name);
         const uint64_t leg = seg.extent_count / seg.stripe_count;
-        size_t i = 0;
-        while (i < move.pieces.size() && move.pieces[i].le != a.pe) ++i;
+        const auto found = piece_at.find(a.pe);
+        const size_t i = found == piece_at.end() ? move.pieces.size() : found->second;
         if (i == move.pieces.size() || move.pieces[i].extent_count != leg)
           return fail(fmt::format("{}: stripe {} names {} LEs {}-{}, which are not exactly one of its segments", where,
                                   s, move.lv, a.pe, a.pe + leg - 1));
@@ -292,11 +294,17 @@ Result<ConfigTree> resolve(const ConfigTree& input, const Pvmove& move, const st
   const std::string vg_where = fmt::format("VG {}", vgn->key);
   std::set<std::string> pv_keys;
   for (const ConfigNode& p : pvs->children) pv_keys.insert(p.key);
+  std::map<std::string_view, ConfigNode*> lv_nodes;
+  for (ConfigNode& l : lvs->children) lv_nodes.emplace(l.key, &l);
+  auto lv_node = [&](const std::string& name) -> ConfigNode* {
+    const auto it = lv_nodes.find(name);
+    return it == lv_nodes.end() ? nullptr : it->second;
+  };
 
   for (size_t i = 0; i < move.pieces.size(); ++i) {
     const PvmovePiece& p = move.pieces[i];
     const std::string where = fmt::format("{}: LV {} {}", vg_where, p.user.lv, p.user.segment);
-    ConfigNode* lv = child(*lvs, p.user.lv);
+    ConfigNode* lv = lv_node(p.user.lv);
     ConfigNode* seg = lv ? child(*lv, p.user.segment) : nullptr;
     ConfigNode* stripes = seg ? child(*seg, "stripes") : nullptr;
     const size_t at = 2 * p.user.stripe;
@@ -311,7 +319,7 @@ Result<ConfigTree> resolve(const ConfigTree& input, const Pvmove& move, const st
   }
   // LVM2 unlocks and merges only the LVs it remapped.
   for (const std::string& name : move.users) {
-    ConfigNode* lv = child(*lvs, name);
+    ConfigNode* lv = lv_node(name);
     if (!lv) return fail(fmt::format("{}: LV {} is missing", vg_where, name));
     drop_flag(*lv, "LOCKED");
     VGFS_RETURN_IF_ERROR(merge_segments(*lv, pv_keys, fmt::format("{}: LV {}", vg_where, name)));
