@@ -144,3 +144,32 @@ def write_gpt(path: Path, size: int, parts: list[tuple[int, int]]) -> None:
         f.seek((sectors - 33) * 512)
         f.write(entries)
         f.write(header(sectors - 1, 1, sectors - 33))
+
+
+def lvm_try(lvm: Lvm, *args: str) -> subprocess.CompletedProcess:
+    """An LVM2 command in `lvm`'s world whose failure the caller checks
+    (Lvm.run asserts success)."""
+    return subprocess.run(list(args), env=lvm.env, capture_output=True, text=True)
+
+
+def lv_chunks(backup: dict, vg: str, lv: str):
+    """Where LV `lv` of a parsed vgcfgbackup text lives: (LV byte, PV key,
+    byte offset in the PV, length) runs in LV order, for linear and striped
+    segments on PVs (docs/lvm2.md: chunk = x / stripe_size, leg chunk % k)."""
+    v = backup[vg]
+    ext = v["extent_size"] * 512
+    pvs = v["physical_volumes"]
+    lvd = v["logical_volumes"][lv]
+    segs = sorted((s for s in lvd.values() if isinstance(s, dict)), key=lambda s: s["start_extent"])
+    for s in segs:
+        assert s["type"] == "striped", s
+        k = s["stripe_count"]
+        legs = [(s["stripes"][2 * i], s["stripes"][2 * i + 1]) for i in range(k)]
+        base = s["start_extent"] * ext
+        size = s["extent_count"] * ext
+        chunk = s["stripe_size"] * 512 if k > 1 else size
+        for c in range(size // chunk):
+            pv, pe = legs[c % k]
+            assert pv in pvs, f"{lv} {pv}"
+            off = pvs[pv]["pe_start"] * 512 + pe * ext + (c // k) * chunk
+            yield base + c * chunk, pv, off, chunk
