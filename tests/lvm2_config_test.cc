@@ -105,6 +105,10 @@ TEST_CASE("lvm2 text: errors name the line and what is wrong") {
   CHECK(error_of("a = 08") == "t: line 1: \"08\" is not an octal number");
   CHECK(error_of("a = -") == "t: line 1: \"-\" is not a number");
   CHECK(error_of("= 1") == "t: line 1: expected a key, found '='");
+  // An empty quoted key at the very end: the message must not read past the
+  // text (fuzz/regressions/lvm2_text/empty-quoted-key-at-end).
+  CHECK(error_of("\"\"") == "t: line 1: expected a key, found the end of the text");
+  CHECK(error_of(std::string_view("x = 1\n''", 8)) == "t: line 2: expected a key, found the end of the text");
   std::string deep;
   for (int i = 0; i < kMaxDepth + 1; ++i) deep += "s {";
   CHECK(error_of(deep).find("nested deeper than 32") != std::string::npos);

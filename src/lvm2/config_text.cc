@@ -40,7 +40,9 @@ class Parser {
 
  private:
   bool at_end() const { return pos_ >= text_.size(); }
-  char peek() const { return text_[pos_]; }
+  // '\0' at the end of the text (a NUL ends the text too), so an error
+  // message may show what it found without reading past the end.
+  char peek() const { return at_end() ? '\0' : text_[pos_]; }
 
   Status error(const std::string& what) const {
     return Status::Error(EINVAL, fmt::format("{}: line {}: {}", origin_, line_, what));
@@ -178,7 +180,10 @@ class Parser {
     } else {
       node.key = std::string(word());
     }
-    if (node.key.empty()) return error(fmt::format("expected a key, found '{}'", peek()));
+    if (node.key.empty()) {
+      return error(at_end() ? std::string("expected a key, found the end of the text")
+                            : fmt::format("expected a key, found '{}'", peek()));
+    }
     if (!seen->insert(node.key).second) return error(fmt::format("key {} appears twice in one section", node.key));
     skip_space();
     if (at_end()) return error(fmt::format("key {} is followed by nothing", node.key));
