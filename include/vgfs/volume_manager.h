@@ -129,7 +129,9 @@ class VolumeManager {
   Result<LvSized> lvreduce(const std::string& name, uint64_t size);
   Status lvremove(const std::string& name);
   Status lvrename(const std::string& from, const std::string& to);
-  Result<PvAdded> pvadd(const std::string& path, std::string name);
+  // `force` overwrites a device that holds a label or data (a PV removed
+  // earlier keeps its old metadata area); the OFD lock still refuses one in use.
+  Result<PvAdded> pvadd(const std::string& path, std::string name, bool force = false);
   Result<PvRemoved> pvremove(const std::string& name);
   std::vector<std::string> pv_names() const;  // a reader, like jobs()
 
@@ -198,6 +200,8 @@ class VolumeManager {
   Status zero_unlocked(Change& change, const VgMetadata& md, const std::vector<MapRun>& runs);
 
   Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs, uint64_t limit);
+  // Punches an ended job's destination range on a sparse image (migration.cc).
+  void release_destination(const JobInfo& info);
   // Logs a problem and adds it to this thread's CommitWarnings, if any.
   static void warn(std::string warning);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);

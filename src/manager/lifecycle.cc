@@ -354,7 +354,7 @@ Status VolumeManager::lvchange(const std::string& name, const LvOwnership& o) {
   return slot.ok() ? Status::Ok() : slot.status();
 }
 
-Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) {
+Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name, bool force) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
@@ -371,7 +371,10 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
   if (struct stat st {}; dev->capabilities().local_fd >= 0 && ::fstat(dev->capabilities().local_fd, &st) == 0)
     VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
-  VGFS_RETURN_IF_ERROR(check_unused(*dev));
+  if (!force)
+    if (Status unused = check_unused(*dev); !unused.ok())
+      return unused.code() != EEXIST ? unused
+                                     : Status::Error(EEXIST, unused.message() + "; force=yes (vgfs pvadd --force) overwrites it");
   PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};
   if (label.layout.pe_count == 0)
     return Status::Error(ENOSPC, fmt::format("{}: {} bytes is too small for one {} extent after {} bytes of label and "

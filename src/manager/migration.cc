@@ -4,6 +4,7 @@
 #include "vgfs/volume_manager.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <functional>
@@ -429,7 +430,31 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   publish_transfers(job.info.lv);
   t.finish();
   volume_.quiesce();
+  if (st.ok()) release_destination(job.info);
   return st;
+}
+
+// What an ended job copied to its destination is garbage now: on a sparse
+// image, give the blocks back (a failed 100 GiB move must not leave 100 GiB
+// allocated). Only after the commit that freed the PEs is durable (before,
+// a resumed job would trust the copied regions) and still under admin_,
+// which every allocation takes, so no LV can own these PEs yet. Advisory: a
+// punch that fails changes nothing that matters. A fully allocated image
+// stays allocated, as its owner made it, and a block device is not
+// discarded (LVM2's issue_discards = 0).
+void VolumeManager::release_destination(const JobInfo& info) {
+  const VgMetadata& md = store_.metadata();
+  if (info.dst_pv >= store_.pv_count()) return;
+  const PvDevice& dev = store_.pv(info.dst_pv);
+  const PvCapabilities caps = dev.capabilities();
+  struct ::stat st {};
+  if (caps.is_block_device || !caps.can_punch || caps.local_fd < 0 || ::fstat(caps.local_fd, &st) != 0 ||
+      !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_blocks) * 512 >= static_cast<uint64_t>(st.st_size))
+    return;
+  const uint64_t offset = md.pvs[info.dst_pv].pe_start + info.dst_pe * md.extent_size;
+  if (Status punched = dev.backend().discard(offset, info.count * md.extent_size); !punched.ok())
+    log::write(log::Level::kInfo, fmt::format("job {}: the destination's blocks were not given back: {}", info.id,
+                                              punched.message()));
 }
 
 // The switch (rule 4): with writes held, make the destination durable and
