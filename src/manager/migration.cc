@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
@@ -439,9 +440,10 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
 // allocated). Only after the commit that freed the PEs is durable (before,
 // a resumed job would trust the copied regions) and still under admin_,
 // which every allocation takes, so no LV can own these PEs yet. Advisory: a
-// punch that fails changes nothing that matters. A fully allocated image
-// stays allocated, as its owner made it, and a block device is not
-// discarded (LVM2's issue_discards = 0).
+// punch that fails changes nothing that matters. An image is sparse when it
+// has holes outside the range; a fully allocated one stays allocated, as its
+// owner made it, and a block device is not discarded (LVM2's
+// issue_discards = 0).
 void VolumeManager::release_destination(const JobInfo& info) {
   const VgMetadata& md = store_.metadata();
   if (info.dst_pv >= store_.pv_count()) return;
@@ -449,10 +451,28 @@ void VolumeManager::release_destination(const JobInfo& info) {
   const PvCapabilities caps = dev.capabilities();
   struct ::stat st {};
   if (caps.is_block_device || !caps.can_punch || caps.local_fd < 0 || ::fstat(caps.local_fd, &st) != 0 ||
-      !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_blocks) * 512 >= static_cast<uint64_t>(st.st_size))
+      !S_ISREG(st.st_mode))
     return;
   const uint64_t offset = md.pvs[info.dst_pv].pe_start + info.dst_pe * md.extent_size;
-  if (Status punched = dev.backend().discard(offset, info.count * md.extent_size); !punched.ok())
+  const uint64_t length = info.count * md.extent_size;
+  // Bytes allocated inside the range (SEEK_DATA/SEEK_HOLE), so the rest of
+  // the file can be told apart from what this job wrote.
+  const off_t file_size = st.st_size;
+  const off_t first = static_cast<off_t>(std::min<uint64_t>(offset + caps.local_fd_offset, static_cast<uint64_t>(file_size)));
+  const off_t last = static_cast<off_t>(std::min<uint64_t>(offset + length + caps.local_fd_offset, static_cast<uint64_t>(file_size)));
+  uint64_t inside = 0;
+  for (off_t at = first; at < last;) {
+    off_t data = ::lseek(caps.local_fd, at, SEEK_DATA);
+    if (data < 0 || data >= last) break;
+    off_t hole = ::lseek(caps.local_fd, data, SEEK_HOLE);
+    if (hole < 0) return;
+    inside += static_cast<uint64_t>(std::min(hole, last) - data);
+    at = hole;
+  }
+  const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  const uint64_t outside_allocated = allocated > inside ? allocated - inside : 0;
+  if (outside_allocated + 64 * 1024 >= static_cast<uint64_t>(file_size - (last - first))) return;  // no holes elsewhere
+  if (Status punched = dev.backend().discard(offset, length); !punched.ok())
     log::write(log::Level::kInfo, fmt::format("job {}: the destination's blocks were not given back: {}", info.id,
                                               punched.message()));
 }
