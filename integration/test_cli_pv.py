@@ -99,3 +99,28 @@ def test_a_failed_move_gives_the_destination_blocks_back(env):
     assert st["sync_status"] == "failed", st
     assert allocated(pv1) < 4 * MiB, allocated(pv1)  # metadata only: the 32 MiB copied are punched
     assert lv_map(m, "data") == [(0, 48, "pv0", 0)]
+
+
+def test_pvremove_keeps_the_job_history_listed(env, tmp_path):
+    vg = env.make_vg("vgh", pvs=[PvSpec("pv0", "pv0.img", "64MiB"), PvSpec("pv1", "pv1.img", "64MiB")],
+                     lvs=[LvSpec("lv0", extents=[("0-3", "pv0", "0-3")])])
+    vg.create()
+    m = vg.mount()
+    jobs = []
+    for dest in ("pv1", "pv0"):
+        r = env.vgfs("move", str(m.mp), "lv0", dest, "--wait")
+        assert r.returncode == 0, r.stderr
+        jobs.append(int(r.stdout.split()[2]))
+    before = {j["job"]: j for j in m.vg_json()["jobs"]}
+    assert sorted(before) == jobs
+    r = env.vgfs("pvremove", str(m.mp), "pv1")
+    assert r.returncode == 0, r.stderr
+    after = {j["job"]: j for j in m.vg_json()["jobs"]}
+    assert after == before  # the same records: PV names, ranges, state
+    assert [after[j]["sync_status"] for j in jobs] == ["completed", "completed"]
+    assert (after[jobs[0]]["destination"].split()[0], after[jobs[1]]["source"].split()[0]) == ("pv1", "pv1")
+    for j in jobs:
+        status = (m.mp / ".vgfs" / "jobs" / str(j) / "status").read_text()
+        assert "sync_status: completed" in status, status
+    r = env.vgfs("jobs", str(m.mp))
+    assert r.returncode == 0 and all(str(j) in r.stdout for j in jobs) and "pv1" in r.stdout, r.stdout

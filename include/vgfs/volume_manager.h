@@ -189,6 +189,7 @@ class VolumeManager {
     };
     VgMetadata metadata;
     std::vector<JobEntry> jobs;
+    std::vector<JobStatus> removed_pv_jobs;
   };
   // admin_ held for a change; publishes a snapshot when it lets go.
   class Change;
@@ -240,6 +241,10 @@ class VolumeManager {
   VolumeSet& volume_;   // thread-safe itself; its changes are made under admin_
   std::string mount_point_;  // guarded by admin_
   std::vector<std::shared_ptr<Job>> jobs_;  // guarded by admin_
+  // Ended jobs that moved to or from a PV pvremove took out: the metadata
+  // can no longer name that PV, so they stay listed (jobs(), job()) from
+  // here for the life of the mount, the newest kMaxFinishedJobs.
+  std::vector<JobStatus> removed_pv_jobs_;  // guarded by admin_
 
   mutable std::mutex snapshot_m_;             // a leaf: held only to copy or swap the pointer
   std::shared_ptr<const Snapshot> snapshot_;  // guarded by snapshot_m_

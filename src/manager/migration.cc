@@ -74,6 +74,7 @@ void VolumeManager::publish() {
   next->metadata = store_.metadata();
   next->jobs.reserve(jobs_.size());
   for (const auto& j : jobs_) next->jobs.push_back({j->info, j});
+  next->removed_pv_jobs = removed_pv_jobs_;
   std::lock_guard lock(snapshot_m_);
   snapshot_ = std::move(next);
 }
@@ -617,6 +618,10 @@ std::vector<JobStatus> VolumeManager::jobs() const {
   std::vector<JobStatus> out;
   out.reserve(s->jobs.size());
   for (const Snapshot::JobEntry& e : s->jobs) out.push_back(status_of(s->metadata, e.info, *e.job));
+  if (!s->removed_pv_jobs.empty()) {
+    out.insert(out.end(), s->removed_pv_jobs.begin(), s->removed_pv_jobs.end());
+    std::sort(out.begin(), out.end(), [](const JobStatus& a, const JobStatus& b) { return a.id < b.id; });
+  }
   return out;
 }
 
@@ -624,6 +629,8 @@ Result<JobStatus> VolumeManager::job(uint64_t id) const {
   std::shared_ptr<const Snapshot> s = snapshot();
   for (const Snapshot::JobEntry& e : s->jobs)
     if (e.info.id == id) return status_of(s->metadata, e.info, *e.job);
+  for (const JobStatus& j : s->removed_pv_jobs)
+    if (j.id == id) return j;
   return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
@@ -631,6 +638,8 @@ Result<std::string> VolumeManager::bitmap(uint64_t id) const {
   std::shared_ptr<const Snapshot> s = snapshot();
   for (const Snapshot::JobEntry& e : s->jobs)
     if (e.info.id == id) return e.job->transfer ? e.job->transfer->bitmap_bytes() : std::string();
+  for (const JobStatus& j : s->removed_pv_jobs)
+    if (j.id == id) return std::string();  // ended: no transfer, like any ended job
   return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
