@@ -21,7 +21,7 @@ _vgfs() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD-1]}
     local verbs="create mount lvs pvs vgs dump check move pvmove jobs abort pause resume restore
-                 lvcreate lvextend lvreduce lvremove lvrename pvadd pvremove limit help"
+                 lvcreate lvchange lvextend lvreduce lvremove lvrename pvadd pvremove limit scan help"
     if (( COMP_CWORD == 1 )); then
         COMPREPLY=($(compgen -W "$verbs --help --version" -- "$cur"))
         [[ $cur == */* || $cur == .* ]] && COMPREPLY+=($(compgen -f -- "$cur"))
@@ -41,7 +41,9 @@ _vgfs() {
                 [[ $cur == +* ]] && COMPREPLY=("${COMPREPLY[@]/#/+}")
             fi
             return ;;
-        -L|--size|-l|--extents|-n|--name|--separator) return ;;
+        -L|--size|-l|--extents|-n|--name|--separator|--limit|--mode) return ;;
+        --uid) COMPREPLY=($(compgen -u -- "$cur")); return ;;
+        --gid) COMPREPLY=($(compgen -g -- "$cur")); return ;;
     esac
     local opts=""
     case $verb in
@@ -49,9 +51,12 @@ _vgfs() {
         mount) opts="-f --foreground -o" ;;
         lvs|pvs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --maps --json" ;;
         vgs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --json" ;;
-        move|pvmove) opts="--wait" ;;
+        move|pvmove) opts="--wait --limit" ;;
         jobs) opts="--json --wait" ;;
-        lvcreate) opts="-n --name -L --size -l --extents" ;;
+        lvcreate) opts="-n --name -L --size -l --extents --uid --gid --mode" ;;
+        lvchange) opts="--uid --gid --mode" ;;
+        pvadd) opts="--force" ;;
+        scan) opts="--json" ;;
         lvextend) opts="-L --size -l --extents" ;;
         lvreduce) opts="-L --size -l --extents -y --yes -f --force" ;;
         lvremove) opts="-y --yes -f --force" ;;
@@ -69,7 +74,7 @@ _vgfs() {
         return
     fi
     case $verb in
-        lvextend|lvreduce|lvremove|lvrename|move) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" lvs) $(_vgfs_names "$mp" pvs)" -- "$cur")) ;;
+        lvextend|lvreduce|lvremove|lvrename|lvchange|move) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" lvs) $(_vgfs_names "$mp" pvs)" -- "$cur")) ;;
         pvmove|pvremove|lvcreate) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" pvs)" -- "$cur")) ;;
         abort|pause|resume|limit) COMPREPLY=($(compgen -W "$(_vgfs_names "$mp" jobs)" -- "$cur")) ;;
         pvadd) COMPREPLY=($(compgen -f -- "$cur")); compopt -o filenames 2>/dev/null ;;

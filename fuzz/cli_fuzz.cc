@@ -1,16 +1,20 @@
 // Fuzz target: the command line's parsers of user text (src/cli/): the -o
 // field lists, --units and the report options of `vgfs lvs|pvs|vgs`, the
-// -L/-l sizes resolved against a VG, and the yes/no answer reader.
+// -L/-l sizes resolved against a VG, the yes/no answer reader, and the
+// arguments mount(8) gives the helper mount.fuse.vgfs (src/cli/mount_helper.h).
 //
 // Oracle: a report is an error or text; a JSON report always parses as
 // JSON, with string values only; a resolved size is a positive multiple of
-// the extent size for -l, and never above what the VG could hold for -l.
+// the extent size for -l, and never above what the VG could hold for -l; the
+// helper's arguments become `mount SOURCE MOUNTPOINT` and -o pairs, or one
+// error line.
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
 
 #include "cli/confirm.h"
 #include "cli/lv_size.h"
+#include "cli/mount_helper.h"
 #include "cli/report.h"
 #include "fuzz_util.h"
 #include "vgfs/units.h"
@@ -70,6 +74,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     } else if (r.extents) {
       FUZZ_CHECK(resolved->bytes > 0 && resolved->bytes % 4194304 == 0, "-l: not whole extents");
     }
+  }
+
+  std::vector<std::string> args;  // words split at blanks, as argv
+  for (size_t at = 0; at <= s.size();) {
+    size_t end = s.find(' ', at);
+    if (end == std::string::npos) end = s.size();
+    args.push_back(s.substr(at, end - at));
+    at = end + 1;
+  }
+  Result<cli::HelperCommand> helper = cli::mount_helper_command(args);
+  if (!helper.ok()) {
+    fuzz::check_error(helper.status());
+  } else {
+    const std::vector<std::string>& a = helper->args;
+    FUZZ_CHECK(a.size() >= 3 && a.size() % 2 == 1 && a[0] == "mount", "helper: not a vgfs mount line");
+    for (size_t i = 3; i < a.size(); i += 2) FUZZ_CHECK(a[i] == "-o", "helper: an option that is not -o");
   }
 
   std::string copy = s;

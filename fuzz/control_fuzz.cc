@@ -66,6 +66,7 @@ std::string canonical(const Command& command) {
                    FUZZ_CHECK(quoted.ok(), "pvadd path cannot be quoted: " + c.path);
                    add(*quoted);
                    if (!c.name.empty()) add(c.name);
+                   if (c.force) add("force=yes");
                  },
                  [&](const cmd::Pvremove& c) { add(c.pv); },
              },

@@ -33,6 +33,11 @@ def test_meson_install_puts_the_docs_in_place(tmp_path):
     binary = root / opts["bindir"] / "vgfs"
     for f in (man, completion, unit, binary):
         assert f.is_file(), f"{f} not installed: {sorted(str(p) for p in dest.rglob('*'))}"
+    # mount(8)'s helper for `mount -t fuse.vgfs` and fstab: a link to the installed binary
+    # (integration/test_cli_mount_helper.py mounts through it).
+    helper = root / opts["sbindir"] / "mount.fuse.vgfs"
+    assert helper.is_symlink(), sorted(str(p) for p in dest.rglob('*'))
+    assert os.readlink(helper) == str(Path(opts["prefix"]) / opts["bindir"] / "vgfs")
 
     r = subprocess.run(["bash", "-n", str(completion)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -64,8 +69,19 @@ complete_words vgfs pvmove {m.mp} pv
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == "lvcreate", lines
+    assert sorted(lines[0].split()) == ["lvchange", "lvcreate"], lines  # "lvc": both, as LVM2 has both
     assert lines[1] == "data", lines
     assert lines[2] == "--reportformat", lines
     assert "lv_name" in lines[3].split(), lines
     assert sorted(lines[4].split()) == ["pv0", "pv1"], lines
+
+
+def test_bash_completion_knows_every_command(env):
+    """The completion's verb list is the program's: `vgfs help` lists the same commands."""
+    completion = Path(__file__).resolve().parent.parent / "completion" / "vgfs.bash"
+    r = subprocess.run(["bash", "-c", f"source {completion}; COMP_WORDS=(vgfs ''); COMP_CWORD=1; _vgfs; "
+                                      "printf '%s\\n' \"${COMPREPLY[@]}\""], capture_output=True, text=True, timeout=60)
+    completed = {w for w in r.stdout.split() if not w.startswith("-")}
+    usage = env.vgfs("help").stdout
+    listed = {line.split()[0] for line in usage.split("commands:\n")[1].splitlines() if line.startswith("  ")}
+    assert listed - {"help"} <= completed and "lvchange" in completed, (sorted(listed - completed), sorted(completed))

@@ -8,7 +8,9 @@ chown by a non-root user is EPERM.
 from __future__ import annotations
 
 import errno
+import grp
 import os
+import pwd
 import stat
 import subprocess
 import sys
@@ -41,13 +43,26 @@ def open_code(dirfd: int, name: str) -> str:
 
 def test_config_owner_and_mode_show_in_stat(env):
     vg = env.make_vg("vgown", pvs=[PvSpec("pv0", "pv0.img", "64MiB")],
-                     lvs=[LvSpec("a", "4MiB", mode="0640", uid=NOBODY, gid=100), LvSpec("b", "4MiB")])
+                     lvs=[LvSpec("a", "4MiB", mode="0640", uid=NOBODY, gid=100), LvSpec("b", "4MiB"),
+                          LvSpec("c", "4MiB", uid="nobody", gid="users")])
     vg.create()
     m = vg.mount()
     st = os.stat(m.lv("a"))
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (NOBODY, 100, 0o640)
     st = os.stat(m.lv("b"))
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (os.getuid(), os.getgid(), 0o600)
+    st = os.stat(m.lv("c"))  # names in the config, looked up at create
+    assert (st.st_uid, st.st_gid) == (pwd.getpwnam("nobody").pw_uid, grp.getgrnam("users").gr_gid)
+
+
+def test_config_with_an_unknown_owner_name_is_one_line_and_creates_nothing(env):
+    vg = env.make_vg("vgown4", pvs=[PvSpec("pv0", "pv0.img", "64MiB")],
+                     lvs=[LvSpec("a", "4MiB", uid="no-such-user-vgfs")])
+    r = vg.create(check=False)
+    assert r.returncode == 1
+    assert r.stderr.count("\n") == 1 and 'no user named "no-such-user-vgfs" on this host' in r.stderr, r.stderr
+    assert "uid" in r.stderr and "vg.yaml:" in r.stderr, r.stderr
+    assert not (vg.dir / "pv0.img").exists()
 
 
 def test_chmod_chown_persist_and_lvcreate_options(env):
@@ -66,9 +81,22 @@ def test_chmod_chown_persist_and_lvcreate_options(env):
     assert r.returncode == 0, r.stderr
     r = env.vgfs("lvchange", str(m.mp), "c", "--mode", "0999")
     assert r.returncode != 0 and "--mode" in r.stderr
-    r = env.vgfs("lvcreate", str(m.mp), "d", "2MiB", "--uid", "nobody")
-    assert r.returncode != 0 and "uid" in r.stderr
-    assert not m.lv("d").exists()
+    # Names work as chown(1) takes them; an unknown one is one line, and nothing is made.
+    seq = m.vg_json()["seqno"]
+    r = env.vgfs("lvcreate", str(m.mp), "d", "2MiB", "--uid", "no-such-user-vgfs")
+    assert r.returncode == 1
+    assert r.stderr == 'vgfs: --uid: no user named "no-such-user-vgfs" on this host\n', r.stderr
+    r = env.vgfs("lvchange", str(m.mp), "c", "--gid", "no-such-group-vgfs")
+    assert r.returncode == 1
+    assert r.stderr == 'vgfs: --gid: no group named "no-such-group-vgfs" on this host\n', r.stderr
+    assert not m.lv("d").exists() and m.vg_json()["seqno"] == seq
+    r = env.vgfs("lvcreate", str(m.mp), "d", "2MiB", "--uid", "nobody", "--gid", "users")
+    assert r.returncode == 0, r.stderr
+    st = os.stat(m.lv("d"))
+    assert (st.st_uid, st.st_gid) == (pwd.getpwnam("nobody").pw_uid, grp.getgrnam("users").gr_gid)
+    r = env.vgfs("lvchange", str(m.mp), "d", "--uid", "root", "--gid", "0")
+    assert r.returncode == 0, r.stderr
+    assert (os.stat(m.lv("d")).st_uid, os.stat(m.lv("d")).st_gid) == (0, 0)
     m.unmount()
     m2 = vg.mount()
     st = os.stat(m2.lv("a"))

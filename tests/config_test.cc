@@ -11,6 +11,7 @@
 #include "test_util.h"
 #include "vg_fixture.h"
 #include "vgfs/config.h"
+#include "vgfs/owner_id.h"
 #include "vgfs/metadata.h"
 
 using namespace vgfs;
@@ -390,8 +391,23 @@ TEST_CASE("LV uid and gid: numbers, carried into the created metadata") {
   CHECK_FALSE(lv1.gid);
 }
 
+TEST_CASE("LV uid and gid: names looked up on this host, as chown takes them") {
+  TempDir dir;
+  auto store = vgfs_test::create_and_open(dir, std::string(kHead) +
+                                                   "lvs:\n  - {name: lv0, size: 8MiB, uid: root, gid: root}\n");
+  const VgMetadata& md = store->metadata();
+  CHECK(md.lvs[0].uid == std::optional<uint32_t>(0));
+  CHECK(md.lvs[0].gid == std::optional<uint32_t>(0));
+  CHECK(resolve_owner_id("0", OwnerKind::kUser).value() == 0u);
+  CHECK(resolve_owner_id("root", OwnerKind::kGroup).value() == 0u);
+  Result<uint32_t> unknown = resolve_owner_id("no-such-user-vgfs", OwnerKind::kUser);
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.status().message() == "no user named \"no-such-user-vgfs\" on this host");
+  CHECK_FALSE(resolve_owner_id("4294967295", OwnerKind::kGroup).ok());
+}
+
 TEST_CASE("bad LV uid and gid") {
-  for (const char* owner : {"uid: nobody", "uid: -1", "gid: 4294967295", "gid: 1.5", "uid: 99999999999"}) {
+  for (const char* owner : {"uid: no-such-user-vgfs", "gid: no-such-group-vgfs", "uid: -1", "gid: 4294967295", "gid: 1.5", "uid: 99999999999"}) {
     CAPTURE(owner);
     expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB, " + owner + "}\n", "{name: lv0");
   }

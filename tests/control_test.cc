@@ -254,6 +254,11 @@ TEST_CASE("lifecycle verbs parse") {
   CHECK(add.name.empty());
   cmd::Pvadd named = parse_as<cmd::Pvadd>("pvadd /srv/pv9.img pv9");
   CHECK(named.name == "pv9");
+  CHECK_FALSE(named.force);
+  CHECK(parse_as<cmd::Pvadd>("pvadd /srv/pv9.img pv9 force=yes") == cmd::Pvadd{"/srv/pv9.img", "pv9", true});
+  CHECK(parse_as<cmd::Pvadd>("pvadd /srv/pv9.img force=yes") == cmd::Pvadd{"/srv/pv9.img", "", true});
+  CHECK(parse_as<cmd::Pvadd>("pvadd /srv/force=yes") == cmd::Pvadd{"/srv/force=yes", "", false});  // a path
+  CHECK_FALSE(vgfs::parse_command("pvadd /srv/pv9.img pv9 force=no").ok());
   cmd::Pvremove remove = parse_as<cmd::Pvremove>("pvremove pv0");
   CHECK(remove.pv == "pv0");
   REQUIRE(vgfs::parse_command("lvremove data").ok());

@@ -111,10 +111,11 @@ struct Lvrename {  // lvrename OLD NEW
   std::string to;
   bool operator==(const Lvrename&) const = default;
 };
-struct Pvadd {  // pvadd PATH [NAME]
+struct Pvadd {  // pvadd PATH [NAME] [force=yes]
   static constexpr std::string_view kVerb = "pvadd";
   std::string path;  // absolute
   std::string name;  // empty: the first free pvN
+  bool force = false;  // overwrite what the device holds (an old label, data)
   bool operator==(const Pvadd&) const = default;
 };
 struct Pvremove {  // pvremove PV

@@ -129,7 +129,9 @@ class VolumeManager {
   Result<LvSized> lvreduce(const std::string& name, uint64_t size);
   Status lvremove(const std::string& name);
   Status lvrename(const std::string& from, const std::string& to);
-  Result<PvAdded> pvadd(const std::string& path, std::string name);
+  // `force` overwrites a device that holds a label or data (a PV removed
+  // earlier keeps its old metadata area); the OFD lock still refuses one in use.
+  Result<PvAdded> pvadd(const std::string& path, std::string name, bool force = false);
   Result<PvRemoved> pvremove(const std::string& name);
   std::vector<std::string> pv_names() const;  // a reader, like jobs()
 
@@ -187,6 +189,7 @@ class VolumeManager {
     };
     VgMetadata metadata;
     std::vector<JobEntry> jobs;
+    std::vector<JobStatus> removed_pv_jobs;
   };
   // admin_ held for a change; publishes a snapshot when it lets go.
   class Change;
@@ -198,6 +201,8 @@ class VolumeManager {
   Status zero_unlocked(Change& change, const VgMetadata& md, const std::vector<MapRun>& runs);
 
   Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs, uint64_t limit);
+  // Punches an ended job's destination range on a sparse image (migration.cc).
+  void release_destination(const JobInfo& info);
   // Logs a problem and adds it to this thread's CommitWarnings, if any.
   static void warn(std::string warning);
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
@@ -236,6 +241,10 @@ class VolumeManager {
   VolumeSet& volume_;   // thread-safe itself; its changes are made under admin_
   std::string mount_point_;  // guarded by admin_
   std::vector<std::shared_ptr<Job>> jobs_;  // guarded by admin_
+  // Ended jobs that moved to or from a PV pvremove took out: the metadata
+  // can no longer name that PV, so they stay listed (jobs(), job()) from
+  // here for the life of the mount, the newest kMaxFinishedJobs.
+  std::vector<JobStatus> removed_pv_jobs_;  // guarded by admin_
 
   mutable std::mutex snapshot_m_;             // a leaf: held only to copy or swap the pointer
   std::shared_ptr<const Snapshot> snapshot_;  // guarded by snapshot_m_

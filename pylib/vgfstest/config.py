@@ -21,8 +21,8 @@ class LvSpec:
     mode: str | None = None
     # explicit runs: (le_range, pv, pe_range) e.g. ("0-19", "pv0", "50-69")
     extents: list[tuple[str, str, str]] = field(default_factory=list)
-    uid: int | None = None   # owner of the LV file (numbers)
-    gid: int | None = None
+    uid: int | str | None = None   # owner of the LV file (a number or a name)
+    gid: int | str | None = None
 
 
 def render_config(vg_name: str, pvs: list[PvSpec], lvs: list[LvSpec],

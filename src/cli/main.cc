@@ -13,6 +13,7 @@
 #include "cli/confirm.h"
 #include "cli/lv_size.h"
 #include "cli/lvm_display.h"
+#include "cli/mount_helper.h"
 #include "cli/mounted_metadata.h"
 #include "cli/scan.h"
 #include "cli/report.h"
@@ -21,6 +22,7 @@
 #include "vgfs/config.h"
 #include "vgfs/control.h"
 #include "vgfs/escape.h"
+#include "vgfs/owner_id.h"
 #include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
 #include "vgfs/volume_manager.h"
@@ -38,6 +40,7 @@
 #include <cstring>
 #include <map>
 #include <thread>
+#include <tuple>
 
 namespace vgfs {
 namespace {
@@ -82,7 +85,9 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
   std::stringstream in(list);
   std::string opt;
   while (std::getline(in, opt, ',')) {
-    if (opt.empty() || ignored.count(opt)) continue;
+    // fstab's options for mount(8) and systemd, not for the filesystem.
+    if (opt.empty() || ignored.count(opt) || opt == "nofail" || opt.rfind("x-", 0) == 0 || opt.rfind("comment=", 0) == 0)
+      continue;
     if (opt == "ro") o->read_only = true;
     else if (opt == "allow_other") o->allow_other = true;
     else if (opt == "debug") o->debug = true;
@@ -819,8 +824,8 @@ int run(int argc, char** argv) {
     c->add_option("-l,--extents", extents_option, "EXTENTS: N, +N, -N, N%VG, N%FREE, N%PVS");
     if (verb == std::string("lvreduce")) c->add_flag("-y,--yes,-f,--force", yes, "do not ask for confirmation");
     if (verb == std::string("lvcreate")) {
-      c->add_option("--uid", owner_uid, "numeric owner of the LV file (default: the mounting user)");
-      c->add_option("--gid", owner_gid, "numeric group of the LV file (default: the mounting user's)");
+      c->add_option("--uid", owner_uid, "owner of the LV file, a user name or number (default: the mounting user)");
+      c->add_option("--gid", owner_gid, "group of the LV file, a group name or number (default: the mounting user's)");
       c->add_option("--mode", owner_mode, "octal permission bits of the LV file (default 0600)");
     }
     sized[verb] = c;
@@ -830,8 +835,8 @@ int run(int argc, char** argv) {
                                                   "(chown/chmod on the file do the same)");
   lvchange->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
   lvchange->add_option("LV", lvchange_lv, "the LV")->required();
-  lvchange->add_option("--uid", owner_uid, "numeric owner");
-  lvchange->add_option("--gid", owner_gid, "numeric group");
+  lvchange->add_option("--uid", owner_uid, "owner: a user name or number");
+  lvchange->add_option("--gid", owner_gid, "group: a group name or number");
   lvchange->add_option("--mode", owner_mode, "octal permission bits");
 
   // Other lifecycle commands: MOUNTPOINT, then the control-file arguments.
@@ -845,6 +850,8 @@ int run(int argc, char** argv) {
     auto* c = app.add_subcommand(verb, help);
     c->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
     c->add_option("ARGS", lifecycle_args, "arguments")->required();
+    if (verb == std::string("pvadd"))
+      c->add_flag("--force", force, "overwrite what the device holds (e.g. a PV removed from a VG earlier)");
     lifecycle[verb] = c;
   }
 
@@ -873,6 +880,12 @@ int run(int argc, char** argv) {
   // Like git, no command is a usage error (exit 1, usage on stderr); asking
   // for help is not (exit 0, stdout). LVM2's `lvm` alone opens its shell,
   // which vgfs does not have.
+  if (cli::invoked_as_mount_helper(argv[0])) {  // mount -t fuse.vgfs, fstab (src/cli/mount_helper.h)
+    Result<cli::HelperCommand> helper = cli::mount_helper_command(args);
+    if (!helper.ok()) return fail(helper.status().message());
+    if (helper->fake) return 0;
+    args = helper->args;
+  }
   if (args.empty()) {
     fmt::print(stderr, "{}", usage(app));
     return 1;
@@ -934,6 +947,14 @@ int run(int argc, char** argv) {
     if (*c) return cmd_control(mountpoint, {verb, std::to_string(job)}, false);
   if (*limit) return cmd_control(mountpoint, {"limit", std::to_string(job), rate}, false);
   if (*restore) return cmd_restore(config, backup);
+  // --uid/--gid take a name or a number, as chown(1) does; the daemon gets the number.
+  for (auto [text, kind, flag] : {std::tuple{&owner_uid, OwnerKind::kUser, "--uid"},
+                                  std::tuple{&owner_gid, OwnerKind::kGroup, "--gid"}}) {
+    if (text->empty()) continue;
+    Result<uint32_t> id = resolve_owner_id(*text, kind);
+    if (!id.ok()) return fail(fmt::format("{}: {}", flag, id.status().message()));
+    *text = std::to_string(*id);
+  }
   for (auto& [verb, c] : sized)
     if (*c) {
       std::vector<std::string> owner_words;
@@ -949,6 +970,7 @@ int run(int argc, char** argv) {
       if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
       std::vector<std::string> words = {verb};
       words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
+      if (force) words.push_back("force=yes");  // pvadd --force
       return cmd_control(mountpoint, words, false);
     }
   return 2;

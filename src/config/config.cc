@@ -1,5 +1,6 @@
 // Parsing of the VG configuration file (docs/config.md; include/vgfs/config.h).
 #include "vgfs/config.h"
+#include "vgfs/owner_id.h"
 
 #include <algorithm>
 #include <charconv>
@@ -144,15 +145,13 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
       if (mode.empty() || ec != std::errc() || p != mode.data() + mode.size() || lv.mode > 0777)
         return in.error(n["mode"], fmt::format("{}.mode \"{}\" is not an octal permission mode like \"0640\"", where, mode));
     }
-    for (const char* key : {"uid", "gid"}) {  // numbers only: names resolve differently on another host
+    for (const char* key : {"uid", "gid"}) {  // a number, or a name looked up here (include/vgfs/owner_id.h)
       if (!n[key]) continue;
       std::string id;
       VGFS_ASSIGN_OR_RETURN(id, in.scalar(n, key, where));
-      uint32_t value = 0;
-      auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), value, 10);
-      if (id.empty() || ec != std::errc() || p != id.data() + id.size() || value == UINT32_MAX)
-        return in.error(n[key], fmt::format("{}.{} \"{}\" is not a numeric {} from 0 to 4294967294", where, key, id,
-                                            key[0] == 'u' ? "user id" : "group id"));
+      Result<uint32_t> resolved = resolve_owner_id(id, key[0] == 'u' ? OwnerKind::kUser : OwnerKind::kGroup);
+      if (!resolved.ok()) return in.error(n[key], fmt::format("{}.{}: {}", where, key, resolved.status().message()));
+      const uint32_t value = *resolved;
       (key[0] == 'u' ? lv.uid : lv.gid) = value;
     }
     if (n["size"] && n["extents"])

@@ -16,7 +16,7 @@ namespace {
 constexpr std::string_view kUsage[] = {
     "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]", "pvmove PV [DEST_PV ...] [limit=RATE]", "abort JOB", "pause JOB", "resume JOB",
     "limit JOB RATE", "lvcreate NAME SIZE [PV ...] [uid=N] [gid=N] [mode=OCTAL]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
-    "lvrename OLD NEW", "pvadd PATH [NAME]", "pvremove PV",
+    "lvrename OLD NEW", "pvadd PATH [NAME] [force=yes]", "pvremove PV",
 };
 
 // Splits a command line into words (include/vgfs/control.h): blanks
@@ -207,8 +207,14 @@ Result<Command> parse_command(std::string_view line) {
     return Command(cmd::Lvrename{w[1], w[2]});
   }
   if (verb == "pvadd") {
-    if (args < 1 || args > 2) return usage(verb, "pvadd takes a path and an optional name");
     cmd::Pvadd c;
+    // force=yes, after the path: a PV name cannot hold '=', a path can.
+    if (w.size() > 2 && w.back() == "force=yes") {
+      c.force = true;
+      w.pop_back();
+    }
+    const size_t args = w.size() - 1;
+    if (args < 1 || args > 2) return usage(verb, "pvadd takes a path, an optional name and force=yes");
     c.path = w[1];
     if (c.path.empty() || c.path[0] != '/') return usage(verb, fmt::format("\"{}\" is not an absolute path", c.path));
     if (args == 2) {
@@ -320,7 +326,7 @@ Result<LvSized> run(VolumeManager& m, const cmd::Lvextend& c) { return m.lvexten
 Result<LvSized> run(VolumeManager& m, const cmd::Lvreduce& c) { return m.lvreduce(c.lv, c.size); }
 Status run(VolumeManager& m, const cmd::Lvremove& c) { return m.lvremove(c.lv); }
 Status run(VolumeManager& m, const cmd::Lvrename& c) { return m.lvrename(c.from, c.to); }
-Result<PvAdded> run(VolumeManager& m, const cmd::Pvadd& c) { return m.pvadd(c.path, c.name); }
+Result<PvAdded> run(VolumeManager& m, const cmd::Pvadd& c) { return m.pvadd(c.path, c.name, c.force); }
 Result<PvRemoved> run(VolumeManager& m, const cmd::Pvremove& c) { return m.pvremove(c.pv); }
 
 template <typename C>

@@ -7,6 +7,7 @@
 // the PV descriptors.
 #define FUSE_USE_VERSION 314
 #include "fuse/vgfs_fs.h"
+#include "fuse/pending_truncate.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -98,6 +99,17 @@ class VgFs {
   VolumeSet& volume() { return volume_; }
   VolumeManager& manager() { return manager_; }
   void set_session(fuse_session* se) { se_ = se; }
+  // LV files: each open gets a handle of its own, for the truncates to 0
+  // that wait for it (src/fuse/pending_truncate.h).
+  uint64_t new_lv_handle() { return next_lv_handle_.fetch_add(1, std::memory_order_relaxed); }
+  PendingTruncates& pending_truncates() { return pending_truncates_; }
+  // A truncate to 0 took effect (`handle` had one pending): the LV reads as zeros.
+  Status truncate_to_zero(uint32_t slot) { return volume_.discard(slot, 0, volume_.lv_size(slot), true); }
+  // A pending truncate was cancelled: the kernel believes the size 0 the
+  // truncate replied; make it ask again.
+  void forget_size(fuse_ino_t ino) {
+    if (se_) fuse_lowlevel_notify_inval_inode(se_, ino, -1, 0);
+  }
   static VgFs& of(fuse_req_t req) { return *static_cast<VgFs*>(fuse_req_userdata(req)); }
 
   std::optional<Entry> entry(fuse_ino_t ino) const {
@@ -297,6 +309,8 @@ class VgFs {
   gid_t gid_;
   timespec mounted_at_{};
   fuse_session* se_ = nullptr;
+  std::atomic<uint64_t> next_lv_handle_{1};
+  PendingTruncates pending_truncates_;
 };
 
 // ---- FUSE operations ------------------------------------------------------
@@ -363,7 +377,7 @@ void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info*) {
 // and owner to the metadata (VolumeManager::lvchange): root or the owner may
 // chmod; only root may give the file another owner or group.
 // (The mount uses default_permissions, so the kernel checks first as well.)
-void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info*) {
+void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
   std::optional<Entry> e = fs.entry(ino);
   if (!e) return (void)fuse_reply_err(req, ENOENT);
@@ -371,10 +385,24 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
   fs.fill_attr(ino, *e, &st);
   if (fs.read_only() && (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)))
     return (void)fuse_reply_err(req, EROFS);
+  bool size_shown_as_zero = false;
   if (to_set & FUSE_SET_ATTR_SIZE) {
+    // An LV file: its own size is a no-op, or completes a pending truncate
+    // to 0 made through the same open file; 0 through an open file waits
+    // (src/fuse/pending_truncate.h); anything else is EPERM and cancels.
+    const bool pending = e->kind == Kind::kLv && fi && fs.pending_truncates().take(fi->fh);
     if (e->kind == Kind::kCtl) {  // `echo cmd > ctl` truncates first
+    } else if (e->kind == Kind::kLv && attr->st_size == 0 && fi) {
+      fs.pending_truncates().add(fi->fh);
+      size_shown_as_zero = true;  // the kernel drops its cached pages of the LV
     } else if (e->kind != Kind::kLv || attr->st_size != st.st_size) {
       return (void)fuse_reply_err(req, EPERM);
+    } else if (pending) {
+      Status st0 = fs.truncate_to_zero(VgFs::slot_of(ino));
+      if (!st0.ok()) {
+        log_io_error(st0);
+        return (void)fuse_reply_err(req, st0.code());
+      }
     }
   }
   if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -396,6 +424,11 @@ void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, s
     Status done = fs.manager().lvchange(fs.volume().lv_name(static_cast<uint32_t>(e->id)), change);
     if (!done.ok()) return (void)fuse_reply_err(req, done.code());
     fs.fill_attr(ino, *e, &st);
+  }
+  if (size_shown_as_zero) {
+    st.st_size = 0;
+    st.st_blocks = 0;
+    return (void)fuse_reply_attr(req, &st, 0);
   }
   fuse_reply_attr(req, &st, kTimeout);
 }
@@ -437,7 +470,7 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
   if (e->kind == Kind::kLv) {
     if (writing && fs.read_only()) return (void)fuse_reply_err(req, EROFS);
     fi->keep_cache = 1;  // all writes pass through this mount, so cached pages stay true
-    fi->fh = 0;
+    fi->fh = fs.new_lv_handle();
     fs.volume().opened(VgFs::slot_of(ino));
     return (void)fuse_reply_open(req, fi);  // O_TRUNC is ignored, as on a block device
   }
@@ -450,7 +483,14 @@ void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
 }
 
 void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info* fi) {
-  if (VgFs::is_lv_file(ino)) VgFs::of(req).volume().closed(VgFs::slot_of(ino));
+  if (VgFs::is_lv_file(ino)) {
+    VgFs& fs = VgFs::of(req);
+    fs.volume().closed(VgFs::slot_of(ino));
+    const bool cancelled = fs.pending_truncates().take(fi->fh);  // closed before it took effect
+    fuse_reply_err(req, 0);
+    if (cancelled) fs.forget_size(ino);
+    return;
+  }
   delete reinterpret_cast<OpenText*>(fi->fh);
   fuse_reply_err(req, 0);
 }
@@ -581,6 +621,12 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
   if (fs.read_only()) return (void)fuse_reply_err(req, EROFS);
   const uint32_t lv = VgFs::slot_of(ino);
   VolumeSet& volume = fs.volume();
+  if (fs.pending_truncates().any() && fs.pending_truncates().take(fi->fh)) {  // the write completes a truncate to 0
+    if (Status zeroed = fs.truncate_to_zero(lv); !zeroed.ok()) {
+      log_io_error(zeroed);
+      return (void)fuse_reply_err(req, EIO);
+    }
+  }
   if (static_cast<uint64_t>(off) >= volume.lv_size(lv)) return (void)fuse_reply_err(req, ENOSPC);
   {
     VolumeSet::IoGuard guard(volume);

@@ -354,7 +354,7 @@ Status VolumeManager::lvchange(const std::string& name, const LvOwnership& o) {
   return slot.ok() ? Status::Ok() : slot.status();
 }
 
-Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) {
+Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name, bool force) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
@@ -371,7 +371,10 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
   if (struct stat st {}; dev->capabilities().local_fd >= 0 && ::fstat(dev->capabilities().local_fd, &st) == 0)
     VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
-  VGFS_RETURN_IF_ERROR(check_unused(*dev));
+  if (!force)
+    if (Status unused = check_unused(*dev); !unused.ok())
+      return unused.code() != EEXIST ? unused
+                                     : Status::Error(EEXIST, unused.message() + "; force=yes (vgfs pvadd --force) overwrites it");
   PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};
   if (label.layout.pe_count == 0)
     return Status::Error(ENOSPC, fmt::format("{}: {} bytes is too small for one {} extent after {} bytes of label and "
@@ -418,6 +421,12 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
     lv.map = std::move(shifted);
   }
   auto uses = [&](const JobInfo& j) { return j.src_pv == pv || j.dst_pv == pv; };
+  std::vector<JobStatus> history;  // kept in memory (removed_pv_jobs_): the metadata cannot name the PV any more
+  for (const JobInfo& j : md.jobs)
+    if (uses(j)) {
+      const Job* live = find(j.id);  // its counters (copied bytes) too, while this mount has it
+      history.push_back(live ? status_of(store_.metadata(), j, *live) : recorded_job_status(store_.metadata(), j));
+    }
   std::erase_if(md.jobs, uses);
   for (JobInfo& j : md.jobs) {
     j.src_pv = shift(j.src_pv);
@@ -430,6 +439,10 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
     store_.restore_pv(pv, std::move(dev), label);
     return st;
   }
+  removed_pv_jobs_.insert(removed_pv_jobs_.end(), history.begin(), history.end());
+  if (removed_pv_jobs_.size() > kMaxFinishedJobs)
+    removed_pv_jobs_.erase(removed_pv_jobs_.begin(),
+                           removed_pv_jobs_.end() - static_cast<ptrdiff_t>(kMaxFinishedJobs));
   std::erase_if(jobs_, [&](const std::shared_ptr<Job>& j) {
     if (!uses(j->info)) return false;
     forget(*j);  // ended, but a copier may still be leaving its last step

@@ -4,6 +4,8 @@
 #include "vgfs/volume_manager.h"
 
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <functional>
@@ -72,6 +74,7 @@ void VolumeManager::publish() {
   next->metadata = store_.metadata();
   next->jobs.reserve(jobs_.size());
   for (const auto& j : jobs_) next->jobs.push_back({j->info, j});
+  next->removed_pv_jobs = removed_pv_jobs_;
   std::lock_guard lock(snapshot_m_);
   snapshot_ = std::move(next);
 }
@@ -429,7 +432,50 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   publish_transfers(job.info.lv);
   t.finish();
   volume_.quiesce();
+  if (st.ok()) release_destination(job.info);
   return st;
+}
+
+// What an ended job copied to its destination is garbage now: on a sparse
+// image, give the blocks back (a failed 100 GiB move must not leave 100 GiB
+// allocated). Only after the commit that freed the PEs is durable (before,
+// a resumed job would trust the copied regions) and still under admin_,
+// which every allocation takes, so no LV can own these PEs yet. Advisory: a
+// punch that fails changes nothing that matters. An image is sparse when it
+// has holes outside the range; a fully allocated one stays allocated, as its
+// owner made it, and a block device is not discarded (LVM2's
+// issue_discards = 0).
+void VolumeManager::release_destination(const JobInfo& info) {
+  const VgMetadata& md = store_.metadata();
+  if (info.dst_pv >= store_.pv_count()) return;
+  const PvDevice& dev = store_.pv(info.dst_pv);
+  const PvCapabilities caps = dev.capabilities();
+  struct ::stat st {};
+  if (caps.is_block_device || !caps.can_punch || caps.local_fd < 0 || ::fstat(caps.local_fd, &st) != 0 ||
+      !S_ISREG(st.st_mode))
+    return;
+  const uint64_t offset = md.pvs[info.dst_pv].pe_start + info.dst_pe * md.extent_size;
+  const uint64_t length = info.count * md.extent_size;
+  // Bytes allocated inside the range (SEEK_DATA/SEEK_HOLE), so the rest of
+  // the file can be told apart from what this job wrote.
+  const off_t file_size = st.st_size;
+  const off_t first = static_cast<off_t>(std::min<uint64_t>(offset + caps.local_fd_offset, static_cast<uint64_t>(file_size)));
+  const off_t last = static_cast<off_t>(std::min<uint64_t>(offset + length + caps.local_fd_offset, static_cast<uint64_t>(file_size)));
+  uint64_t inside = 0;
+  for (off_t at = first; at < last;) {
+    off_t data = ::lseek(caps.local_fd, at, SEEK_DATA);
+    if (data < 0 || data >= last) break;
+    off_t hole = ::lseek(caps.local_fd, data, SEEK_HOLE);
+    if (hole < 0) return;
+    inside += static_cast<uint64_t>(std::min(hole, last) - data);
+    at = hole;
+  }
+  const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
+  const uint64_t outside_allocated = allocated > inside ? allocated - inside : 0;
+  if (outside_allocated + 64 * 1024 >= static_cast<uint64_t>(file_size - (last - first))) return;  // no holes elsewhere
+  if (Status punched = dev.backend().discard(offset, length); !punched.ok())
+    log::write(log::Level::kInfo, fmt::format("job {}: the destination's blocks were not given back: {}", info.id,
+                                              punched.message()));
 }
 
 // The switch (rule 4): with writes held, make the destination durable and
@@ -572,6 +618,10 @@ std::vector<JobStatus> VolumeManager::jobs() const {
   std::vector<JobStatus> out;
   out.reserve(s->jobs.size());
   for (const Snapshot::JobEntry& e : s->jobs) out.push_back(status_of(s->metadata, e.info, *e.job));
+  if (!s->removed_pv_jobs.empty()) {
+    out.insert(out.end(), s->removed_pv_jobs.begin(), s->removed_pv_jobs.end());
+    std::sort(out.begin(), out.end(), [](const JobStatus& a, const JobStatus& b) { return a.id < b.id; });
+  }
   return out;
 }
 
@@ -579,6 +629,8 @@ Result<JobStatus> VolumeManager::job(uint64_t id) const {
   std::shared_ptr<const Snapshot> s = snapshot();
   for (const Snapshot::JobEntry& e : s->jobs)
     if (e.info.id == id) return status_of(s->metadata, e.info, *e.job);
+  for (const JobStatus& j : s->removed_pv_jobs)
+    if (j.id == id) return j;
   return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
@@ -586,6 +638,8 @@ Result<std::string> VolumeManager::bitmap(uint64_t id) const {
   std::shared_ptr<const Snapshot> s = snapshot();
   for (const Snapshot::JobEntry& e : s->jobs)
     if (e.info.id == id) return e.job->transfer ? e.job->transfer->bitmap_bytes() : std::string();
+  for (const JobStatus& j : s->removed_pv_jobs)
+    if (j.id == id) return std::string();  // ended: no transfer, like any ended job
   return Status::Error(ENOENT, fmt::format("no job {}", id));
 }
 
