@@ -12,6 +12,7 @@
 #include <malloc.h>
 #include <fmt/format.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -694,6 +695,20 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, stru
   fuse_reply_err(req, exists ? EEXIST : EPERM);
 }
 
+// Whether the handler of a request may block for long: the io_uring
+// transport serves those on worker threads, so one fsync or control command
+// does not hold up the other requests of its ring. LV reads and writes wait
+// at most for one region copy of a running job (docs/migration.md, rule 3).
+bool may_block(uint32_t opcode, uint64_t nodeid) {
+  switch (opcode) {
+    case FUSE_WRITE: return !VgFs::is_lv_file(nodeid);  // .vgfs/ctl runs commands
+    case FUSE_READ: case FUSE_GETATTR: case FUSE_LOOKUP: case FUSE_OPEN: case FUSE_RELEASE: case FUSE_FLUSH:
+    case FUSE_OPENDIR: case FUSE_READDIR: case FUSE_RELEASEDIR: case FUSE_STATFS: case FUSE_CREATE:
+      return false;
+    default: return true;  // fsync, fallocate, setattr (chmod and chown commit), ...
+  }
+}
+
 // Every handler runs inside guarded() (src/fuse/guarded.h): an exception
 // answers its request with EIO or ENOMEM instead of ending the daemon.
 template <size_t N>
@@ -818,7 +833,7 @@ int run_mount(const MountOptions& options) {
         if (!options.read_only) (void)fs.manager().start();
         if (use_uring) {
           std::string why;
-          uring = UringTransport::start(se, kMaxRequestSize, options.debug, &why);
+          uring = UringTransport::start(se, kMaxRequestSize, options.debug, may_block, &why);
           if (!uring) log::warning(fmt::format("io_uring: {}; serving through /dev/fuse", why));
         }
         fuse_loop_config* loop = fuse_loop_cfg_create();
