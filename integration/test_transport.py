@@ -162,6 +162,11 @@ def ring_served_uniques(log: str) -> set[int]:
     return {int(u) for u in re.findall(r"^vgfs: ring \d+ serves unique (\d+)$", log, re.M)}
 
 
+def worker_served_uniques(log: str) -> set[int]:
+    """Ring requests whose handler may block, handed to the transport's workers."""
+    return {int(u) for u in re.findall(r"^vgfs: ring \d+ hands unique (\d+) to a worker$", log, re.M)}
+
+
 def test_data_path_over_each_transport(env, transport):
     """Reads and writes of many sizes and alignments over a fragmented LV
     (extents alternating between two PVs) match a model and the PV bytes, and
@@ -214,11 +219,23 @@ def test_data_path_over_each_transport(env, transport):
         missing = sorted(data_requests - served)
         assert not missing, f"{len(missing)} of {len(data_requests)} READ/WRITE requests came through /dev/fuse"
         assert "serving through /dev/fuse" not in log, log[-2000:]
+        # fsync and the control command ran on workers (they may block), LV
+        # data requests on the ring threads themselves, and all were answered
+        # (the content and the lvcreate above checked that).
+        handed = worker_served_uniques(log)
+        nodeids = {int(u): int(n) for u, n in re.findall(r"^unique: (\d+), opcode: \w+ \(\d+\), nodeid: (\d+)", log, re.M)}
+        fsyncs = {u for u, op in opcodes.items() if op == "FSYNC"}
+        assert fsyncs and fsyncs <= handed & served, "an FSYNC was not handed to a ring worker"
+        # .vgfs/ctl is inode 3 (src/fuse/vgfs_fs.cc, kCtlIno)
+        handed_data = sorted((opcodes[u], nodeids.get(u)) for u in handed & data_requests)
+        assert handed_data and all(op == "WRITE" and nodeid == 3 for op, nodeid in handed_data), (
+            f"ring workers got LV data requests, or not the .vgfs/ctl write: {handed_data}")
     else:
         assert not served, "a ring served requests without -o io_uring"
     # The daemon's log (docs/design.md "The daemon's log") also writes
     # mount, unmount and, with -o debug, control lines: those are not errors.
     errors = [line for line in log.splitlines() if line.startswith("vgfs:") and " serves unique " not in line
+              and " to a worker" not in line
               and not line.startswith(("vgfs: debug: ", "vgfs: mounted VG ", "vgfs: unmounted VG "))]
     assert not errors, errors
 

@@ -285,6 +285,9 @@ struct UringTransport::Impl {
     e.request.mem = start;
     e.request.size = in.len;
     if (may_block && may_block(in.opcode, in.nodeid)) {
+      if (debug)
+        std::fprintf(stderr, "vgfs: ring %u hands unique %llu to a worker\n", e.queue->qid,
+                     static_cast<unsigned long long>(in.unique));
       {
         std::lock_guard lock(work_mutex);
         work.push_back(&e);
