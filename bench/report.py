@@ -55,7 +55,7 @@ class Report:
         self.reps = args.reps
         self.runtime = args.runtime
         # a smoke run must not overwrite the results of the last full run
-        self.stem = "smoke" if self.smoke else "latest"
+        self.stem = getattr(args, "out", None) or ("smoke" if self.smoke else "latest")
         self.rows = {}   # key -> {"label", "section", "unit", "systems": {sys: [reps]}, ...}
         self.notes = []
         self.errors = []

@@ -402,6 +402,28 @@ TEST_CASE("transfer: a write straddling P dirties only the part below") {
   CHECK(rig.dst_at(0, rig.size) == rig.src_at(0, rig.size));
 }
 
+TEST_CASE("transfer: a write over more regions than the lock list on the stack holds takes every lock once") {
+  // 4 KiB regions: a 564 KiB write spans 141 regions, past the 64 the write
+  // path keeps on its stack (Transfer::change), so its lock list is on the heap.
+  RigOptions o;
+  o.region_size = 4 * KiB;
+  o.regions = 200;
+  Rig rig(o);
+  Transfer& t = *rig.t;
+  rig.copy_regions(100);
+  const uint64_t off = 10 * rig.rs, len = 141 * rig.rs;
+  std::string data = rig.write(off, len);
+  std::vector<uint64_t> below;
+  for (uint64_t r = 10; r < 100; ++r) below.push_back(r);
+  CHECK(bits_of(t.bitmap_bytes(), rig.regions) == below);
+  CHECK(rig.src_at(off, len) == data);
+  // No lock was left held: the copier and the recopies take them all again.
+  rig.copy_regions(rig.regions - 100);
+  for (uint64_t r : below) REQUIRE(t.recopy(r).ok());
+  CHECK(t.pending_count() == 0);
+  CHECK(rig.dst_at(0, rig.size) == rig.src_at(0, rig.size));
+}
+
 TEST_CASE("transfer: in the synchronized state writes go to both sides and are persisted as dirty") {
   Rig rig;
   Transfer& t = *rig.t;

@@ -1,15 +1,20 @@
 // FUSE over io_uring under libfuse 3.14 (src/fuse/uring_transport.h).
 //
-// How a request travels: every ring entry (a header buffer and a payload
-// buffer registered with FUSE_IO_URING_CMD_REGISTER) belongs to one thread
-// with its own io_uring. The kernel fills the entry and completes the
-// command; the thread rebuilds the classic request layout (fuse_in_header,
-// op header, payload) in place, just in front of the payload, and hands it
-// to fuse_session_process_buf, so the handlers of /dev/fuse run unchanged.
-// libfuse writes every reply through the session's custom writev; a reply to
-// the request this thread serves goes into the entry's buffers and back with
-// FUSE_IO_URING_CMD_COMMIT_AND_FETCH, which also waits for the next request.
-// Anything else goes to /dev/fuse as before.
+// How a request travels: every queue (one per possible CPU) is one io_uring
+// and one thread, with several ring entries (a header buffer and a payload
+// buffer each, registered with FUSE_IO_URING_CMD_REGISTER). The kernel fills
+// an entry and completes its command; the queue's thread rebuilds the
+// classic request layout (fuse_in_header, op header, payload) in place, just
+// in front of the payload, and hands it to fuse_session_process_buf, so the
+// handlers of /dev/fuse run unchanged. libfuse writes every reply through
+// the session's custom writev; a reply to a ring request goes into its
+// entry's buffers and back with FUSE_IO_URING_CMD_COMMIT_AND_FETCH, which
+// also asks for the next request. The thread serves every completion one
+// wake-up brings and sends all the commits in one io_uring_enter. Requests
+// whose handler may block (the caller says which) go to a few worker
+// threads instead, which hand the answered entry back to the queue's thread
+// through an eventfd the ring reads, so one slow request never holds up the
+// others of its queue. Anything not from a ring goes to /dev/fuse as before.
 #define FUSE_USE_VERSION 314
 #include "fuse/uring_transport.h"
 
@@ -19,12 +24,16 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <cstdlib>
 #include <cerrno>
 #include <cstdio>
@@ -43,11 +52,17 @@ namespace abi = fuse_uring_abi;
 namespace {
 
 constexpr size_t kPage = 4096;
-// Ring entries per queue, one thread each. A handler may block (fsync, a
-// control command, an invalidation that waits for the kernel); the kernel
-// hands the next request of that CPU to another free entry of its queue, so
-// one slow request never holds up the others.
-constexpr unsigned kEntriesPerQueue = 4;
+// Ring entries per queue: the requests of one CPU the kernel can hand over
+// at once, served one after the other by the queue's thread and batched
+// into one wake-up and one submit when several are waiting.
+constexpr unsigned kEntriesPerQueue = 8;
+// Threads for requests that may block (fsync, control commands, commits of
+// chmod/chown, discards): shared by all queues. More than one, so that a
+// control command waiting on the kernel (an invalidation) never waits for
+// another blocked request to end.
+constexpr unsigned kSlowWorkers = 4;
+// user_data of the eventfd read on a queue's ring (entries use their address).
+constexpr uint64_t kWakeTag = 1;
 const char kEnableUring[] = "/sys/module/fuse/parameters/enable_uring";
 
 // The kernel makes one queue per possible CPU and serves none until each has
@@ -68,17 +83,16 @@ unsigned possible_cpus() {
 }
 
 void* map_buffer(size_t size) {
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? nullptr : p;
 }
 
 }  // namespace
 
+struct RingQueue;
+
 struct RingEntry {
-  UringTransport::Impl* owner = nullptr;
-  uint16_t qid = 0;
-  io_uring ring{};
-  bool ring_made = false;
+  RingQueue* queue = nullptr;
   abi::RequestHeader* header = nullptr;  // a page of its own
   char* area = nullptr;                  // one page for the rebuilt request headers, then the payload
   size_t area_size = 0;
@@ -88,45 +102,88 @@ struct RingEntry {
   uint32_t last_command = abi::kRegister;
   uint64_t commit_id = 0;
   uint64_t unique = 0;
+  fuse_buf request{};  // the rebuilt request, for a worker
   bool answered = true;
+};
+
+// One per possible CPU: its ring, its entries and the thread that owns both.
+// Only that thread touches the ring; workers hand entries back through
+// `answered_by_workers` and the eventfd.
+struct RingQueue {
+  UringTransport::Impl* owner = nullptr;
+  uint16_t qid = 0;
+  io_uring ring{};
+  bool ring_made = false;
+  std::vector<std::unique_ptr<RingEntry>> entries;
+  unsigned live = 0;  // entries the kernel still holds or this queue serves
+  int wake_fd = -1;
+  uint64_t wake_value = 0;
+  std::mutex mutex;
+  std::vector<RingEntry*> answered_by_workers;  // guarded by mutex
   std::thread thread;
 };
 
 namespace {
-thread_local RingEntry* t_serving = nullptr;
-}
+thread_local RingEntry* t_serving = nullptr;  // the ring request this thread answers
+thread_local RingQueue* t_queue = nullptr;    // the queue whose thread this is
+}  // namespace
 
 struct UringTransport::Impl {
   fuse_session* se = nullptr;
   int fuse_fd = -1;
   bool debug = false;
-  std::vector<std::unique_ptr<RingEntry>> entries;
+  UringTransport::MayBlock may_block = nullptr;
+  std::vector<std::unique_ptr<RingQueue>> queues;
   std::atomic<bool> stopping{false};
   std::atomic<bool> init_seen{false};
   std::atomic<uint64_t> init_unique{0};
   std::atomic<bool> init_offered{false};
   std::atomic<bool> refused_logged{false};
 
+  // Requests that may block, waiting for a worker.
+  std::mutex work_mutex;
+  std::condition_variable work_cv;
+  std::deque<RingEntry*> work;  // guarded by work_mutex
+  bool work_stop = false;       // guarded by work_mutex
+  std::vector<std::thread> workers;
+
   ~Impl() {
     stopping = true;
-    for (auto& e : entries)
-      if (e->thread.joinable()) e->thread.join();
-    for (auto& e : entries) {
-      if (e->ring_made) io_uring_queue_exit(&e->ring);
-      if (e->header) munmap(e->header, kPage);
-      if (e->area) munmap(e->area, e->area_size);
+    for (auto& q : queues)
+      if (q->thread.joinable()) q->thread.join();
+    {
+      std::lock_guard lock(work_mutex);
+      work_stop = true;
+    }
+    work_cv.notify_all();
+    for (std::thread& w : workers)
+      if (w.joinable()) w.join();
+    for (auto& q : queues) {
+      if (q->ring_made) io_uring_queue_exit(&q->ring);
+      if (q->wake_fd >= 0) ::close(q->wake_fd);
+      for (auto& e : q->entries) {
+        if (e->header) munmap(e->header, kPage);
+        if (e->area) munmap(e->area, e->area_size);
+      }
     }
   }
 
-  void queue_command(RingEntry& e, uint32_t command) {
-    io_uring_sqe* sqe = io_uring_get_sqe(&e.ring);
-    if (!sqe) {  // one command in flight per ring of two slots: cannot happen
-      std::fprintf(stderr, "vgfs: io_uring: no free submission slot on the ring of CPU %u\n", e.qid);
+  static io_uring_sqe* next_sqe(RingQueue& q) {
+    io_uring_sqe* sqe = io_uring_get_sqe(&q.ring);
+    if (!sqe) {  // the ring has a slot for every entry and the eventfd read: cannot happen
+      std::fprintf(stderr, "vgfs: io_uring: no free submission slot on the ring of CPU %u\n", q.qid);
       std::abort();
     }
     // SQE128: each slot is two io_uring_sqe long, the command area is the second half.
     char* slot = reinterpret_cast<char*>(sqe);
     std::fill(slot, slot + 2 * sizeof(io_uring_sqe), char{0});
+    return sqe;
+  }
+
+  // On the queue's thread only.
+  void queue_command(RingEntry& e, uint32_t command) {
+    RingQueue& q = *e.queue;
+    io_uring_sqe* sqe = next_sqe(q);
     sqe->opcode = IORING_OP_URING_CMD;
     sqe->flags = IOSQE_FIXED_FILE;
     sqe->fd = 0;  // index of /dev/fuse among the ring's registered files
@@ -136,15 +193,22 @@ struct UringTransport::Impl {
       sqe->len = 2;
     }
     abi::CommandArea area{};
-    area.qid = e.qid;
+    area.qid = q.qid;
     area.commit_id = command == abi::kCommitAndFetch ? e.commit_id : 0;
-    std::memcpy(slot + offsetof(io_uring_sqe, cmd), &area, sizeof(area));
+    std::memcpy(reinterpret_cast<char*>(sqe) + offsetof(io_uring_sqe, cmd), &area, sizeof(area));
     io_uring_sqe_set_data(sqe, &e);
     e.last_command = command;
   }
 
+  // On the queue's thread: the next wake-up from the workers.
+  void queue_wake_read(RingQueue& q) {
+    io_uring_sqe* sqe = next_sqe(q);
+    io_uring_prep_read(sqe, q.wake_fd, &q.wake_value, sizeof(q.wake_value), 0);
+    io_uring_sqe_set_data64(sqe, kWakeTag);
+  }
+
   // Puts a reply (iov[0] = fuse_out_header, the rest its payload) into the
-  // entry; the thread's next submit sends it with COMMIT_AND_FETCH.
+  // entry; COMMIT_AND_FETCH sends it with the queue thread's next submit.
   ssize_t commit(RingEntry& e, const iovec* iov, int count) {
     e.answered = true;
     fuse_out_header oh;
@@ -164,7 +228,17 @@ struct UringTransport::Impl {
     oh.len = static_cast<uint32_t>(sizeof(oh) + length);
     std::memcpy(e.header->in_out, &oh, sizeof(oh));
     e.header->ring_ent_in_out.payload_sz = static_cast<uint32_t>(length);
-    queue_command(e, abi::kCommitAndFetch);
+    RingQueue& q = *e.queue;
+    if (t_queue == &q) {
+      queue_command(e, abi::kCommitAndFetch);
+    } else {  // a worker: the queue's thread sends it
+      {
+        std::lock_guard lock(q.mutex);
+        q.answered_by_workers.push_back(&e);
+      }
+      const uint64_t one = 1;
+      (void)!::write(q.wake_fd, &one, sizeof(one));
+    }
     return static_cast<ssize_t>(oh.len);
   }
 
@@ -174,8 +248,19 @@ struct UringTransport::Impl {
     commit(e, &v, 1);
   }
 
+  // Runs the handler of a rebuilt request on the calling thread.
+  void process(RingEntry& e) {
+    t_serving = &e;
+    fuse_session_process_buf(se, &e.request);
+    t_serving = nullptr;
+    // Every request that reaches a ring wants an answer; without one the
+    // entry would never come back.
+    if (!e.answered) answer_error(e, EIO);
+  }
+
   // One request from the ring: rebuilt as /dev/fuse would have delivered it,
-  // in the page in front of the payload, so the payload is not copied.
+  // in the page in front of the payload, so the payload is not copied; then
+  // served here or, if its handler may block, by a worker.
   void serve(RingEntry& e) {
     fuse_in_header in;
     std::memcpy(&in, e.header->in_out, sizeof(in));
@@ -194,62 +279,110 @@ struct UringTransport::Impl {
     std::memcpy(start, &in, sizeof(in));
     std::memcpy(start + sizeof(in), e.header->op_in, op_size);
     // With -o debug, which requests a ring served (integration/test_transport.py reads it).
-    if (debug) std::fprintf(stderr, "vgfs: ring %u serves unique %llu\n", e.qid, static_cast<unsigned long long>(in.unique));
-    fuse_buf buf{};
-    buf.mem = start;
-    buf.size = in.len;
-    t_serving = &e;
-    fuse_session_process_buf(se, &buf);
-    t_serving = nullptr;
-    // Every request that reaches a ring wants an answer; without one the
-    // entry would never come back.
-    if (!e.answered) answer_error(e, EIO);
+    if (debug)
+      std::fprintf(stderr, "vgfs: ring %u serves unique %llu\n", e.queue->qid, static_cast<unsigned long long>(in.unique));
+    e.request = fuse_buf{};
+    e.request.mem = start;
+    e.request.size = in.len;
+    if (may_block && may_block(in.opcode, in.nodeid)) {
+      if (debug)
+        std::fprintf(stderr, "vgfs: ring %u hands unique %llu to a worker\n", e.queue->qid,
+                     static_cast<unsigned long long>(in.unique));
+      {
+        std::lock_guard lock(work_mutex);
+        work.push_back(&e);
+      }
+      work_cv.notify_one();
+      return;
+    }
+    process(e);
   }
 
-  void run(RingEntry& e) {
+  void work_loop() {
+    pthread_setname_np(pthread_self(), "vgfs-ring-work");
+    for (;;) {
+      RingEntry* e = nullptr;
+      {
+        std::unique_lock lock(work_mutex);
+        work_cv.wait(lock, [&] { return work_stop || !work.empty(); });
+        if (work.empty()) return;
+        e = work.front();
+        work.pop_front();
+      }
+      process(*e);
+    }
+  }
+
+  // Returns false when the entry is done for (unmounted or refused).
+  bool handle_entry(RingQueue& q, RingEntry& e, int res) {
+    if (res == 0) {
+      serve(e);
+      return true;
+    }
+    if (res == -EAGAIN || res == -EINTR) {  // not ready yet: ask again
+      if (res == -EAGAIN) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      queue_command(e, e.last_command);
+      return true;
+    }
+    if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED || res == -ENODEV) return false;  // unmounted
+    if (!refused_logged.exchange(true))
+      std::fprintf(stderr, "vgfs: io_uring: the kernel refused a ring %s (%s); serving through /dev/fuse\n",
+                   e.last_command == abi::kRegister ? "entry" : "reply", std::strerror(-res));
+    (void)q;
+    return false;
+  }
+
+  void run(RingQueue& q) {
     char name[16];
-    std::snprintf(name, sizeof(name), "vgfs-ring-%u", e.qid);
+    std::snprintf(name, sizeof(name), "vgfs-ring-%u", q.qid);
     pthread_setname_np(pthread_self(), name);
+    t_queue = &q;
     // The kernel queues a request on the CPU that issued it; serving it on
     // the same CPU keeps the wake-up local. Best effort.
     cpu_set_t cpus;
     CPU_ZERO(&cpus);
-    CPU_SET(e.qid, &cpus);
+    CPU_SET(q.qid, &cpus);
     (void)sched_setaffinity(0, sizeof(cpus), &cpus);
-    queue_command(e, abi::kRegister);
-    while (!stopping.load(std::memory_order_relaxed)) {
+    for (auto& e : q.entries) queue_command(*e, abi::kRegister);
+    q.live = static_cast<unsigned>(q.entries.size());
+    queue_wake_read(q);
+    while (q.live > 0 && !stopping.load(std::memory_order_relaxed)) {
       io_uring_cqe* cqe = nullptr;
       // Wakes up now and then only to see `stopping`: at unmount the kernel
       // completes every entry with ENOTCONN first.
       __kernel_timespec wait{0, 500 * 1000 * 1000};
-      int r = io_uring_submit_and_wait_timeout(&e.ring, &cqe, 1, &wait, nullptr);
+      int r = io_uring_submit_and_wait_timeout(&q.ring, &cqe, 1, &wait, nullptr);
       if (r == -ETIME || r == -EINTR) continue;
       if (r < 0) {
-        std::fprintf(stderr, "vgfs: io_uring: waiting on the ring of CPU %u: %s\n", e.qid, std::strerror(-r));
+        std::fprintf(stderr, "vgfs: io_uring: waiting on the ring of CPU %u: %s\n", q.qid, std::strerror(-r));
         return;
       }
-      if (!cqe && io_uring_peek_cqe(&e.ring, &cqe) != 0) continue;  // woke up without a completion
-      const int res = cqe->res;
-      io_uring_cqe_seen(&e.ring, cqe);
-      if (res == 0) {
-        serve(e);
-        continue;
+      // Every completion there is now; the commits they queue go out
+      // together with the next submit.
+      while (io_uring_peek_cqe(&q.ring, &cqe) == 0) {
+        const int res = cqe->res;
+        const uint64_t tag = io_uring_cqe_get_data64(cqe);
+        io_uring_cqe_seen(&q.ring, cqe);
+        if (tag == kWakeTag) {
+          std::vector<RingEntry*> answered;
+          {
+            std::lock_guard lock(q.mutex);
+            answered.swap(q.answered_by_workers);
+          }
+          for (RingEntry* e : answered) queue_command(*e, abi::kCommitAndFetch);
+          if (res < 0 && res != -EINTR && res != -EAGAIN)
+            std::fprintf(stderr, "vgfs: io_uring: reading the wake-up of CPU %u: %s\n", q.qid, std::strerror(-res));
+          queue_wake_read(q);
+          continue;
+        }
+        if (!handle_entry(q, *reinterpret_cast<RingEntry*>(tag), res)) --q.live;
       }
-      if (res == -EAGAIN || res == -EINTR) {  // not ready yet: ask again
-        if (res == -EAGAIN) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-        queue_command(e, e.last_command);
-        continue;
-      }
-      if (res == -ENOTCONN || res == -ECONNABORTED || res == -ECANCELED || res == -ENODEV) return;  // unmounted
-      if (!refused_logged.exchange(true))
-        std::fprintf(stderr, "vgfs: io_uring: the kernel refused a ring %s (%s); serving through /dev/fuse\n",
-                     e.last_command == abi::kRegister ? "entry" : "reply", std::strerror(-res));
-      return;
     }
   }
 
   void start_threads() {
-    for (auto& e : entries) e->thread = std::thread([this, entry = e.get()] { run(*entry); });
+    for (unsigned i = 0; i < kSlowWorkers; ++i) workers.emplace_back([this] { work_loop(); });
+    for (auto& q : queues) q->thread = std::thread([this, queue = q.get()] { run(*queue); });
   }
 
   // The INIT reply: accept FUSE over io_uring when the kernel offered it,
@@ -378,33 +511,42 @@ bool UringTransport::kernel_ready(std::string* why) {
 }
 
 std::unique_ptr<UringTransport> UringTransport::start(fuse_session* se, size_t max_payload, bool debug,
-                                                      std::string* why) {
+                                                      MayBlock may_block, std::string* why) {
   auto impl = std::make_unique<Impl>();
   impl->se = se;
   impl->fuse_fd = fuse_session_fd(se);
   impl->debug = debug;
+  impl->may_block = may_block;
   const size_t payload = (max_payload + kPage - 1) / kPage * kPage;
   const unsigned queues = possible_cpus();
-  for (unsigned q = 0; q < queues; ++q) {
+  for (unsigned qid = 0; qid < queues; ++qid) {
+    impl->queues.push_back(std::make_unique<RingQueue>());
+    RingQueue& q = *impl->queues.back();
+    q.owner = impl.get();
+    q.qid = static_cast<uint16_t>(qid);
+    io_uring_params params{};
+    params.flags = IORING_SETUP_SQE128;
+    // A submission slot for every entry's command and the eventfd read.
+    int r = io_uring_queue_init_params(kEntriesPerQueue + 1, &q.ring, &params);
+    if (r < 0) {
+      *why = std::string("cannot create an io_uring: ") + std::strerror(-r);
+      return nullptr;
+    }
+    q.ring_made = true;
+    r = io_uring_register_files(&q.ring, &impl->fuse_fd, 1);
+    if (r < 0) {
+      *why = std::string("cannot register /dev/fuse with an io_uring: ") + std::strerror(-r);
+      return nullptr;
+    }
+    q.wake_fd = eventfd(0, EFD_CLOEXEC);
+    if (q.wake_fd < 0) {
+      *why = std::string("cannot create an eventfd: ") + std::strerror(errno);
+      return nullptr;
+    }
     for (unsigned k = 0; k < kEntriesPerQueue; ++k) {
-      auto e = std::make_unique<RingEntry>();
-      e->owner = impl.get();
-      e->qid = static_cast<uint16_t>(q);
-      io_uring_params params{};
-      params.flags = IORING_SETUP_SQE128;
-      int r = io_uring_queue_init_params(2, &e->ring, &params);
-      if (r < 0) {
-        *why = std::string("cannot create an io_uring: ") + std::strerror(-r);
-        return nullptr;
-      }
-      e->ring_made = true;
-      impl->entries.push_back(std::move(e));
-      RingEntry& entry = *impl->entries.back();
-      r = io_uring_register_files(&entry.ring, &impl->fuse_fd, 1);
-      if (r < 0) {
-        *why = std::string("cannot register /dev/fuse with an io_uring: ") + std::strerror(-r);
-        return nullptr;
-      }
+      q.entries.push_back(std::make_unique<RingEntry>());
+      RingEntry& entry = *q.entries.back();
+      entry.queue = &q;
       entry.header = static_cast<abi::RequestHeader*>(map_buffer(kPage));
       entry.area_size = kPage + payload;
       entry.area = static_cast<char*>(map_buffer(entry.area_size));

@@ -1,15 +1,17 @@
 // FUSE over io_uring under libfuse 3.14's low-level session
 // (docs/design.md, "FUSE transport").
 //
-// Invariant: a request taken from a ring entry is answered on that entry by
-// the thread that took it, before that thread takes another, through the
-// same fuse_lowlevel_ops handlers that serve /dev/fuse. Everything that does
+// Invariant: a request taken from a ring entry is answered on that entry,
+// once, through the same fuse_lowlevel_ops handlers that serve /dev/fuse,
+// and only the thread of the entry's queue touches that queue's ring (a
+// worker that answered a request hands the entry back to it). Everything that does
 // not come from a ring (INIT, FORGET, INTERRUPT, notifications, requests sent
 // before the rings are registered) keeps going through /dev/fuse, which the
 // session loop goes on reading.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,13 +27,21 @@ class UringTransport {
   // io_uring refused). Cheap; run it before daemonizing so the line is seen.
   static bool kernel_ready(std::string* why);
 
-  // Sets up one ring thread, ring and buffer pair per entry for every
-  // possible CPU and hooks the session's I/O (fuse_session_custom_io): call
+  // Whether the handler of a request (its opcode and inode) may block for
+  // long (fsync, a control command, a metadata commit): such requests are
+  // served by worker threads so the others of their queue go on.
+  using MayBlock = bool (*)(uint32_t opcode, uint64_t nodeid);
+
+  // Sets up, for every possible CPU, a queue (one io_uring, one thread, a
+  // few ring entries of a header and a payload buffer each), a few workers
+  // for requests `may_block` names, and hooks the session's I/O
+  // (fuse_session_custom_io): call
   // after fuse_session_mount and fuse_daemonize, before the session loop.
   // The rings start when INIT is answered, if the kernel offered io_uring
   // there; otherwise /dev/fuse serves alone and `log` gets the reason.
   // Returns nullptr with *why set when nothing could be set up.
-  static std::unique_ptr<UringTransport> start(fuse_session* se, size_t max_payload, bool debug, std::string* why);
+  static std::unique_ptr<UringTransport> start(fuse_session* se, size_t max_payload, bool debug, MayBlock may_block,
+                                               std::string* why);
 
   ~UringTransport();  // after unmount: stops and joins the ring threads
   UringTransport(const UringTransport&) = delete;

@@ -13,6 +13,7 @@
 #include <malloc.h>
 #include <fmt/format.h>
 #include <fuse3/fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,17 +72,26 @@ constexpr double kTimeout = 1.0;
 
 // The largest READ or WRITE the kernel may send (max_read, max_write and so
 // max_pages). libfuse replies on the zero-copy splice path only when the
-// reply, its header and a page of slack per piece fit its pipe; without
-// CAP_SYS_RESOURCE a pipe grows to /proc/sys/fs/pipe-max-size (1 MiB) at
-// most, and a reply that does not fit takes the allocate, pread, writev and
-// free fallback. 252 pages leave room for the header and the slack, and the
-// request buffer for a spliced WRITE (max_write + one page) fits too. A
-// user's 1 MiB read becomes two requests (1008 KiB + 16 KiB); see
+// reply fits its pipe by its own estimate: a page per reply piece, two pages
+// of slack, the 16-byte header and the data, against the 1 MiB a pipe grows
+// to without CAP_SYS_RESOURCE (/proc/sys/fs/pipe-max-size); a reply that
+// does not fit takes the allocate, pread, writev and free fallback. A READ
+// is at most 251 pages, so that a read crossing one run boundary (two
+// pieces: 4 pages, the header and 251 pages) still fits; reads of more pieces
+// (extents or stripe chunks smaller than a request) are answered from a
+// buffer of this thread's instead (read_into_memory). A WRITE is at most 252
+// pages: libfuse's buffer for a spliced WRITE (max_write plus a page) fits
+// a pipe too. A user's 1 MiB read becomes two requests (1004 + 20 KiB); see
 // docs/benchmarks.md for what that costs and gains.
 constexpr size_t kPageSize = 4096;
 constexpr size_t kMaxRequestPages = 252;
 constexpr size_t kMaxRequestSize = kMaxRequestPages * kPageSize;
+constexpr size_t kMaxReadPages = 251;
+constexpr size_t kMaxReadSize = kMaxReadPages * kPageSize;
+// Reply pieces libfuse splices at kMaxReadSize (see above).
+constexpr size_t kMaxSplicePieces = 2;
 static_assert(kMaxRequestSize <= kMaxIoSize, "PvPiece arrays of kMaxPieces cover a request");
+static_assert(kPageSize * (kMaxSplicePieces + 2) + 16 + kMaxReadSize <= 1 * MiB, "a two-piece READ reply fits the pipe");
 // The longest control command: one write() of at most this many bytes.
 constexpr size_t kMaxCommand = 4096;
 
@@ -320,8 +330,8 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
   // libfuse derives max_pages from max_write; max_read must equal the mount
   // option of the same name (run_mount).
   conn->max_write = kMaxRequestSize;
-  conn->max_read = kMaxRequestSize;
-  conn->max_readahead = kMaxRequestSize;
+  conn->max_read = kMaxReadSize;
+  conn->max_readahead = kMaxReadSize;
   conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
   if (o.splice_write && (conn->capable & FUSE_CAP_SPLICE_WRITE)) conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
@@ -551,6 +561,11 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     }
     return (void)fuse_reply_buf(req, ring.data(), done);
   }
+  // libfuse would not splice a reply of more pieces (kMaxSplicePieces): it
+  // would allocate, fill and free a buffer for it. Copy through this
+  // thread's buffer instead, without the allocation
+  // (read_at is a full transfer or EIO: no check_range needed).
+  if (count > kMaxSplicePieces) return read_into_memory(req, pieces, count);
   // libfuse cuts a reply short, without a word, where a PV file ends early:
   // a PV truncated under the mount must give EIO, not a short read (EOF) in
   // the middle of an LV.
@@ -726,6 +741,20 @@ void op_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t, stru
   fuse_reply_err(req, exists ? EEXIST : EPERM);
 }
 
+// Whether the handler of a request may block for long: the io_uring
+// transport serves those on worker threads, so one fsync or control command
+// does not hold up the other requests of its ring. LV reads and writes wait
+// at most for one region copy of a running job (docs/migration.md, rule 3).
+bool may_block(uint32_t opcode, uint64_t nodeid) {
+  switch (opcode) {
+    case FUSE_WRITE: return !VgFs::is_lv_file(nodeid);  // .vgfs/ctl runs commands
+    case FUSE_READ: case FUSE_GETATTR: case FUSE_LOOKUP: case FUSE_OPEN: case FUSE_RELEASE: case FUSE_FLUSH:
+    case FUSE_OPENDIR: case FUSE_READDIR: case FUSE_RELEASEDIR: case FUSE_STATFS: case FUSE_CREATE:
+      return false;
+    default: return true;  // fsync, fallocate, setattr (chmod and chown commit), ...
+  }
+}
+
 // Every handler runs inside guarded() (src/fuse/guarded.h): an exception
 // answers its request with EIO or ENOMEM instead of ending the daemon.
 template <size_t N>
@@ -808,7 +837,7 @@ int run_mount(const MountOptions& options) {
   // reaches vgfs; the checks here stay for a remount that bypasses it.
   std::vector<std::string> argv_store = {"vgfs", "-o",
                                          fmt::format("fsname=vgfs:{},subtype=vgfs,default_permissions,max_read={}{}{}",
-                                                     vg_name, kMaxRequestSize,
+                                                     vg_name, kMaxReadSize,
                                                      options.allow_other ? ",allow_other" : "",
                                                      options.read_only ? ",ro" : "")};
   if (options.debug) argv_store.push_back("-d");
@@ -850,7 +879,7 @@ int run_mount(const MountOptions& options) {
         if (!options.read_only) (void)fs.manager().start();
         if (use_uring) {
           std::string why;
-          uring = UringTransport::start(se, kMaxRequestSize, options.debug, &why);
+          uring = UringTransport::start(se, kMaxRequestSize, options.debug, may_block, &why);
           if (!uring) log::warning(fmt::format("io_uring: {}; serving through /dev/fuse", why));
         }
         fuse_loop_config* loop = fuse_loop_cfg_create();

@@ -8,6 +8,8 @@
 // thread is started before the commit that creates jobs, and a failure to
 // start the first one fails that command with EAGAIN and changes nothing.
 #include <fmt/format.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <system_error>
@@ -23,6 +25,21 @@ namespace {
 thread_local VolumeManager::CommitWarnings* current_warnings = nullptr;
 
 void log_warning(const std::string& message) { log::warning(message); }
+
+// Copies yield to LV I/O: a copier thread runs kCopierNice steps below the
+// daemon's CPU priority, so a FUSE worker or the writer it wakes on a busy
+// CPU preempts a region copy instead of waiting out its time slice, and the
+// copier still gets its share under any load (a job converges whatever the
+// writers do, docs/migration.md). Measured in docs/benchmarks.md ("Writes
+// during a move"). Linux gives each thread its own nice value.
+constexpr int kCopierNice = 10;
+
+void lower_this_threads_priority() {
+  errno = 0;
+  const int base = getpriority(PRIO_PROCESS, 0);
+  if (errno != 0) return;
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::min(base + kCopierNice, 19));
+}
 
 }  // namespace
 
@@ -109,6 +126,7 @@ void VolumeManager::forget(Job& job) {
 }
 
 void VolumeManager::copier_loop() {
+  lower_this_threads_priority();
   std::unique_lock lock(pool_m_);
   for (;;) {
     // The ready job whose turn came first; sleepers whose time came are ready.

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <iterator>
 
 namespace vgfs {
 
@@ -78,15 +79,24 @@ Status Transfer::change(uint64_t offset, const void* buf, uint64_t length, bool 
   std::shared_lock barrier(barrier_);
   if (finished_.load()) return Status::Error(EAGAIN, "the transfer has finished");
   const uint64_t r0 = offset / g_.region_size, r1 = (offset + length - 1) / g_.region_size;
-  // Region locks in ascending lock order, each once.
-  std::vector<size_t> order;
-  order.reserve(r1 - r0 + 1);
-  for (uint64_t r = r0; r <= r1; ++r) order.push_back(r % lock_count_);
-  std::sort(order.begin(), order.end());
-  order.erase(std::unique(order.begin(), order.end()), order.end());
-  for (size_t i : order) locks_[i].lock();
+  // Region locks in ascending lock order, each once. The data path
+  // allocates nothing for the usual request (a FUSE request touches at most
+  // 1 MiB / region_size + 1 regions, 5 at the default 256 KiB); only a
+  // change over more regions than `local` holds uses the heap.
+  size_t local[64];
+  std::vector<size_t> heap;
+  size_t* order = local;
+  if (r1 - r0 + 1 > std::size(local)) {
+    heap.resize(r1 - r0 + 1);
+    order = heap.data();
+  }
+  size_t locks = 0;
+  for (uint64_t r = r0; r <= r1; ++r) order[locks++] = r % lock_count_;
+  std::sort(order, order + locks);
+  locks = static_cast<size_t>(std::unique(order, order + locks) - order);
+  for (size_t i = 0; i < locks; ++i) locks_[order[i]].lock();
   auto unlock = [&] {
-    for (auto it = order.rbegin(); it != order.rend(); ++it) locks_[*it].unlock();
+    for (size_t i = locks; i-- > 0;) locks_[order[i]].unlock();
   };
 
   const bool synchronized = status_.load() == SyncStatus::kSynchronized;
