@@ -355,7 +355,10 @@ def test_server_restarted_inside_the_window(servers, env):
     assert got and got[0] == MiB, f"{got[:1]}; daemon: {m.stderr()}"
     assert got[1] == data[3 * MiB:4 * MiB]
     piece = random.Random(6).randbytes(MiB)
-    write_lv(m, "lv", piece, 5 * MiB)
+    try:
+        write_lv(m, "lv", piece, 5 * MiB)
+    except OSError as e:
+        raise AssertionError(f"{e}; daemon: {m.stderr()}")
     env.unmount(m)
     m = vg.mount()
     assert read_lv(m, "lv", 5 * MiB, MiB) == piece

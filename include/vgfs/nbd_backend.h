@@ -11,8 +11,10 @@
 // acknowledged but not yet flushed when a connection died may be lost: the
 // next flush() reports EIO once. Several connections are used only when the
 // export allows multi-conn (a flush on one then covers completed writes on
-// all); each has an I/O thread that polls its socket and delivers
-// completions, so any number of requests can be in flight.
+// all). Requests go out with libnbd's async calls from the caller's thread,
+// so any number can be in flight; a synchronous caller reads the replies
+// itself while it waits (one waiter per connection leads), and each
+// connection's I/O thread does it for submit()'s requests and reconnects.
 //
 // Threads: the I/O threads start on the first request in a process and are
 // stopped around fork() (pthread_atfork), so the daemon started by
@@ -102,6 +104,8 @@ class NbdBackend final : public PvBackend {
   // this process has none yet.
   void start(Op& op) const;
   Connection& pick() const;
+  // A connection died holding acknowledged, unflushed writes: the next
+  // flush reports EIO once.
   void note_connection_lost() const;
 
   std::string uri_;
@@ -113,8 +117,6 @@ class NbdBackend final : public PvBackend {
   NbdOptions options_;
   std::vector<std::unique_ptr<Connection>> connections_;
   mutable std::atomic<uint64_t> next_{0};           // round robin over connections
-  mutable std::atomic<uint64_t> acked_{0};          // non-FUA writes whose replies arrived
-  mutable std::atomic<uint64_t> flushed_acked_{0};  // `acked_` as of the start of the last good flush
   mutable std::atomic<bool> lost_unflushed_{false};
   mutable std::atomic<uint64_t> reconnects_{0};
   mutable std::atomic<int64_t> outstanding_{0};  // requests submitted and not yet completed

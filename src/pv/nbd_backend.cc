@@ -1,16 +1,18 @@
 // A PV on an NBD export (include/vgfs/nbd_backend.h, docs/nbd.md).
 //
-// Each connection is one libnbd handle driven by its own I/O thread: any
-// thread issues requests with nbd_aio_* (libnbd sends them at once), the I/O
-// thread polls the socket and an eventfd, lets libnbd read the replies, and
-// delivers completions outside libnbd's handle lock. The I/O thread also
-// enforces deadlines and reconnects.
+// Each connection is one libnbd handle. Any thread issues requests with
+// nbd_aio_* (libnbd sends them at once). Whoever holds poll_m drives the
+// connection: polls the socket and an eventfd, lets libnbd read the replies,
+// and delivers completions outside libnbd's handle lock: a synchronous
+// caller while it waits for its own reply (no thread hand-off per request),
+// else the connection's I/O thread, which also reconnects. Drivers enforce
+// the deadlines.
 //
-// Lock order (docs/design.md, "Locks"): Connection::m (the handle pointer,
-// its state, the waiting list) before libnbd's handle lock before
-// Connection::done_m (in-flight and completed lists; libnbd's completion
-// callbacks take it, with the handle lock held). Completions are delivered
-// holding none of them.
+// Lock order (docs/design.md, "Locks"): Connection::poll_m before
+// Connection::m (the handle pointer, its state, the waiting list) before
+// libnbd's handle lock before Connection::done_m (in-flight and completed
+// lists; libnbd's completion callbacks take it). lead_m and idle_m are
+// leaves. Completions are delivered holding poll_m only.
 #include "vgfs/nbd_backend.h"
 
 #include <fcntl.h>
@@ -39,6 +41,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 enum Kind { kRead, kWrite, kFlush, kZero, kTrim, kBlockStatus };
+
+constexpr unsigned kMaxConnections = 64;  // nbd_conns' upper bound
 
 std::mutex options_m;
 NbdOptions current_options;  // guarded by options_m
@@ -117,7 +121,9 @@ struct NbdBackend::Op {
   enum class Where { kNone, kWaiting, kInflight, kCompleted } where = Where::kNone;
   Op* prev = nullptr;
   Op* next = nullptr;
-  void (*complete)(Op&) = nullptr;  // called once, holding no lock
+  void (*complete)(Op&) = nullptr;  // called once, holding no lock of the caller's
+  bool async = false;               // submit()'s: nobody waits in await() for it
+  std::atomic<bool> delivered{false};  // a synchronous call's: complete has run
   void* context = nullptr;
   // kBlockStatus: the first extent of base:allocation.
   bool extent_seen = false;
@@ -158,8 +164,23 @@ struct NbdBackend::Connection {
   const NbdBackend* owner = nullptr;
   int index = 0;
 
+  // The right to drive the connection (poll its socket, let libnbd read
+  // and write, deliver, close or replace h): the I/O thread, or a
+  // synchronous caller waiting for its reply (await). Taken before m.
+  std::mutex poll_m;
+  std::atomic<int> sync_waiters{0};  // callers in await()
+  std::atomic<int> async_ops{0};     // submit()'s requests not yet delivered: the I/O thread drives for them
+  std::atomic<bool> connected{true};  // h is set (mirrors h for the idle I/O thread)
+  std::atomic<uint64_t> acked{0};         // non-FUA writes, zeroes and trims whose replies arrived here
+  std::atomic<uint64_t> flushed_mark{0};  // `acked` as of the start of the last good flush
+  std::mutex idle_m;                 // with idle_cv: the I/O thread idles while callers drive
+  std::condition_variable idle_cv;
+  std::mutex lead_m;  // a leaf; with lead_cv: which waiter drives, and the waiters' wake-ups
+  std::condition_variable lead_cv;
+  bool leading = false;  // guarded by lead_m
+
   std::mutex m;
-  nbd_handle* h = nullptr;        // guarded by m; replaced only by the I/O thread
+  nbd_handle* h = nullptr;        // guarded by m for senders; replaced only holding poll_m and m
   bool up = false;                // guarded by m
   bool expired = false;           // guarded by m: down longer than the reconnect window
   Clock::time_point down_since{};  // guarded by m
@@ -195,6 +216,10 @@ struct NbdBackend::Connection {
     if (!thread.joinable()) return;
     stop = true;
     wake();
+    {
+      std::lock_guard lock(idle_m);
+      idle_cv.notify_one();
+    }
     thread.join();
   }
 
@@ -219,7 +244,7 @@ struct NbdBackend::Connection {
     op->err = *error;
     if (op->err == 0 && (op->kind == kWrite || op->kind == kZero || op->kind == kTrim) &&
         !(op->flags & LIBNBD_CMD_FLAG_FUA))
-      op->owner->acked_.fetch_add(1, std::memory_order_acq_rel);
+      c->acked.fetch_add(1, std::memory_order_acq_rel);
     c->completed.push_back(op, Op::Where::kCompleted);
     return 1;
   }
@@ -258,6 +283,10 @@ struct NbdBackend::Connection {
 
   void submit(Op* op) {
     op->conn = this;
+    if (op->async && async_ops.fetch_add(1, std::memory_order_acq_rel) == 0) {
+      std::lock_guard lock(idle_m);
+      idle_cv.notify_one();
+    }
     bool need_wake = true;
     {
       std::lock_guard lock(m);
@@ -304,6 +333,7 @@ struct NbdBackend::Connection {
     }
     while (Op* op = batch.pop_front()) {
       op->owner->outstanding_.fetch_sub(1, std::memory_order_acq_rel);
+      if (op->async) async_ops.fetch_sub(1, std::memory_order_acq_rel);
       op->complete(*op);
     }
   }
@@ -316,6 +346,7 @@ struct NbdBackend::Connection {
       std::lock_guard lock(m);
       nbd_close(h);
       h = nullptr;
+      connected = false;
       up = false;
       expired = false;
       down_since = Clock::now();
@@ -336,7 +367,11 @@ struct NbdBackend::Connection {
       std::lock_guard lock(m);
       while (Op* op = again.pop_front()) waiting.push_back(op, Op::Where::kWaiting);
     }
-    owner->note_connection_lost();
+    // Writes this connection had acknowledged since the last good flush may
+    // be gone with the server's session (a flush on another connection
+    // covers only sessions that were alive).
+    if (acked.load(std::memory_order_acquire) > flushed_mark.load(std::memory_order_acquire))
+      owner->note_connection_lost();
     log::warning(fmt::format("{}: NBD connection {} lost ({}); reconnecting for up to {} s", owner->label(), index,
                              why, owner->options_.reconnect_seconds));
   }
@@ -390,11 +425,13 @@ struct NbdBackend::Connection {
     {
       std::lock_guard lock(m);
       h = fresh;
+      connected = true;
       up = true;
       expired = false;
       while (Op* op = waiting.pop_front()) issue(op);
     }
     owner->reconnects_.fetch_add(1);
+    lead_cv.notify_all();  // waiters drive again
     log::info(fmt::format("{}: NBD connection {} is back", owner->label(), index));
   }
 
@@ -406,50 +443,109 @@ struct NbdBackend::Connection {
     return false;
   }
 
+  // One turn of driving the connection: wait for the socket (or the
+  // eventfd) at most `timeout_ms`, let libnbd read and write, enforce the
+  // deadlines, deliver completions; or, while it is down, one reconnect
+  // attempt. Holds poll_m.
+  void drive(int timeout_ms) {
+    if (!h) {
+      reconnect_step();
+      deliver();
+      return;
+    }
+    const unsigned dir = nbd_aio_get_direction(h);
+    pollfd p[2] = {{nbd_aio_get_fd(h), 0, 0}, {wake_fd, POLLIN, 0}};
+    if (dir & LIBNBD_AIO_DIRECTION_READ) p[0].events |= POLLIN;
+    if (dir & LIBNBD_AIO_DIRECTION_WRITE) p[0].events |= POLLOUT;
+    (void)::poll(p, 2, timeout_ms);
+    if (p[1].revents & POLLIN) {
+      uint64_t v;
+      (void)!::read(wake_fd, &v, sizeof v);
+    }
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) (void)nbd_aio_notify_read(h);
+    if (p[0].revents & POLLOUT) (void)nbd_aio_notify_write(h);
+    check_deadlines();
+    deliver();
+  }
+
+  // Looks, without waiting, whether an idle connection died (a socket that
+  // is readable with no request in flight has seen the server go): nobody
+  // polls an idle connection, and a flush must not count for writes whose
+  // session is gone. Skipped while another thread drives it (it will see).
+  void check_alive() {
+    std::unique_lock driving(poll_m, std::try_to_lock);
+    if (!driving || !h) return;
+    pollfd p{nbd_aio_get_fd(h), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 && p.revents) (void)nbd_aio_notify_read(h);
+    deliver();  // loses the connection if it is dead, and hands out any reply read
+  }
+
+  void check_deadlines() {
+    if (h && !nbd_aio_is_dead(h) && !nbd_aio_is_closed(h) && deadline_passed())
+      lose(fmt::format("no reply within {} s", owner->options_.timeout_seconds));
+  }
+
+  // The I/O thread drives the connection for submit()'s requests and while
+  // it is down (reconnecting). Synchronous callers drive it themselves while
+  // they wait (await), which saves a thread hand-off per request; the I/O
+  // thread then idles.
   void loop() {
     while (!stop) {
-      if (!h) {  // only this thread changes h
-        reconnect_step();
-        deliver();
+      auto idle = [&] {
+        return connected.load() && (sync_waiters.load() > 0 || async_ops.load() == 0);
+      };
+      if (idle()) {
+        std::unique_lock lock(idle_m);
+        idle_cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop.load() || !idle(); });
         continue;
       }
-      const unsigned dir = nbd_aio_get_direction(h);
-      pollfd p[2] = {{nbd_aio_get_fd(h), 0, 0}, {wake_fd, POLLIN, 0}};
-      if (dir & LIBNBD_AIO_DIRECTION_READ) p[0].events |= POLLIN;
-      if (dir & LIBNBD_AIO_DIRECTION_WRITE) p[0].events |= POLLOUT;
-      (void)::poll(p, 2, 100);
-      if (p[1].revents & POLLIN) {
-        uint64_t v;
-        (void)!::read(wake_fd, &v, sizeof v);
-      }
-      if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) (void)nbd_aio_notify_read(h);
-      if (p[0].revents & POLLOUT) (void)nbd_aio_notify_write(h);
-      if (!nbd_aio_is_dead(h) && !nbd_aio_is_closed(h) && deadline_passed()) {
-        lose(fmt::format("no reply within {} s", owner->options_.timeout_seconds));
-      }
-      deliver();
+      std::lock_guard driving(poll_m);
+      drive(100);
     }
+  }
+
+  // Waits for `op` (sent on this connection by a synchronous caller). One
+  // waiter at a time leads: it drives the connection until its own reply
+  // has come, delivering the others' on the way, then hands over to a
+  // waiter still waiting. While the connection is down the I/O thread
+  // reconnects and the waiters wait.
+  void await(const Op& op) {
+    if (sync_waiters.fetch_add(1, std::memory_order_acq_rel) == 0 && async_ops.load() > 0) wake();
+    std::unique_lock lock(lead_m);
+    while (!op.delivered.load(std::memory_order_acquire)) {
+      if (leading || !connected.load()) {
+        lead_cv.wait_for(lock, std::chrono::milliseconds(50));
+        continue;
+      }
+      leading = true;
+      lock.unlock();
+      {
+        std::lock_guard driving(poll_m);
+        while (!op.delivered.load(std::memory_order_acquire) && connected.load()) drive(100);
+      }
+      lock.lock();
+      leading = false;
+      lead_cv.notify_all();
+    }
+    lock.unlock();
+    if (sync_waiters.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard idle(idle_m);
+      idle_cv.notify_one();
+    }
+  }
+
+  // Op::complete of a synchronous call.
+  static void wake_waiter(Op& op) {
+    Connection* c = op.conn;
+    {
+      std::lock_guard lock(c->lead_m);
+      op.delivered.store(true, std::memory_order_release);
+    }
+    c->lead_cv.notify_all();  // `op` may be gone now; the connection is not
   }
 };
 
 namespace {
-
-// A synchronous caller waits on one of these.
-struct Waiter {
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  static void wake(NbdBackend::Op& op) {
-    auto* w = static_cast<Waiter*>(op.context);
-    std::lock_guard lock(w->m);
-    w->done = true;
-    w->cv.notify_one();
-  }
-  void wait() {
-    std::unique_lock lock(m);
-    cv.wait(lock, [&] { return done; });
-  }
-};
 
 void before_fork() {
   fork_m.lock();
@@ -536,7 +632,7 @@ Result<std::unique_ptr<NbdBackend>> NbdBackend::open(const std::string& uri, boo
     return Status::Error(EINVAL, fmt::format("{}: the NBD export can neither flush nor FUA, so no write to it "
                                              "could be made durable; serve it with flush (e.g. nbd-server's "
                                              "flush = true) or open the VG read-only", b->label()));
-  const unsigned want = b->multi_conn_ ? std::max(1u, b->options_.connections) : 1u;
+  const unsigned want = b->multi_conn_ ? std::clamp(b->options_.connections, 1u, kMaxConnections) : 1u;
   while (b->connections_.size() < want) {
     nbd_handle* more = connect_handle(uri, b->options_.timeout_seconds, nullptr, &why);
     if (!more)
@@ -626,11 +722,9 @@ Status NbdBackend::run(int kind, void* buf, uint64_t length, uint64_t offset, ui
     op.length = n;
     op.offset = offset + done;
     op.flags = flags;
-    Waiter w;
-    op.complete = &Waiter::wake;
-    op.context = &w;
+    op.complete = &Connection::wake_waiter;
     start(op);
-    w.wait();
+    op.conn->await(op);
     if (op.err != 0) {
       const int code = connection_error(op.err) || op.err == ETIMEDOUT ? EIO : op.err;
       if (kind == kFlush)
@@ -655,10 +749,17 @@ Status NbdBackend::do_write(const void* buf, uint64_t length, uint64_t offset, b
 }
 
 Status NbdBackend::do_flush() const {
-  const uint64_t seen = acked_.load(std::memory_order_acquire);
+  uint64_t seen[kMaxConnections];
+  for (size_t i = 0; i < connections_.size(); ++i) seen[i] = connections_[i]->acked.load(std::memory_order_acquire);
   if (can_flush_) VGFS_RETURN_IF_ERROR(run(kFlush, nullptr, 0, 0, 0, "flush", max_request_));
-  uint64_t prev = flushed_acked_.load(std::memory_order_relaxed);
-  while (prev < seen && !flushed_acked_.compare_exchange_weak(prev, seen, std::memory_order_acq_rel)) {
+  // With multi-conn the flush covers the writes completed on every
+  // connection whose session is still alive: find the dead ones first.
+  for (size_t i = 0; i < connections_.size(); ++i) {
+    Connection& c = *connections_[i];
+    c.check_alive();
+    uint64_t prev = c.flushed_mark.load(std::memory_order_relaxed);
+    while (prev < seen[i] && !c.flushed_mark.compare_exchange_weak(prev, seen[i], std::memory_order_acq_rel)) {
+    }
   }
   if (lost_unflushed_.exchange(false))
     return Status::Error(EIO, fmt::format("{}: an NBD connection was lost while it held writes that were not yet "
@@ -668,10 +769,8 @@ Status NbdBackend::do_flush() const {
 }
 
 void NbdBackend::note_connection_lost() const {
-  if (acked_.load(std::memory_order_acquire) > flushed_acked_.load(std::memory_order_acquire)) {
-    lost_unflushed_.store(true);
-    note_written();  // so flush_if_written() flushes, and reports it
-  }
+  lost_unflushed_.store(true);
+  note_written();  // so flush_if_written() flushes, and reports it
 }
 
 Status NbdBackend::do_discard(uint64_t offset, uint64_t length) const {
@@ -705,11 +804,9 @@ Result<PvExtent> NbdBackend::extent_at(uint64_t offset, uint64_t length) const {
   op.kind = kBlockStatus;
   op.length = ask;
   op.offset = offset;
-  Waiter w;
-  op.complete = &Waiter::wake;
-  op.context = &w;
+  op.complete = &Connection::wake_waiter;
   start(op);
-  w.wait();
+  op.conn->await(op);
   // No answer is no knowledge: report data (a copy is never wrong).
   if (op.err != 0 || !op.extent_seen || op.extent_length == 0) return PvExtent{offset, length, true};
   if (op.extent_flags & LIBNBD_STATE_ZERO)
@@ -745,6 +842,7 @@ void NbdBackend::submit(PvRequest& r) const {
     return;
   }
   auto* op = new Op;
+  op->async = true;
   op->kind = r.op == PvRequest::Op::kRead ? kRead : kWrite;
   op->buf = r.buf;
   op->length = r.length;
