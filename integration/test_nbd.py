@@ -362,3 +362,105 @@ def test_server_restarted_inside_the_window(servers, env):
     env.unmount(m)
     m = vg.mount()
     assert read_lv(m, "lv", 5 * MiB, MiB) == piece
+
+
+def test_server_errors_reach_the_writer_and_the_pv_stays_usable(servers, env):
+    trigger = servers.base / "fail-writes"
+    srv = servers("err", ["--filter=error", "memory", "64M", "error=EIO", "error-pwrite-rate=100%",
+                          f"error-pwrite-file={trigger}"])
+    vg = env.make_vg("vge", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount()
+    write_lv(m, "lv", b"a" * 8192)
+    trigger.write_text("")
+    fd = os.open(m.lv("lv"), os.O_WRONLY | os.O_DIRECT)
+    try:
+        import mmap
+        buf = mmap.mmap(-1, 4096)
+        buf.write(b"b" * 4096)
+        with pytest.raises(OSError) as e:
+            os.pwritev(fd, [buf], 0)
+        assert e.value.errno == 5
+        trigger.unlink()
+        assert os.pwritev(fd, [buf], 0) == 4096
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert read_lv(m, "lv", 0, 8192) == b"b" * 4096 + b"a" * 4096
+
+
+def test_unflushed_writes_of_a_killed_server_make_one_fsync_fail(servers, env):
+    img = sparse(servers.base / "u.img", 64 * MiB)
+    # cache=writeback: what the server acknowledged before a flush is lost
+    # when it is killed, as a disk cache is at a power cut.
+    srv = servers("u", ["--filter=cache", "file", str(img), "cache=writeback"])
+    vg = env.make_vg("vgu", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount(opts="nbd_timeout=3,nbd_reconnect=20")
+    write_lv(m, "lv", b"x" * MiB)  # fsync'd: survives
+    fd = os.open(m.lv("lv"), os.O_RDWR | os.O_DIRECT)
+    try:
+        import mmap
+        buf = mmap.mmap(-1, MiB)
+        buf.write(b"y" * MiB)
+        assert os.pwritev(fd, [buf], MiB) == MiB  # acknowledged, not flushed
+        srv.stop()
+        srv.start()
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+        assert e.value.errno == 5
+        os.fsync(fd)  # once
+    finally:
+        os.close(fd)
+    assert read_lv(m, "lv", 0, MiB) == b"x" * MiB
+
+
+def test_server_gone_longer_than_the_window_then_back(servers, env):
+    img = sparse(servers.base / "g.img", 64 * MiB)
+    srv = servers("g", ["file", str(img)])
+    vg = env.make_vg("vgg", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount(opts="nbd_timeout=1,nbd_reconnect=1")
+    write_lv(m, "lv", b"z" * MiB)
+    srv.stop()
+    fd = os.open(m.lv("lv"), os.O_RDONLY | os.O_DIRECT)
+    try:
+        import mmap
+        buf = mmap.mmap(-1, 4096)
+        t0 = time.monotonic()
+        with pytest.raises(OSError) as e:
+            os.preadv(fd, [buf], 0)
+        assert e.value.errno == 5
+        assert time.monotonic() - t0 < 10
+        srv.start()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                assert os.preadv(fd, [buf], 0) == 4096
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the PV did not come back with its server"
+                time.sleep(0.2)
+        assert bytes(buf) == b"z" * 4096
+    finally:
+        os.close(fd)
+
+
+def test_tls_psk_export(servers, env):
+    keys = servers.base / "keys.psk"
+    keys.write_text("alice:" + os.urandom(32).hex() + "\n")
+    srv = servers("tls", ["--tls=require", f"--tls-psk={keys}", "memory", "64M"])
+    uri = f"nbds+unix://alice@/?socket={srv.sock}&tls-psk-file={keys}"
+    vg = env.make_vg("vgt", pvs=[PvSpec("pv0", uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount()
+    data = random.Random(8).randbytes(3 * MiB)
+    write_lv(m, "lv", data)
+    env.unmount(m)
+    m = vg.mount()
+    assert read_lv(m, "lv", 0, len(data)) == data
+    # Without TLS the server refuses: one line naming the PV.
+    plain = env.make_vg("vgp", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[])
+    env.unmount(m)
+    r = plain.create(check=False)
+    assert_one_line_error(r, "pv0", "cannot connect")

@@ -78,9 +78,11 @@ nbd_handle* connect_handle(const std::string& uri, double timeout, const std::at
     nbd_close(h);
     return nullptr;
   };
-  // Holes come from block status; local files and commands never come from a URI.
+  // Holes come from block status. A URI may name a local file only for TLS
+  // (tls-psk-file, tls-certificates), never a command to run.
   if (nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == -1) return fail(libnbd_error());
-  if (nbd_set_uri_allow_local_file(h, false) == -1) return fail(libnbd_error());
+  const bool tls = uri.rfind("nbds://", 0) == 0 || uri.rfind("nbds+unix://", 0) == 0;
+  if (nbd_set_uri_allow_local_file(h, tls) == -1) return fail(libnbd_error());
   if (nbd_aio_connect_uri(h, uri.c_str()) == -1) return fail(libnbd_error());
   const Clock::time_point deadline = Clock::now() + seconds(timeout);
   while (!nbd_aio_is_ready(h)) {
