@@ -9,7 +9,10 @@ against a model, one vgfs per export on this host, exports refused for a
 read-write VG (read-only, no flush and no FUA), and the faults: a job whose
 NBD destination dies becomes failed with its reason and the LV keeps every
 byte; a mount whose server stops fails requests with EIO after the
-deadline; a server restarted inside the reconnect window is not noticed."""
+deadline; a server restarted inside the reconnect window is not noticed;
+one gone longer fails requests with EIO until it is back; server errors
+(--filter=error) fail one write; acknowledged writes a killed writeback
+server lost make one fsync fail; a TLS-PSK export."""
 
 from __future__ import annotations
 
