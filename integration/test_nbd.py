@@ -84,8 +84,13 @@ class NbdServer:
                     return
                 except OSError:
                     pass
-            elif self.sock.exists():
-                return
+            elif self.sock.exists():  # exists a moment before the server listens
+                try:
+                    with socket.socket(socket.AF_UNIX) as c:
+                        c.connect(str(self.sock))
+                    return
+                except OSError:
+                    pass
             time.sleep(0.02)
         raise AssertionError(f"{argv[0]} did not come up: {self.log.read_text()}")
 

@@ -7,7 +7,9 @@
 #include <doctest/doctest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -53,9 +55,16 @@ class Nbdkit {
       ::execvp("nbdkit", a.data());
       ::_exit(127);
     }
-    for (int i = 0; i < 500; ++i) {
-      struct stat st {};
-      if (::stat(socket_.c_str(), &st) == 0) return;
+    // Ready when it accepts a connection: the socket file exists a moment
+    // before nbdkit listens on it.
+    for (int i = 0; i < 1000; ++i) {
+      int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_un addr{};
+      addr.sun_family = AF_UNIX;
+      std::strncpy(addr.sun_path, socket_.c_str(), sizeof addr.sun_path - 1);
+      const bool up = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+      ::close(fd);
+      if (up) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     FAIL("nbdkit did not start");

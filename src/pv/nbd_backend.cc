@@ -310,8 +310,9 @@ struct NbdBackend::Connection {
 
   void deliver() {
     // A failure seen while the connection is dying is the connection's, not
-    // the request's: whatever failed is sent again once reconnected. Only
-    // this thread changes h, so it is read here without m.
+    // the request's: whatever failed is sent again once reconnected. The
+    // caller holds poll_m, without which h does not change, so h is read
+    // here without m.
     OpList batch;
     {
       std::lock_guard lock(done_m);
@@ -374,6 +375,10 @@ struct NbdBackend::Connection {
     // covers only sessions that were alive).
     if (acked.load(std::memory_order_acquire) > flushed_mark.load(std::memory_order_acquire))
       owner->note_connection_lost();
+    {
+      std::lock_guard idle(idle_m);  // the I/O thread reconnects
+      idle_cv.notify_one();
+    }
     log::warning(fmt::format("{}: NBD connection {} lost ({}); reconnecting for up to {} s", owner->label(), index,
                              why, owner->options_.reconnect_seconds));
   }
@@ -451,6 +456,7 @@ struct NbdBackend::Connection {
   // attempt. Holds poll_m.
   void drive(int timeout_ms) {
     if (!h) {
+      deliver();  // what failed at once (the window passed) need not wait for the back-off
       reconnect_step();
       deliver();
       return;
