@@ -265,6 +265,30 @@ TEST_CASE("nbd: submit() keeps many requests in flight") {
   for (int i = 0; i < kRequests; ++i) CHECK(bufs[i] == pattern(4096, static_cast<unsigned>(i)));
 }
 
+TEST_CASE("nbd: many synchronous callers share the connections (one leads, the others get their replies)") {
+  TempDir dir;
+  OptionsScope options(NbdOptions{2, 30.0, 30.0});
+  Nbdkit server(dir / "s", {"memory", "64M"});
+  auto b = open_nbd(server.uri());
+  REQUIRE(b->connection_count() == 2);
+  constexpr int kThreads = 8, kRounds = 300;
+  std::atomic<int> bad{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRounds; ++i) {
+        const size_t n = 512 + static_cast<size_t>((i * 977 + t * 131) % 70000);
+        const uint64_t at = static_cast<uint64_t>(t) * 4 * MiB + static_cast<uint64_t>(i % 7) * 300000;
+        const std::string data = pattern(n, static_cast<unsigned>(t * 1000 + i));
+        std::string got(n, '\0');
+        if (!b->write(data.data(), n, at).ok() || !b->read(got.data(), n, at).ok() || got != data) ++bad;
+        if (i % 50 == 0 && !b->flush_if_written().ok()) ++bad;
+      }
+    });
+  for (std::thread& th : threads) th.join();
+  CHECK(bad == 0);
+}
+
 TEST_CASE("nbd: a stopped server fails requests after the deadline and the reconnect window, not never") {
   TempDir dir;
   OptionsScope options(NbdOptions{2, 1.0, 1.0});
