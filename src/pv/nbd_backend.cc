@@ -251,8 +251,10 @@ struct NbdBackend::Connection {
     return 1;
   }
 
-  // Sends `op` on h. Holds m (up is true).
-  void issue(Op* op) {
+  // Sends `op` on h; false when libnbd refused it at once (it is then on
+  // the completed list). `op` may be delivered, and gone, as soon as this
+  // returns. Holds m (up is true).
+  bool issue(Op* op) {
     op->conn = this;
     op->deadline = Clock::now() + seconds(owner->options_.timeout_seconds);
     {
@@ -272,15 +274,16 @@ struct NbdBackend::Connection {
                                       LIBNBD_CMD_FLAG_REQ_ONE);
         break;
     }
-    if (cookie < 0) {  // not sent: libnbd calls no callback for it
-      int err = nbd_get_errno();
-      std::lock_guard lock(done_m);
-      if (op->where == Op::Where::kInflight) {
-        inflight.remove(op);
-        op->err = err ? err : EIO;
-        completed.push_back(op, Op::Where::kCompleted);
-      }
+    if (cookie >= 0) return true;
+    // Not sent: libnbd calls no callback for it.
+    int err = nbd_get_errno();
+    std::lock_guard lock(done_m);
+    if (op->where == Op::Where::kInflight) {
+      inflight.remove(op);
+      op->err = err ? err : EIO;
+      completed.push_back(op, Op::Where::kCompleted);
     }
+    return false;
   }
 
   void submit(Op* op) {
@@ -293,10 +296,11 @@ struct NbdBackend::Connection {
     {
       std::lock_guard lock(m);
       if (up) {
-        issue(op);
-        // The I/O thread already polls for replies; it needs waking only to
-        // finish a send libnbd could not complete, or to deliver an error.
-        need_wake = (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE) || op->where != Op::Where::kInflight;
+        const bool sent = issue(op);  // `op` is not ours to touch from here
+        // Whoever drives the connection polls for replies already; it needs
+        // waking only to finish a send libnbd could not complete, or to
+        // deliver an error.
+        need_wake = !sent || (nbd_aio_get_direction(h) & LIBNBD_AIO_DIRECTION_WRITE);
       } else if (expired) {
         op->err = EIO;
         std::lock_guard done(done_m);
