@@ -306,7 +306,10 @@ struct NbdBackend::Connection {
         std::lock_guard done(done_m);
         completed.push_back(op, Op::Where::kCompleted);
       } else {
+        // The I/O thread is reconnecting and sends it then; waking it would
+        // cut its back-off short for every request.
         waiting.push_back(op, Op::Where::kWaiting);
+        need_wake = false;
       }
     }
     if (need_wake) wake();
