@@ -22,6 +22,8 @@
 #include "vgfs/config.h"
 #include "vgfs/control.h"
 #include "vgfs/escape.h"
+#include "vgfs/nbd_backend.h"
+#include "vgfs/nbd_uri.h"
 #include "vgfs/owner_id.h"
 #include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
@@ -96,6 +98,7 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
     else if (opt == "splice_write") o->splice_write = true;
     else if (opt == "no_splice_write") o->splice_write = false;
     else if (opt == "io_uring") o->io_uring = true;
+    else if (opt.rfind("nbd_", 0) == 0) VGFS_RETURN_IF_ERROR(NbdBackend::set_option(opt));
     else if (opt.rfind("threads=", 0) == 0) {
       try {
         o->max_threads = static_cast<unsigned>(std::stoul(opt.substr(8)));
@@ -967,7 +970,8 @@ int run(int argc, char** argv) {
   if (*lvremove) return cmd_lvremove(mountpoint, lvremove_args, yes);
   for (auto& [verb, c] : lifecycle)
     if (*c) {
-      if (verb == "pvadd" && !lifecycle_args.empty()) lifecycle_args[0] = absolute(lifecycle_args[0]);
+      if (verb == "pvadd" && !lifecycle_args.empty() && !is_nbd_uri(lifecycle_args[0]))
+        lifecycle_args[0] = absolute(lifecycle_args[0]);
       std::vector<std::string> words = {verb};
       words.insert(words.end(), lifecycle_args.begin(), lifecycle_args.end());
       if (force) words.push_back("force=yes");  // pvadd --force

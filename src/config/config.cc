@@ -10,6 +10,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "vgfs/metadata.h"
+#include "vgfs/nbd_uri.h"
 #include "vgfs/units.h"
 
 namespace vgfs {
@@ -115,7 +116,8 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
     std::string raw;
     VGFS_ASSIGN_OR_RETURN(raw, in.scalar(n, "path", where));
     if (raw.empty()) return in.error(n["path"], fmt::format("{}.path is empty", where));
-    pv.path = std::filesystem::absolute(base / raw).lexically_normal().string();
+    // An NBD URI names an export, not a file: kept as written (docs/nbd.md).
+    pv.path = is_nbd_uri(raw) ? raw : std::filesystem::absolute(base / raw).lexically_normal().string();
     if (n["size"]) {
       uint64_t size = 0;
       VGFS_ASSIGN_OR_RETURN(size, in.size(n, "size", where));

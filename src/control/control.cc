@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "vgfs/escape.h"
+#include "vgfs/nbd_uri.h"
 #include "vgfs/volume_manager.h"
 
 namespace vgfs {
@@ -216,7 +217,8 @@ Result<Command> parse_command(std::string_view line) {
     const size_t args = w.size() - 1;
     if (args < 1 || args > 2) return usage(verb, "pvadd takes a path, an optional name and force=yes");
     c.path = w[1];
-    if (c.path.empty() || c.path[0] != '/') return usage(verb, fmt::format("\"{}\" is not an absolute path", c.path));
+    if ((c.path.empty() || c.path[0] != '/') && !is_nbd_uri(c.path))
+      return usage(verb, fmt::format("\"{}\" is not an absolute path or an NBD URI", c.path));
     if (args == 2) {
       c.name = w[2];
       VGFS_RETURN_IF_ERROR(check_name("PV", c.name).prefixed(verb));

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "vgfs/nbd_uri.h"
 #include "vgfs/vg_store.h"
 
 namespace vgfs {
@@ -155,7 +156,7 @@ Status VgStore::create(const VgConfig& config, bool force, std::vector<std::stri
   for (const PvConfig& pc : config.pvs) {
     std::string label = fmt::format("{}: PV {} ({})", pc.place.str(), pc.name, pc.path);
     std::error_code ec;
-    if (!std::filesystem::exists(pc.path, ec)) {
+    if (!is_nbd_uri(pc.path) && !std::filesystem::exists(pc.path, ec)) {
       std::filesystem::path parent = std::filesystem::path(pc.path).parent_path();
       if (!std::filesystem::is_directory(parent, ec))
         return Status::Error(ENOENT, fmt::format("{}: folder {} does not exist", label, parent.string()));
