@@ -144,3 +144,44 @@ def write_gpt(path: Path, size: int, parts: list[tuple[int, int]]) -> None:
         f.seek((sectors - 33) * 512)
         f.write(entries)
         f.write(header(sectors - 1, 1, sectors - 33))
+
+
+def pv_byte(vg: dict, lv: str, x: int) -> tuple[str, int]:
+    """Where byte `x` of LV `lv` lives by LVM2's own metadata (a VG section
+    of parse_backup()): (PV key, byte offset in that PV). The striping
+    formula of docs/lvm2.md: chunk = x / stripe_size, leg chunk % k, offset
+    in the leg (chunk / k) * stripe_size + x % stripe_size."""
+    ext = vg["extent_size"] * 512
+    for key, seg in vg["logical_volumes"][lv].items():
+        if not key.startswith("segment"):
+            continue
+        start, count = seg["start_extent"] * ext, seg["extent_count"] * ext
+        if not start <= x < start + count:
+            continue
+        off, k = x - start, seg["stripe_count"]
+        if k == 1:
+            leg, in_leg = 0, off
+        else:
+            s = seg["stripe_size"] * 512
+            chunk = off // s
+            leg, in_leg = chunk % k, (chunk // k) * s + off % s
+        pv, pe = seg["stripes"][2 * leg], seg["stripes"][2 * leg + 1]
+        return pv, vg["physical_volumes"][pv]["pe_start"] * 512 + pe * ext + in_leg
+    raise ValueError(f"LV {lv} has no byte {x}")
+
+
+def holds_lock(path: Path, exclusive: bool = True) -> bool:
+    """True when another open file description holds an flock on `path`
+    that keeps a lock of this kind off (LVM2's VG lock files)."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)

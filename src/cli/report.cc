@@ -66,6 +66,10 @@ const json* running_job(const Row& r) {
   return nullptr;
 }
 
+// An LV that is no file of the mount (LVM2's LVs without VISIBLE): listed
+// only with -a, as LVM2 does.
+bool hidden(const json& lv) { return lv.contains("hidden") && lv.at("hidden").get<bool>(); }
+
 uint64_t extent(const Row& r) { return num(r.vg->at("extent_size")); }
 
 Value text(std::string s) { return Value{std::move(s), 0}; }
@@ -75,7 +79,8 @@ Value size(uint64_t bytes) { return Value{"", bytes}; }
 const std::vector<Field>& fields() {
   static const std::vector<Field> all = {
       // LV fields
-      {"lv_name", "LV", Scope::kLv, Type::kString, "Name.", [](const Row& r) { return text(str(r.lv->at("name"))); }},
+      {"lv_name", "LV", Scope::kLv, Type::kString, "Name; a hidden LV's in brackets (lvs -a).",
+       [](const Row& r) { return text(hidden(*r.lv) ? "[" + str(r.lv->at("name")) + "]" : str(r.lv->at("name"))); }},
       {"lv_full_name", "LV", Scope::kLv, Type::kString, "Full name of LV including its VG, namely VG/LV.",
        [](const Row& r) { return text(str(r.vg->at("name")) + "/" + str(r.lv->at("name"))); }},
       {"lv_uuid", "LV_UUID", Scope::kLv, Type::kString, "Unique identifier.",
@@ -230,7 +235,7 @@ Result<std::vector<const Field*>> selected_fields(const ReportOptions& o) {
   return out;
 }
 
-std::vector<Row> rows_of(const json& vg, ReportKind kind, bool segments) {
+std::vector<Row> rows_of(const json& vg, ReportKind kind, bool segments, bool all) {
   std::vector<Row> rows;
   if (kind == ReportKind::kVg) {
     rows.push_back(Row{&vg});
@@ -240,7 +245,8 @@ std::vector<Row> rows_of(const json& vg, ReportKind kind, bool segments) {
                      [](const Row& a, const Row& b) { return str(a.pv->at("name")) < str(b.pv->at("name")); });
   } else {
     std::vector<const json*> lvs;
-    for (const json& lv : vg.at("lvs")) lvs.push_back(&lv);
+    for (const json& lv : vg.at("lvs"))
+      if (all || !hidden(lv)) lvs.push_back(&lv);
     std::stable_sort(lvs.begin(), lvs.end(), [](const json* a, const json* b) { return str(a->at("name")) < str(b->at("name")); });
     for (const json* lv : lvs) {
       if (!segments) rows.push_back(Row{&vg, lv});
@@ -291,7 +297,7 @@ Result<std::string> render_report(const json& vg, const ReportOptions& o) {
   if (!selected.ok()) return selected.status();
   bool segments = false;
   for (const Field* f : *selected) segments |= f->scope == Scope::kSegment;
-  const std::vector<Row> rows = rows_of(vg, o.kind, segments);
+  const std::vector<Row> rows = rows_of(vg, o.kind, segments, o.all);
   // Every cell as text first: sizes by the units.
   std::vector<std::vector<std::string>> cells;
   for (const Row& r : rows) {

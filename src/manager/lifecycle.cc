@@ -182,6 +182,18 @@ Status VolumeManager::zero_unlocked(Change& change, const VgMetadata& md, const 
 }
 
 // An LV that is open or moving cannot shrink or go.
+Status VolumeManager::check_movable(std::string_view verb) const {
+  if (store_.format().name() == "lvm2")
+    return Status::Error(ENOTSUP, fmt::format("{}: moving extents on LVM2 VGs is not supported yet", verb));
+  return Status::Ok();
+}
+
+Status VolumeManager::check_changeable(const VgMetadata& md, std::string_view verb) const {
+  (void)md;
+  (void)verb;
+  return Status::Ok();
+}
+
 Status VolumeManager::check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const {
   if (std::optional<uint32_t> slot = volume_.slot(lv); slot && volume_.open_count(*slot) > 0)
     return Status::Error(EBUSY, fmt::format("cannot {} LV {}: it is open", verb, lv));
@@ -218,6 +230,7 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvcreate"));
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
   VGFS_RETURN_IF_ERROR(check_ownership(name, owner));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
@@ -249,6 +262,7 @@ Result<LvSized> VolumeManager::lvextend(const std::string& name, uint64_t size) 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvextend"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_size(md, name, size));
@@ -287,6 +301,7 @@ Result<LvSized> VolumeManager::lvreduce(const std::string& name, uint64_t size) 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvreduce"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_size(md, name, size));
@@ -308,6 +323,7 @@ Status VolumeManager::lvremove(const std::string& name) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvremove"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_idle(md, name, "remove"));
@@ -322,6 +338,7 @@ Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvrename"));
   int lv = md.find_lv(from);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", from));
   VGFS_RETURN_IF_ERROR(check_name("LV", to));
@@ -340,6 +357,7 @@ Status VolumeManager::lvchange(const std::string& name, const LvOwnership& o) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvchange"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_ownership(name, o));
@@ -358,6 +376,7 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "pvadd"));
   if (name.empty())
     for (int n = 0; name.empty(); ++n)
       if (md.find_pv(fmt::format("pv{}", n)) < 0) name = fmt::format("pv{}", n);
@@ -393,6 +412,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "pvremove"));
   int index = md.find_pv(name);
   if (index < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", name));
   const uint32_t pv = static_cast<uint32_t>(index);

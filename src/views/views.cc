@@ -175,6 +175,7 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
     lvs.push_back({{"name", e(l.name)}, {"uuid", format_uuid(l.uuid)}, {"mode", fmt::format("{:04o}", l.mode)},
                    {"size", l.map.extent_count() * md.extent_size}, {"le_count", l.map.extent_count()},
                    {"le_size", md.extent_size}, {"pvs", escaped(md.pvs_of_lv(i))}, {"map", std::move(map)}});
+    if (l.hidden) lvs.back()["hidden"] = true;  // no LV file; lvs -a lists it in brackets
   }
   json jobs = json::array();
   for (const JobStatus& j : job_statuses) jobs.push_back(job_json(j));
