@@ -134,6 +134,27 @@ def test_vgfs_vg_mounts_from_its_pv_paths(env, tmp_path):
     assert r.returncode == 0 and "a" in r.stdout
 
 
+def test_vgfs_vg_in_a_gpt_partition(env, lvm):
+    """A vgfs PV in partition 2 of a disk image: opened as a window of the
+    image, its data at the partition's offset."""
+    size = 96 * MiB
+    img = lvm.image("disk.img", size)
+    first, last = 8 * 2048, size // 512 - 34 - 1
+    write_gpt(img, size, [(2048, first - 1), (first, last)])
+    dev = lvm.attach(img, first * 512, (last - first + 1) * 512)
+    cfg = lvm.dir / "vg.yaml"
+    cfg.write_text(f"vg:\n  name: part\n  extent_size: 1MiB\npvs:\n  - {{name: pv0, path: {dev}}}\n"
+                   "lvs:\n  - {name: a, size: 16MiB}\n")
+    env.run([VGFS_BIN, "create", cfg], check=True)
+    lvm.detach_all()
+    m = mount(env, None, img)
+    pe_start = m.pe_start("pv0")
+    data = os.urandom(1 << 16)
+    write_at(m.lv("a"), 4096, data)
+    assert read_at(img, first * 512 + pe_start + 4096, len(data)) == data
+    m.unmount()
+
+
 def test_errors_name_what_and_where(env, lvm, tmp_path):
     empty = lvm.image("empty.img", 8 * MiB)
     mp = env.new_mountpoint()
