@@ -69,6 +69,8 @@ const json* running_job(const Row& r) {
 // An LV that is no file of the mount (LVM2's LVs without VISIBLE): listed
 // only with -a, as LVM2 does.
 bool hidden(const json& lv) { return lv.contains("hidden") && lv.at("hidden").get<bool>(); }
+// Why vgfs does not serve an LV (an LVM2 segment type it does not model), or "".
+std::string unsupported(const json& lv) { return lv.contains("unsupported") ? str(lv.at("unsupported")) : ""; }
 
 uint64_t extent(const Row& r) { return num(r.vg->at("extent_size")); }
 
@@ -88,8 +90,16 @@ const std::vector<Field>& fields() {
       {"lv_size", "LSize", Scope::kLv, Type::kSize, "Size of LV in current units.",
        [](const Row& r) { return size(num(r.lv->at("size"))); }},
       {"lv_attr", "Attr", Scope::kLv, Type::kString,
-       "LV attributes as LVM2 writes them: always -wi-a----- (linear, writeable, active) in vgfs.",
-       [](const Row&) { return text("-wi-a-----"); }},
+       "LV attributes as LVM2 writes them: -wi-a----- (writeable, active: served as a file), -wi------- for an LV "
+       "vgfs does not serve (hidden, or a segment type it does not model).",
+       [](const Row& r) { return text(hidden(*r.lv) || !unsupported(*r.lv).empty() ? "-wi-------" : "-wi-a-----"); }},
+      {"lv_served", "Served", Scope::kLv, Type::kString,
+       "vgfs: yes when the LV is served as a file, else why not (an LVM2 segment type vgfs does not model; "
+       "hidden LVs: hidden). In the default report when an LV is not served.",
+       [](const Row& r) {
+         if (!unsupported(*r.lv).empty()) return text("no: " + unsupported(*r.lv));
+         return text(hidden(*r.lv) ? "hidden" : "yes");
+       }},
       {"seg_count", "#Seg", Scope::kLv, Type::kNumber, "Number of segments in LV (runs of its map).",
        [](const Row& r) { return number(r.lv->at("map").size()); }},
       {"move_pv", "Move", Scope::kLv, Type::kString, "For a LV being moved, the PV its extents leave.",
@@ -109,8 +119,8 @@ const std::vector<Field>& fields() {
       {"lv_mode", "Mode", Scope::kLv, Type::kString, "vgfs: the LV file's permission bits.",
        [](const Row& r) { return text(r.lv->contains("mode") ? str(r.lv->at("mode")) : ""); }},
       // Segment fields: a row per run of the LV's map.
-      {"segtype", "Type", Scope::kSegment, Type::kString, "Type of LV segment (always linear in vgfs).",
-       [](const Row&) { return text("linear"); }},
+      {"segtype", "Type", Scope::kSegment, Type::kString, "Type of LV segment: linear or striped.",
+       [](const Row& r) { return text(r.run->contains("stripes") ? "striped" : "linear"); }},
       {"seg_start", "Start", Scope::kSegment, Type::kSize, "Offset within the LV to the start of the segment in current units.",
        [](const Row& r) { return size(range_of(str(r.run->at("le"))).first * extent(r)); }},
       {"seg_start_pe", "Start", Scope::kSegment, Type::kNumber, "Offset within the LV to the start of the segment in physical extents.",
@@ -192,9 +202,11 @@ std::string_view kind_name(ReportKind kind) {
   return kind == ReportKind::kLv ? "lv" : kind == ReportKind::kPv ? "pv" : "vg";
 }
 
-std::string default_fields(ReportKind kind) {
+std::string default_fields(ReportKind kind, bool any_not_served = false) {
   switch (kind) {
-    case ReportKind::kLv: return "lv_name,vg_name,lv_size,seg_count,move_pv,copy_percent";
+    case ReportKind::kLv:
+      return any_not_served ? "lv_name,vg_name,lv_attr,lv_size,seg_count,move_pv,copy_percent,lv_served"
+                            : "lv_name,vg_name,lv_size,seg_count,move_pv,copy_percent";
     case ReportKind::kPv: return "pv_name,vg_name,pv_fmt,pv_size,pv_free,pv_path";
     case ReportKind::kVg: return "vg_name,pv_count,lv_count,vg_size,vg_free";
   }
@@ -211,9 +223,9 @@ const Field* find_field(std::string_view name, ReportKind kind) {
   return nullptr;
 }
 
-Result<std::vector<const Field*>> selected_fields(const ReportOptions& o) {
+Result<std::vector<const Field*>> selected_fields(const ReportOptions& o, bool any_not_served) {
   std::vector<std::string> lists = o.fields;
-  if (lists.empty() || (!lists[0].empty() && lists[0][0] == '+')) lists.insert(lists.begin(), default_fields(o.kind));
+  if (lists.empty() || (!lists[0].empty() && lists[0][0] == '+')) lists.insert(lists.begin(), default_fields(o.kind, any_not_served));
   std::vector<const Field*> out;
   for (std::string list : lists) {
     if (!list.empty() && list[0] == '+') list.erase(0, 1);
@@ -293,7 +305,11 @@ std::string report_fields_help(ReportKind kind) {
 
 Result<std::string> render_report(const json& vg, const ReportOptions& o) {
   if (Status st = check_report_unit(o.units); !st.ok()) return st;
-  Result<std::vector<const Field*>> selected = selected_fields(o);
+  bool any_not_served = false;
+  if (o.kind == ReportKind::kLv)
+    for (const json& lv : vg.at("lvs"))
+      if (!unsupported(lv).empty() && (o.all || !hidden(lv))) any_not_served = true;
+  Result<std::vector<const Field*>> selected = selected_fields(o, any_not_served);
   if (!selected.ok()) return selected.status();
   bool segments = false;
   for (const Field* f : *selected) segments |= f->scope == Scope::kSegment;
