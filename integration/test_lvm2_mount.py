@@ -23,7 +23,7 @@ import pytest
 
 from conftest import VGFS_BIN
 from vgfstest import LvSpec, Mount, assert_one_line_error, daemon_pids, is_mounted
-from vgfstest.lvm2 import Lvm, holds_lock, parse_backup, pv_byte, write_gpt
+from vgfstest.lvm2 import Lvm, add_thin_pool, holds_lock, parse_backup, pv_byte, write_gpt
 
 MiB = 1 << 20
 
@@ -289,4 +289,105 @@ def test_gpt_disk_image_ext4_on_an_lv(env, lvm):
     env.umount_ext4(fs)
     env.run(["e2fsck", "-fn", loop], check=True)
     env.loop_detach(loop)
+    m.unmount()
+
+
+def test_thin_pool_vg_serves_its_linear_lv_and_refuses_changes(env, lvm):
+    img = lvm.image("thin.img", 64 * MiB)
+    dev = lvm.attach(img)
+    lvm.run("pvcreate", "-q", dev)
+    lvm.run("vgcreate", "-q", "vgthin", dev)
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "plain", "-L", "4M", "vgthin")
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "pdata", "-L", "8M", "vgthin")
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "pmeta", "-L", "4M", "vgthin")
+    add_thin_pool(lvm, "vgthin", "pdata", "pmeta")
+    types = {lv["lv_name"]: lv["segtype"] for lv in lvm.report("lvs", "lv", "-a", "-o", "lv_name,segtype", "vgthin")}
+    assert types["thin"] == "thin" and types["pool"] == "thin-pool"
+    before = read_at(img, 0, 1 << 20)
+    m = mount(env, lvm, img)
+    assert sorted(os.listdir(m.mp)) == ["plain"]
+    data = os.urandom(1 << 16)
+    write_at(m.lv("plain"), 0, data)
+    assert read_at(m.lv("plain"), 0, len(data)) == data
+    # lvs lists the LVs vgfs does not serve, with the reason; hidden ones with -a.
+    rows = {l["lv_name"]: l for l in vgfs_json(env, "lvs", m.mp)}
+    assert set(rows) == {"plain", "pool", "thin"}
+    assert rows["plain"]["lv_served"] == "yes"
+    assert rows["thin"]["lv_served"].startswith("no: ") and "thin" in rows["thin"]["lv_served"]
+    assert rows["thin"]["lv_attr"] == "-wi-------"
+    rows_all = {l["lv_name"] for l in vgfs_json(env, "lvs", m.mp, "-a")}
+    assert {"[pool_tdata]", "[pool_tmeta]"} <= rows_all
+    text = env.vgfs("lvs", m.mp).stdout
+    assert "not" not in text.split("\n")[0] and "Served" in text
+    # Metadata changes are refused with the reason, nothing written.
+    for words in (["lvcreate", m.mp, "new", "4M"], ["lvextend", m.mp, "plain", "+4M"],
+                  ["lvrename", m.mp, "plain", "other"], ["lvremove", m.mp, "plain", "-y"]):
+        r = env.vgfs(*words)
+        line = assert_one_line_error(r, words[0], "refuses metadata changes")
+        assert "thin" in line
+    m.unmount()
+    assert read_at(img, 0, 1 << 20) == before  # label and metadata untouched
+    lvm.run("vgck", "vgthin")
+
+
+def lvm2_segments(lvm: Lvm, vg: str) -> list[tuple]:
+    """LVM2's view: (name, size, PE ranges with PV uuids, segtype) per segment."""
+    uuid_of = {p["pv_name"]: p["pv_uuid"] for p in lvm.report("pvs", "pv", "-o", "pv_name,pv_uuid")}
+    out = []
+    for s in lvm.report("lvs", "seg", "-a", "--segments", "-o", "lv_name,lv_size,seg_pe_ranges,segtype", vg):
+        ranges = " ".join(uuid_of[r.split(":")[0]] + ":" + r.split(":")[1] for r in s["seg_pe_ranges"].split())
+        out.append((s["lv_name"], int(s["lv_size"]), ranges, s["segtype"]))
+    return sorted(out)
+
+
+def vgfs_segments(env, *source) -> list[tuple]:
+    """vgfs's view of the same, offline from the PVs."""
+    uuid_of = {p["pv_name"]: p["pv_uuid"] for p in vgfs_json(env, "pvs", *source, "-o", "pv_name,pv_uuid")}
+    out = []
+    for s in vgfs_json(env, "lvs", *source, "-a", "-o", "lv_name,lv_size,seg_pe_ranges,segtype"):
+        ranges = " ".join(uuid_of[r.split(":")[0]] + ":" + r.split(":")[1] for r in s["seg_pe_ranges"].split())
+        out.append((s["lv_name"], int(s["lv_size"]), ranges, s["segtype"]))
+    return sorted(out)
+
+
+def test_changes_through_vgfs_pass_lvm2_checks_and_round_trip(env, lvm):
+    imgs = [lvm.image(f"w{i}.img", 64 * MiB) for i in range(3)]
+    devs = [lvm.attach(i) for i in imgs]
+    lvm.run("pvcreate", "-q", devs[0], devs[1])
+    lvm.run("vgcreate", "-q", "vgw", devs[0], devs[1])
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "lin", "-L", "8M", "vgw")
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-i2", "-I64k", "-n", "st", "-L", "8M", "vgw")
+    m = mount(env, lvm, devs[0], devs[1])
+    for words in (["lvcreate", m.mp, "new", "12M"], ["lvextend", m.mp, "lin", "+4M", ], ["lvrename", m.mp, "new", "renamed"],
+                  ["lvreduce", m.mp, "renamed", "8M", "-y"], ["pvadd", m.mp, devs[2]]):
+        r = env.vgfs(*words)
+        assert r.returncode == 0, (words, r.stderr)
+    data = os.urandom(1 << 16)
+    write_at(m.lv("renamed"), 0, data)
+    pvs = {p["pv_name"]: p["pv_path"] for p in vgfs_json(env, "pvs", m.mp, "-o", "pv_name,pv_path")}
+    added = next(name for name, path in pvs.items() if path == devs[2])
+    r = env.vgfs("lvcreate", m.mp, "onnew", "4M", added)
+    assert r.returncode == 0, r.stderr
+    r = env.vgfs("lvremove", m.mp, "onnew", "-y")
+    assert r.returncode == 0, r.stderr
+    r = env.vgfs("pvremove", m.mp, added)
+    assert r.returncode == 0, r.stderr
+    m.unmount()
+    lvm.run("vgck", "vgw")
+    for d in devs[:2]:
+        lvm.run("pvck", d)
+    assert vgfs_segments(env, devs[0], devs[1]) == lvm2_segments(lvm, "vgw")
+    vg = parse_backup(lvm.backup("vgw"))["vgw"]
+    key, byte = pv_byte(vg, "renamed", 0)
+    images = key_images(vg, dict(zip(devs, imgs)))
+    assert read_at(images[key], byte, len(data)) == data
+    # The PV vgfs took out is an orphan again for LVM2.
+    assert lvm.report("pvs", "pv", "-o", "pv_name,vg_name", devs[2]) in ([], [{"pv_name": devs[2], "vg_name": ""}])
+    # Then LVM2 changes the VG and vgfs reads it back.
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "fromlvm", "-L", "4M", "vgw")
+    lvm.run("lvextend", "-q", "-L", "+4M", "vgw/lin")
+    assert vgfs_segments(env, devs[0], devs[1]) == lvm2_segments(lvm, "vgw")
+    m = mount(env, lvm, devs[0], devs[1])
+    assert os.path.getsize(m.lv("fromlvm")) == 4 * MiB and os.path.getsize(m.lv("lin")) == 16 * MiB
+    assert read_at(m.lv("renamed"), 0, len(data)) == data
     m.unmount()
