@@ -391,17 +391,18 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name) 
     VGFS_RETURN_IF_ERROR(check_not_on_mount(path, &st));
   VGFS_RETURN_IF_ERROR(dev->lock(true));
   VGFS_RETURN_IF_ERROR(check_unused(*dev));
-  PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};
+  PvLabel label;
+  VGFS_ASSIGN_OR_RETURN(label, store_.format().new_pv_label(dev->size(), md));
   if (label.layout.pe_count == 0)
     return Status::Error(ENOSPC, fmt::format("{}: {} bytes is too small for one {} extent after {} bytes of label and "
                                              "metadata", dev->label(), dev->size(), format_size(md.extent_size),
                                              label.layout.pe_start));
-  md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count});
+  md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count, label.record});
   VGFS_RETURN_IF_ERROR(store_.add_pv(std::move(*dev), label));
   Status st = commit(std::move(md));
   if (!st.ok()) {
     std::unique_ptr<PvDevice> gone = store_.remove_pv(static_cast<uint32_t>(store_.pv_count() - 1));
-    (void)wipe_label(*gone);
+    (void)store_.format().wipe_pv(*gone);
     return st;
   }
   volume_.republish_all(store_.metadata());
@@ -461,7 +462,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   }
   volume_.republish_all(store_.metadata());
   volume_.quiesce();  // no request holds the device any more
-  (void)wipe_label(*dev);
+  (void)store_.format().wipe_pv(*dev);
   return PvRemoved{name, store_.metadata().name};
 }
 

@@ -89,6 +89,14 @@ struct Choice {
   VgMetadata md;
 };
 
+// The VG uuid the PVs' labels name: the first that is not nil (an LVM2 PV
+// without a metadata area cannot tell its VG; its metadata lists it).
+Uuid vg_uuid_of(const std::deque<Candidate>& found) {
+  for (const Candidate& c : found)
+    if (c.label().vg_uuid != Uuid{}) return c.label().vg_uuid;
+  return Uuid{};
+}
+
 Result<Choice> choose(const VgFormat& format, std::deque<Candidate>& found, const std::string& vg_name) {
   struct Ref {
     CopyState* copy;
@@ -107,7 +115,7 @@ Result<Choice> choose(const VgFormat& format, std::deque<Candidate>& found, cons
     const uint64_t seqno = copy.read.seqno;
     Result<VgMetadata> md = format.decode(copy.read.text, fmt::format("metadata seqno {}", seqno));
     if (!md.ok()) return md.status();
-    if (md->seqno != seqno || md->uuid != found[0].label().vg_uuid)
+    if (md->seqno != seqno || md->uuid != vg_uuid_of(found))
       return Status::Error(EINVAL, fmt::format("metadata seqno {} belongs to another VG or seqno", seqno));
     for (const Candidate& c : found)
       for (uint32_t i = 0; i < md->pvs.size(); ++i)
@@ -169,7 +177,8 @@ Result<std::deque<Candidate>> open_config_pvs(const VgFormat& format, const VgCo
   for (const PvConfig& pv : config.pvs) {
     Result<Candidate> c = open_candidate(format, pv.name, pv.path, pv.window, mode, bases);
     if (!c.ok()) return c.status();
-    if (!found.empty() && c->label().vg_uuid != found[0].label().vg_uuid)
+    if (!found.empty() && c->label().vg_uuid != Uuid{} && found[0].label().vg_uuid != Uuid{} &&
+        c->label().vg_uuid != found[0].label().vg_uuid)
       return Status::Error(EINVAL, fmt::format("{} belongs to another VG (uuid {}) than {} (uuid {})",
                                                c->dev.label(), format_uuid(c->label().vg_uuid), found[0].dev.label(),
                                                format_uuid(found[0].label().vg_uuid)));
@@ -205,7 +214,8 @@ Result<Choice> choose_following_lists(const VgFormat& format, const VgConfig& co
       Result<Candidate> c = open_candidate(format, p.name, p.path, std::nullopt, mode, bases);
       if (!c.ok()) {
         (*unreachable)[p.uuid] = c.status().message();
-      } else if (c->label().pv_uuid != p.uuid || c->label().vg_uuid != found[0].label().vg_uuid) {
+      } else if (c->label().pv_uuid != p.uuid ||
+                 (c->label().vg_uuid != Uuid{} && c->label().vg_uuid != vg_uuid_of(found))) {
         (*unreachable)[p.uuid] = fmt::format("{} holds PV UUID {} of VG {}", c->dev.label(),
                                              format_uuid(c->label().pv_uuid), format_uuid(c->label().vg_uuid));
       } else {
@@ -326,6 +336,9 @@ void VgStore::restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const Pv
 
 Status VgStore::commit(VgMetadata next) {
   if (mode_ != OpenMode::kReadWrite) return Status::Error(EROFS, "the VG is open read-only");
+  if (!metadata_.change_refused.empty())
+    return Status::Error(EPERM, fmt::format("VG {}: metadata changes refused: {}", metadata_.name,
+                                            printable(metadata_.change_refused)));
   // A seqno that an attempt may have left on some PV is never used again
   // with another text: after a failed attempt the next one skips to burned+2,
   // which goes to the same slot, so the slot holding metadata_ stays intact.
@@ -345,10 +358,19 @@ Status VgStore::commit(VgMetadata next) {
       return Status::Error(EINVAL, fmt::format("metadata lists PV {}, which is not open", next.pvs[i].name));
     VGFS_RETURN_IF_ERROR(format_->check_against_label(next, i, *it));
   }
+  // What is committed must read back: decode the text before writing it
+  // (LVM2 drops a VG whose committed text does not parse), and keep what it
+  // decodes to (for LVM2, with the ids encode generated for new records).
   const std::string text = format_->encode(next);
+  Result<VgMetadata> reread = format_->decode(text, fmt::format("VG {} metadata seqno {} as encoded", next.name, seqno));
+  if (!reread.ok())
+    return reread.status().prefixed(fmt::format("VG {}: the metadata to commit does not read back; nothing written",
+                                                next.name));
+  next = std::move(*reread);
   commit_problems_.clear();
   if (!archive_.empty())
-    if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}); !a.ok()) commit_problems_.push_back(a.message());
+    if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}, *format_); !a.ok())
+      commit_problems_.push_back(a.message());
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
   // the next read-write open rewrites. PVs added since the last commit get
