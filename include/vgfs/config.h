@@ -35,8 +35,8 @@ struct PvConfig {
   std::string name;               // empty when found from a path: the metadata names it
   std::string path;               // absolute
   std::optional<uint64_t> size;   // bytes; absent = whole existing file/device
-  std::optional<PvWindow> window; // the PV is this range of `path` (never from a config file)
   ConfigPlace place;
+  std::optional<PvWindow> window = std::nullopt;  // the PV is this range of `path` (never from a config file)
 };
 
 struct ExplicitRun {

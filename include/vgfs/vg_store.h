@@ -84,7 +84,6 @@ class VgStore {
   const PvDevice& pv(uint32_t index) const { return *pvs_[index]; }
   const PvLabel& label(uint32_t index) const { return labels_[index]; }
   bool read_only() const { return mode_ == OpenMode::kReadOnly; }
-  const VgFormat& format() const { return *format_; }
 
  private:
   VgStore() = default;

@@ -153,7 +153,7 @@ def pv_byte(vg: dict, lv: str, x: int) -> tuple[str, int]:
     in the leg (chunk / k) * stripe_size + x % stripe_size."""
     ext = vg["extent_size"] * 512
     for key, seg in vg["logical_volumes"][lv].items():
-        if not key.startswith("segment"):
+        if not key.startswith("segment") or not isinstance(seg, dict):
             continue
         start, count = seg["start_extent"] * ext, seg["extent_count"] * ext
         if not start <= x < start + count:

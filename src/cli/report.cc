@@ -72,6 +72,17 @@ bool hidden(const json& lv) { return lv.contains("hidden") && lv.at("hidden").ge
 // Why vgfs does not serve an LV (an LVM2 segment type it does not model), or "".
 std::string unsupported(const json& lv) { return lv.contains("unsupported") ? str(lv.at("unsupported")) : ""; }
 
+// The legs of a segment row: each stripe of a striped run (as LVM2 lists
+// them in seg_pe_ranges and devices), or the run itself.
+std::vector<const json*> legs(const Row& r) {
+  std::vector<const json*> out;
+  if (r.run->contains("stripes"))
+    for (const json& leg : r.run->at("stripes")) out.push_back(&leg);
+  else
+    out.push_back(r.run);
+  return out;
+}
+
 uint64_t extent(const Row& r) { return num(r.vg->at("extent_size")); }
 
 Value text(std::string s) { return Value{std::move(s), 0}; }
@@ -137,11 +148,20 @@ const std::vector<Field>& fields() {
       {"seg_pe_ranges", "PE_Ranges", Scope::kSegment, Type::kString,
        "Ranges of Physical Extents of underlying devices in command line format (PV:FIRST-LAST).",
        [](const Row& r) {
-         auto [first, count] = range_of(str(r.run->at("pe")));
-         return text(fmt::format("{}:{}-{}", str(r.run->at("pv")), first, first + count - 1));
+         std::string out;
+         for (const json* leg : legs(r)) {
+           auto [first, count] = range_of(str(leg->at("pe")));
+           out += fmt::format("{}{}:{}-{}", out.empty() ? "" : " ", str(leg->at("pv")), first, first + count - 1);
+         }
+         return text(out);
        }},
       {"devices", "Devices", Scope::kSegment, Type::kString, "Underlying devices used with starting extent numbers (PV(FIRST)).",
-       [](const Row& r) { return text(fmt::format("{}({})", str(r.run->at("pv")), range_of(str(r.run->at("pe"))).first)); }},
+       [](const Row& r) {
+         std::string out;
+         for (const json* leg : legs(r))
+           out += fmt::format("{}{}({})", out.empty() ? "" : ",", str(leg->at("pv")), range_of(str(leg->at("pe"))).first);
+         return text(out);
+       }},
       // PV fields
       {"pv_name", "PV", Scope::kPv, Type::kString, "Name (vgfs: the name commands take; pv_path is the file or device).",
        [](const Row& r) { return text(str(r.pv->at("name"))); }},

@@ -189,8 +189,11 @@ Status VolumeManager::check_movable(std::string_view verb) const {
 }
 
 Status VolumeManager::check_changeable(const VgMetadata& md, std::string_view verb) const {
-  (void)md;
-  (void)verb;
+  // VgStore::commit refuses these too; refusing first means lvcreate and
+  // lvextend zero nothing and pvadd labels nothing.
+  if (!md.change_refused.empty())
+    return Status::Error(EPERM, fmt::format("{}: VG {} refuses metadata changes: {}", verb, printable(md.name),
+                                            printable(md.change_refused)));
   return Status::Ok();
 }
 
