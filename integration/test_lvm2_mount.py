@@ -395,3 +395,53 @@ def test_changes_through_vgfs_pass_lvm2_checks_and_round_trip(env, lvm):
     assert os.path.getsize(m.lv("fromlvm")) == 4 * MiB and os.path.getsize(m.lv("lin")) == 16 * MiB
     assert read_at(m.lv("renamed"), 0, len(data)) == data
     m.unmount()
+
+
+def test_readme_lvm2_section_runs_as_written(env, lvm):
+    """README.md's "LVM2 volume groups" block, run with bash -e on a disk
+    image LVM2 made (GPT, PV in partition 2, an ext4 on LV root), its
+    /mnt paths moved into the test's folder."""
+    import re
+    from vgfstest import REPO
+    text = (REPO / "README.md").read_text()
+    start = text.index("\n## LVM2 volume groups\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    [script] = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    size = 96 * MiB
+    work = env.tmp / "readme"
+    work.mkdir()
+    img = work / "disk.img"
+    with open(img, "wb") as f:
+        f.truncate(size)
+    first, last = 4096, size // 512 - 34 - 1
+    write_gpt(img, size, [(2048, first - 1), (first, last)])
+    dev = lvm.attach(img, first * 512, (last - first + 1) * 512)
+    lvm.run("pvcreate", "-q", dev)
+    lvm.run("vgcreate", "-q", "vgdisk", dev)
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "root", "-L", "32M", "vgdisk")
+    lvm.detach_all()
+    m = mount(env, lvm, img)
+    loop = env.losetup(m.lv("root"))
+    env.run(["mkfs.ext4", "-q", "-F", loop], check=True)
+    env.loop_detach(loop)
+    m.unmount()
+    # The README's paths, moved under the test's folder; LVM2's lock folder
+    # the private one.
+    script = script.replace("/mnt/", f"{work}/mnt/")
+    mount_line = f"vgfs mount disk.img {work}/mnt/disk"
+    assert mount_line in script
+    script = script.replace(mount_line, f"{mount_line} -o lvm_lock_dir={lvm.etc / 'lock'}")
+    path = f"{VGFS_BIN.parent}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    try:
+        r = subprocess.run(["bash", "-e", "-c", script], cwd=work, env=dict(os.environ, PATH=path),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "lost+found" in r.stdout and "root" in r.stdout
+    finally:
+        if is_mounted(work / "mnt" / "root"):
+            subprocess.run(["umount", str(work / "mnt" / "root")], capture_output=True)
+        for d in subprocess.run(["losetup", "-j", str(work / "mnt" / "disk" / "root")], capture_output=True,
+                                text=True).stdout.splitlines():
+            subprocess.run(["losetup", "-d", d.split(":")[0]], capture_output=True)
+        if is_mounted(work / "mnt" / "disk"):
+            subprocess.run(["fusermount3", "-u", str(work / "mnt" / "disk")], capture_output=True)
