@@ -193,7 +193,17 @@ def test_one_pv_linear(env, lvm):
     # The reports agree with LVM2's on the mount.
     ours = {l["lv_name"]: int(l["lv_size"]) for l in vgfs_json(env, "lvs", m.mp)}
     assert ours == {"data": 8 * MiB, "logs": 12 * MiB}
+    # check and dump of the mounted VG read its PVs without their locks.
+    c = env.vgfs("check", m.mp)
+    assert c.returncode == 0 and "VG vgone (mounted on" in c.stdout, c.stderr
+    d = env.vgfs("dump", m.mp)
+    assert d.returncode == 0 and "name: vgone" in d.stdout, d.stderr
+    # Offline commands on a mounted VG are refused by the PVs' locks.
+    assert_one_line_error(env.vgfs("lvs", img), "mounted")
     m.unmount()
+    c = env.vgfs("check", img)
+    assert c.returncode == 0 and c.stdout.startswith("VG vgone: 1 PVs, 2 LVs"), c.stderr
+    assert env.vgfs("dump", img).stdout == d.stdout
     lvm.run("vgck", "vgone")
 
 
