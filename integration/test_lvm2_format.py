@@ -74,7 +74,7 @@ def lvm_segments(lvm: Lvm, vg: str) -> list[tuple[str, str, str]]:
 
 
 def test_vgfs_commits_that_lvm2_accepts_and_reads_back(lvm):
-    images = [lvm.image(f"pv{i}.img", 64 * MiB) for i in range(2)]
+    images = [lvm.image(f"pv{i}.img", 128 * MiB) for i in range(2)]
     loops = [lvm.attach(img) for img in images]
     lvm.run("pvcreate", "-q", *loops)
     lvm.run("vgcreate", "-q", "-s", "4m", "vgt", *loops)

@@ -609,8 +609,21 @@ TEST_CASE("lvm2 format: VgStore commits LVM2 metadata; new ids stay stable acros
   CHECK(store->metadata().lvs[0].kept == after.lvs[0].kept);
   CHECK(store->metadata().lvs[1].uuid == after.lvs[1].uuid);
   CHECK(store->metadata().lvs[1].map.runs().size() == 2);
+  // An extend whose legs continue the last segment's: one segment, as LVM2
+  // merges them.
+  md = store->metadata();
+  MapRun cont = more;
+  cont.le = 0;
+  cont.count = 2;
+  cont.pe = 9;
+  cont.more_legs = {StripeLeg{1, 4}};
+  md.lvs[1].map.append_run(cont);
+  REQUIRE(store->commit(md).ok());
+  REQUIRE(store->metadata().lvs[1].map.runs().size() == 2);
+  CHECK(store->metadata().lvs[1].map.runs()[1].count == 6);
+  CHECK(store->metadata().lvs[1].map.extent_count() == 10);
   store.reset();
-  // Both PVs hold seqno 3, LVM2's own reader agrees.
+  // Both PVs hold seqno 4, LVM2's own reader agrees.
   std::vector<PvScan> scans;
   for (const char* f : {"a.img", "b.img"}) {
     Result<PvScan> s = scan_pv(memory_source(vgfs_test::read_file(vg.dir / f), f));
@@ -620,7 +633,7 @@ TEST_CASE("lvm2 format: VgStore commits LVM2 metadata; new ids stay stable acros
   }
   Result<VgRead> read = read_vg_from(scans, "fBi812E1j9oB3d5XozP1b5CSoCaJHqBn");
   REQUIRE_MESSAGE(read.ok(), read.status().message());
-  CHECK(read->vg.seqno == 3);
+  CHECK(read->vg.seqno == 4);
   CHECK(read->warnings.empty());
   REQUIRE(read->vg.lvs.size() == 2);
   CHECK(read->vg.lvs[1].segments.size() == 2);
@@ -727,7 +740,7 @@ TEST_CASE("lvm2 format: on PVs LVM2 made (integration/test_lvm2_format.py)") {
       for (uint32_t p = 0; p < 2; ++p) {
         const uint32_t only[1] = {p};
         Result<std::vector<MapRun>> one = allocate_extents(m, leg_extents, only);
-        REQUIRE(one.ok());
+        REQUIRE_MESSAGE(one.ok(), one.status().message());
         REQUIRE(one->size() == 1);
         if (p == 0) {
           r.pv = p;
