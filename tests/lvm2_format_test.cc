@@ -16,6 +16,8 @@
 #include "vgfs/lvm2_format.h"
 #include "vgfs/lvm2_scan.h"
 #include "vgfs/vg_store.h"
+#include "vgfs/volume.h"
+#include "vgfs/volume_manager.h"
 
 using namespace vgfs;
 using namespace vgfs::lvm2;
@@ -693,6 +695,51 @@ TEST_CASE("lvm2 format: a commit whose text does not read back writes nothing") 
   CHECK(store->metadata().seqno == 1);
 }
 
+TEST_CASE("lvm2 format: the manager's lifecycle verbs on an LVM2 VG; moves are refused") {
+  TwoPvVg vg;
+  std::unique_ptr<VgStore> store = vg.open();
+  VolumeSet volume(*store);
+  VolumeManager manager(*store, volume);
+  REQUIRE(manager.lvcreate("a", 8 * MiB, {}).ok());
+  REQUIRE(manager.lvextend("a", 16 * MiB).ok());
+  REQUIRE(manager.lvrename("a", "b").ok());
+  // vgextend: a blank image gets pvcreate's label and the VG's metadata.
+  const std::string added = vg.dir / "c.img";
+  { std::ofstream(added).close(); }
+  std::filesystem::resize_file(added, 64 << 20);
+  Result<PvAdded> pv = manager.pvadd(added, "");
+  REQUIRE_MESSAGE(pv.ok(), pv.status().message());
+  CHECK(pv->extents == 15);
+  std::vector<PvScan> scans;
+  for (const char* f : {"a.img", "b.img", "c.img"}) {
+    Result<PvScan> sc = scan_pv(memory_source(vgfs_test::read_file(vg.dir / f), f));
+    REQUIRE(sc.ok());
+    CHECK(sc->label.in_vg());
+    scans.push_back(*sc);
+  }
+  Result<VgRead> read = read_vg_from(scans, "fBi812E1j9oB3d5XozP1b5CSoCaJHqBn");
+  REQUIRE_MESSAGE(read.ok(), read.status().message());
+  REQUIRE(read->vg.pvs.size() == 3);
+  CHECK(read->vg.pvs[2].uuid == scans[2].label.uuid);
+  CHECK(read->vg.pvs[2].dev_size == (64 << 20) / 512);
+  CHECK(read->vg.lvs.at(0).name == "b");
+  CHECK(read->vg.lvs.at(0).extent_count() == 4);
+  CHECK(read->warnings.empty());
+  // A move needs a migration area, which LVM2 PVs have not.
+  Result<JobsStarted> moved = manager.move("b", std::nullopt, pv->pv, std::nullopt);
+  CHECK(moved.status().code() == ENOTSUP);
+  CHECK(moved.status().message().find("without a migration area") != std::string::npos);
+  // vgreduce: an orphan PV stays.
+  REQUIRE(manager.pvremove(pv->pv).ok());
+  Result<PvScan> orphan = scan_pv(memory_source(vgfs_test::read_file(added), "c.img"));
+  REQUIRE(orphan.ok());
+  CHECK_FALSE(orphan->label.in_vg());
+  CHECK(orphan->copies.empty());
+  CHECK(orphan->empty_mdas == 1);
+  REQUIRE(manager.lvremove("b").ok());
+  CHECK(store->metadata().lvs.empty());
+}
+
 // Driven by integration/test_lvm2_format.py on PVs LVM2 made (loop devices):
 // VGFS_LVM2_PVS = "path,path,...", VGFS_LVM2_VG, VGFS_LVM2_ACTION = write |
 // read, VGFS_LVM2_OUT = a file for what vgfs saw. Without them it does
@@ -761,6 +808,16 @@ TEST_CASE("lvm2 format: on PVs LVM2 made (integration/test_lvm2_format.py)") {
     REQUIRE(md.find_lv(st.name) >= 0);
     striped(md, md.lvs[static_cast<size_t>(md.find_lv(st.name))], 1);
     REQUIRE(store.commit(md).ok());
+    // vgextend through the manager (VGFS_LVM2_NEWPV: a blank device), and an
+    // LV placed on it.
+    if (const char* fresh = std::getenv("VGFS_LVM2_NEWPV")) {
+      VolumeSet volume(store);
+      VolumeManager manager(store, volume);
+      Result<PvAdded> pv = manager.pvadd(fresh, "");
+      REQUIRE_MESSAGE(pv.ok(), pv.status().message());
+      Result<LvSized> lv = manager.lvcreate("vgfs_new" + suffix, 8 * MiB, {pv->pv});
+      REQUIRE_MESSAGE(lv.ok(), lv.status().message());
+    }
   }
   std::ofstream out(out_path);
   const VgMetadata& md = store.metadata();
