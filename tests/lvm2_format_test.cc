@@ -460,6 +460,42 @@ TEST_CASE("lvm2 format: damaged or hostile mda headers are not trusted by a writ
   CHECK(*small == before);
 }
 
+TEST_CASE("lvm2 format: ignored mdas are left alone; a clear in-VG flag is repaired") {
+  const std::string text = simple_text(1);
+  LabelSpec spec;
+  spec.mdas = {{4096, (1 << 20) - 4096}, {8 << 20, 1 << 20}};
+  spec.device_size = 16 << 20;
+  spec.ext_flags = 0;  // the label does not say the PV is in a VG
+  std::string img = pv_image(text, 16 << 20, 512, spec);
+  // mda2 ignored (pvchange --metadataignore y): slot 0 flag, no text.
+  const std::string ignored = mda_header(8 << 20, 1 << 20, RawLocation{0, 0, 0, kRawLocationIgnored});
+  img.replace(8 << 20, 512, ignored);
+  auto image = std::make_shared<std::string>(img);
+  PvDevice dev = memory_device(image);
+  Result<FoundLabel> found = lvm2_format().read_label(dev);
+  REQUIRE(found.ok());
+  CHECK_FALSE(found->copy_ok[0]);
+  CHECK(found->label.vg_uuid == short_uuid("fBi812E1j9oB3d5XozP1b5CSoCaJHqBn"));
+  CHECK(found->label.layout.pe_count == 15);
+  CHECK(found->label.layout.extent_size == 4 * MiB);
+  std::vector<MetadataCopy> copies = lvm2_format().read_copies(dev, found->label);
+  REQUIRE(copies.size() == 2);
+  CHECK(copies[0].checksum_ok);
+  CHECK(copies[1].problem.find("ignored") != std::string::npos);
+  std::vector<std::string> warnings;
+  REQUIRE(lvm2_format().repair(dev, *found, copies, 1, text, true, &warnings).ok());
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("does not mark the PV as in a VG; fixed") != std::string::npos);
+  CHECK(lvm2::read_label(memory_source(image), nullptr)->in_vg());
+  // A commit writes mda1 only.
+  Result<VgMetadata> md = decode_vg_text(text, "t");
+  md->seqno = 2;
+  const std::string next = encode_vg_text(*md);
+  for (int phase = 0; phase < 3; ++phase) REQUIRE(lvm2_format().write_commit_phase(phase, dev, found->label, 2, next).ok());
+  CHECK(newest(dev) == std::pair<uint64_t, std::string>{2, next});
+  CHECK(image->substr(8 << 20, 512) == ignored);
+}
+
 TEST_CASE("lvm2 format: a new PV gets pvcreate's label; wiping leaves an orphan") {
   Result<VgMetadata> md = decode_vg_text(simple_text(), "t");
   REQUIRE(md.ok());
