@@ -42,11 +42,13 @@ def lvm():
         shutil.rmtree(world.dir, ignore_errors=True)
 
 
-def vgfs_lvm2(lvm: Lvm, action: str, vg: str, pvs: list[str], suffix: str = "") -> dict:
+def vgfs_lvm2(lvm: Lvm, action: str, vg: str, pvs: list[str], suffix: str = "", new_pv: str = "") -> dict:
     """Runs the unit-test binary's LVM2 case; returns what vgfs saw."""
     out = lvm.dir / f"vgfs-{action}.txt"
     env = dict(os.environ, VGFS_LVM2_PVS=",".join(pvs), VGFS_LVM2_ACTION=action, VGFS_LVM2_VG=vg,
                VGFS_LVM2_OUT=str(out), VGFS_LVM2_ARCHIVE=str(lvm.dir / "archive"), VGFS_LVM2_SUFFIX=suffix)
+    if new_pv:
+        env["VGFS_LVM2_NEWPV"] = new_pv
     r = subprocess.run([str(UNIT_TESTS), "-tc=lvm2 format: on PVs LVM2 made*"], env=env, capture_output=True,
                        text=True)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -74,7 +76,7 @@ def lvm_segments(lvm: Lvm, vg: str) -> list[tuple[str, str, str]]:
 
 
 def test_vgfs_commits_that_lvm2_accepts_and_reads_back(lvm):
-    images = [lvm.image(f"pv{i}.img", 64 * MiB) for i in range(2)]
+    images = [lvm.image(f"pv{i}.img", 128 * MiB) for i in range(2)]
     loops = [lvm.attach(img) for img in images]
     lvm.run("pvcreate", "-q", *loops)
     lvm.run("vgcreate", "-q", "-s", "4m", "vgt", *loops)
@@ -120,8 +122,20 @@ def test_vgfs_commits_that_lvm2_accepts_and_reads_back(lvm):
     assert sorted(back["segs"]) == lvm_segments(lvm, "vgt")
     assert back["warnings"] == []
 
-    # And vgfs commits on top of LVM2's change again, still accepted.
-    again = vgfs_lvm2(lvm, "write", "vgt", loops, suffix="2")
-    assert again["seqno"] == seqno + 8
+    # And vgfs commits on top of LVM2's change again, still accepted; this
+    # time it also adds a blank device as a PV (pvadd: LVM2's vgextend) and
+    # puts an LV on it.
+    blank = lvm.attach(lvm.image("pv2.img", 64 * MiB))
+    again = vgfs_lvm2(lvm, "write", "vgt", loops, suffix="2", new_pv=blank)
+    assert again["seqno"] == seqno + 10
     lvm.run("vgck", "vgt")
+    for dev in loops + [blank]:
+        out = subprocess.run(["pvck", dev], env=lvm.env, capture_output=True, text=True)
+        assert out.returncode == 0 and "CHECK" not in out.stdout + out.stderr, out.stdout + out.stderr
     assert lvm_segments(lvm, "vgt") == sorted(again["segs"])
+    assert ("vgfs_new2", "linear", f"{blank}:0-1") in again["segs"]
+    pvs = {p["pv_name"]: p["vg_name"] for p in lvm.report("pvs", "pv", "-o", "pv_name,vg_name")}
+    assert pvs == {loops[0]: "vgt", loops[1]: "vgt", blank: "vgt"}
+    # LVM2 can use the PV vgfs added.
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-L", "4m", "-n", "lvm_on_new", "vgt", blank)
+    lvm.run("vgck", "vgt")

@@ -16,6 +16,8 @@
 #include "vgfs/lvm2_format.h"
 #include "vgfs/lvm2_scan.h"
 #include "vgfs/vg_store.h"
+#include "vgfs/volume.h"
+#include "vgfs/volume_manager.h"
 
 using namespace vgfs;
 using namespace vgfs::lvm2;
@@ -458,6 +460,42 @@ TEST_CASE("lvm2 format: damaged or hostile mda headers are not trusted by a writ
   CHECK(*small == before);
 }
 
+TEST_CASE("lvm2 format: ignored mdas are left alone; a clear in-VG flag is repaired") {
+  const std::string text = simple_text(1);
+  LabelSpec spec;
+  spec.mdas = {{4096, (1 << 20) - 4096}, {8 << 20, 1 << 20}};
+  spec.device_size = 16 << 20;
+  spec.ext_flags = 0;  // the label does not say the PV is in a VG
+  std::string img = pv_image(text, 16 << 20, 512, spec);
+  // mda2 ignored (pvchange --metadataignore y): slot 0 flag, no text.
+  const std::string ignored = mda_header(8 << 20, 1 << 20, RawLocation{0, 0, 0, kRawLocationIgnored});
+  img.replace(8 << 20, 512, ignored);
+  auto image = std::make_shared<std::string>(img);
+  PvDevice dev = memory_device(image);
+  Result<FoundLabel> found = lvm2_format().read_label(dev);
+  REQUIRE(found.ok());
+  CHECK_FALSE(found->copy_ok[0]);
+  CHECK(found->label.vg_uuid == short_uuid("fBi812E1j9oB3d5XozP1b5CSoCaJHqBn"));
+  CHECK(found->label.layout.pe_count == 15);
+  CHECK(found->label.layout.extent_size == 4 * MiB);
+  std::vector<MetadataCopy> copies = lvm2_format().read_copies(dev, found->label);
+  REQUIRE(copies.size() == 2);
+  CHECK(copies[0].checksum_ok);
+  CHECK(copies[1].problem.find("ignored") != std::string::npos);
+  std::vector<std::string> warnings;
+  REQUIRE(lvm2_format().repair(dev, *found, copies, 1, text, true, &warnings).ok());
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("does not mark the PV as in a VG; fixed") != std::string::npos);
+  CHECK(lvm2::read_label(memory_source(image), nullptr)->in_vg());
+  // A commit writes mda1 only.
+  Result<VgMetadata> md = decode_vg_text(text, "t");
+  md->seqno = 2;
+  const std::string next = encode_vg_text(*md);
+  for (int phase = 0; phase < 3; ++phase) REQUIRE(lvm2_format().write_commit_phase(phase, dev, found->label, 2, next).ok());
+  CHECK(newest(dev) == std::pair<uint64_t, std::string>{2, next});
+  CHECK(image->substr(8 << 20, 512) == ignored);
+}
+
 TEST_CASE("lvm2 format: a new PV gets pvcreate's label; wiping leaves an orphan") {
   Result<VgMetadata> md = decode_vg_text(simple_text(), "t");
   REQUIRE(md.ok());
@@ -609,8 +647,21 @@ TEST_CASE("lvm2 format: VgStore commits LVM2 metadata; new ids stay stable acros
   CHECK(store->metadata().lvs[0].kept == after.lvs[0].kept);
   CHECK(store->metadata().lvs[1].uuid == after.lvs[1].uuid);
   CHECK(store->metadata().lvs[1].map.runs().size() == 2);
+  // An extend whose legs continue the last segment's: one segment, as LVM2
+  // merges them.
+  md = store->metadata();
+  MapRun cont = more;
+  cont.le = 0;
+  cont.count = 2;
+  cont.pe = 9;
+  cont.more_legs = {StripeLeg{1, 4}};
+  md.lvs[1].map.append_run(cont);
+  REQUIRE(store->commit(md).ok());
+  REQUIRE(store->metadata().lvs[1].map.runs().size() == 2);
+  CHECK(store->metadata().lvs[1].map.runs()[1].count == 6);
+  CHECK(store->metadata().lvs[1].map.extent_count() == 10);
   store.reset();
-  // Both PVs hold seqno 3, LVM2's own reader agrees.
+  // Both PVs hold seqno 4, LVM2's own reader agrees.
   std::vector<PvScan> scans;
   for (const char* f : {"a.img", "b.img"}) {
     Result<PvScan> s = scan_pv(memory_source(vgfs_test::read_file(vg.dir / f), f));
@@ -620,7 +671,7 @@ TEST_CASE("lvm2 format: VgStore commits LVM2 metadata; new ids stay stable acros
   }
   Result<VgRead> read = read_vg_from(scans, "fBi812E1j9oB3d5XozP1b5CSoCaJHqBn");
   REQUIRE_MESSAGE(read.ok(), read.status().message());
-  CHECK(read->vg.seqno == 3);
+  CHECK(read->vg.seqno == 4);
   CHECK(read->warnings.empty());
   REQUIRE(read->vg.lvs.size() == 2);
   CHECK(read->vg.lvs[1].segments.size() == 2);
@@ -680,6 +731,51 @@ TEST_CASE("lvm2 format: a commit whose text does not read back writes nothing") 
   CHECK(store->metadata().seqno == 1);
 }
 
+TEST_CASE("lvm2 format: the manager's lifecycle verbs on an LVM2 VG; moves are refused") {
+  TwoPvVg vg;
+  std::unique_ptr<VgStore> store = vg.open();
+  VolumeSet volume(*store);
+  VolumeManager manager(*store, volume);
+  REQUIRE(manager.lvcreate("a", 8 * MiB, {}).ok());
+  REQUIRE(manager.lvextend("a", 16 * MiB).ok());
+  REQUIRE(manager.lvrename("a", "b").ok());
+  // vgextend: a blank image gets pvcreate's label and the VG's metadata.
+  const std::string added = vg.dir / "c.img";
+  { std::ofstream(added).close(); }
+  std::filesystem::resize_file(added, 64 << 20);
+  Result<PvAdded> pv = manager.pvadd(added, "");
+  REQUIRE_MESSAGE(pv.ok(), pv.status().message());
+  CHECK(pv->extents == 15);
+  std::vector<PvScan> scans;
+  for (const char* f : {"a.img", "b.img", "c.img"}) {
+    Result<PvScan> sc = scan_pv(memory_source(vgfs_test::read_file(vg.dir / f), f));
+    REQUIRE(sc.ok());
+    CHECK(sc->label.in_vg());
+    scans.push_back(*sc);
+  }
+  Result<VgRead> read = read_vg_from(scans, "fBi812E1j9oB3d5XozP1b5CSoCaJHqBn");
+  REQUIRE_MESSAGE(read.ok(), read.status().message());
+  REQUIRE(read->vg.pvs.size() == 3);
+  CHECK(read->vg.pvs[2].uuid == scans[2].label.uuid);
+  CHECK(read->vg.pvs[2].dev_size == (64 << 20) / 512);
+  CHECK(read->vg.lvs.at(0).name == "b");
+  CHECK(read->vg.lvs.at(0).extent_count() == 4);
+  CHECK(read->warnings.empty());
+  // A move needs a migration area, which LVM2 PVs have not.
+  Result<JobsStarted> moved = manager.move("b", std::nullopt, pv->pv, std::nullopt);
+  CHECK(moved.status().code() == ENOTSUP);
+  CHECK(moved.status().message().find("without a migration area") != std::string::npos);
+  // vgreduce: an orphan PV stays.
+  REQUIRE(manager.pvremove(pv->pv).ok());
+  Result<PvScan> orphan = scan_pv(memory_source(vgfs_test::read_file(added), "c.img"));
+  REQUIRE(orphan.ok());
+  CHECK_FALSE(orphan->label.in_vg());
+  CHECK(orphan->copies.empty());
+  CHECK(orphan->empty_mdas == 1);
+  REQUIRE(manager.lvremove("b").ok());
+  CHECK(store->metadata().lvs.empty());
+}
+
 // Driven by integration/test_lvm2_format.py on PVs LVM2 made (loop devices):
 // VGFS_LVM2_PVS = "path,path,...", VGFS_LVM2_VG, VGFS_LVM2_ACTION = write |
 // read, VGFS_LVM2_OUT = a file for what vgfs saw. Without them it does
@@ -727,7 +823,7 @@ TEST_CASE("lvm2 format: on PVs LVM2 made (integration/test_lvm2_format.py)") {
       for (uint32_t p = 0; p < 2; ++p) {
         const uint32_t only[1] = {p};
         Result<std::vector<MapRun>> one = allocate_extents(m, leg_extents, only);
-        REQUIRE(one.ok());
+        REQUIRE_MESSAGE(one.ok(), one.status().message());
         REQUIRE(one->size() == 1);
         if (p == 0) {
           r.pv = p;
@@ -748,6 +844,16 @@ TEST_CASE("lvm2 format: on PVs LVM2 made (integration/test_lvm2_format.py)") {
     REQUIRE(md.find_lv(st.name) >= 0);
     striped(md, md.lvs[static_cast<size_t>(md.find_lv(st.name))], 1);
     REQUIRE(store.commit(md).ok());
+    // vgextend through the manager (VGFS_LVM2_NEWPV: a blank device), and an
+    // LV placed on it.
+    if (const char* fresh = std::getenv("VGFS_LVM2_NEWPV")) {
+      VolumeSet volume(store);
+      VolumeManager manager(store, volume);
+      Result<PvAdded> pv = manager.pvadd(fresh, "");
+      REQUIRE_MESSAGE(pv.ok(), pv.status().message());
+      Result<LvSized> lv = manager.lvcreate("vgfs_new" + suffix, 8 * MiB, {pv->pv});
+      REQUIRE_MESSAGE(lv.ok(), lv.status().message());
+    }
   }
   std::ofstream out(out_path);
   const VgMetadata& md = store.metadata();

@@ -22,8 +22,10 @@
 // and mda headers from the device. A commit writes the text into the ring of
 // every in-use mda (phase 0), sets slot 1 (precommit, phase 1), then slot 0
 // and clears slot 1 (phase 2), so at every instant read_copies() gives the
-// old committed text or the new one. decode(encode(md)) succeeds for every
-// md that passed validate() and decode() produced or the manager changed.
+// old committed text or the new one. What encode() writes is decoded again
+// by VgStore::commit before any byte of it is written (a kept key that is not
+// LVM2 text fails the commit there). A VG with change_refused gets no commit
+// and no repair write.
 #pragma once
 
 #include <cstdint>

@@ -358,13 +358,38 @@ class Encoder {
       for (const auto& kv : l.kept) kept.push_back(kv);
     }
     set_visible(&kept, !l.hidden);
+    const std::vector<MapRun> runs = merged_runs(l.map);
     std::vector<Item> modeled;
-    modeled.push_back(value_item("segment_count", std::to_string(l.map.runs().size())));
+    modeled.push_back(value_item("segment_count", std::to_string(runs.size())));
     size_t n = 0;
-    for (const MapRun& r : l.map.runs()) modeled.push_back(Item{"segment_count", segment(++n, r), true});
+    for (const MapRun& r : runs) modeled.push_back(Item{"segment_count", segment(++n, r), true});
     // The segments follow segment_count, in order (merge() keeps equal ranks in order).
     write_items(merge("lv", kept, std::move(modeled)), {}, &out);
     return out + "}\n";
+  }
+
+  // The runs as LVM2 keeps segments: a striped run whose every leg
+  // continues the previous striped run's leg (same stripes, stripe size,
+  // nothing kept) is one segment with it, as LVM2 merges them on reading;
+  // the data mapping is the same (each leg holds whole extents, a multiple
+  // of the stripe size). Linear runs are merged by ExtentMap already.
+  static std::vector<MapRun> merged_runs(const ExtentMap& map) {
+    std::vector<MapRun> out;
+    for (const MapRun& r : map.runs()) {
+      if (!out.empty()) {
+        MapRun& p = out.back();
+        bool joins = p.striped() && r.striped() && p.stripe_count() == r.stripe_count() &&
+                     p.stripe_size == r.stripe_size && p.kept.empty() && r.kept.empty() && p.le_end() == r.le;
+        for (uint32_t k = 0; joins && k < r.stripe_count(); ++k)
+          joins = r.leg(k).pv == p.leg(k).pv && r.leg(k).pe == p.leg(k).pe + p.leg_extents();
+        if (joins) {
+          p.count += r.count;
+          continue;
+        }
+      }
+      out.push_back(r);
+    }
+    return out;
   }
 
   // Makes the status list hold READ, WRITE (new LVs) and VISIBLE as `visible`.
