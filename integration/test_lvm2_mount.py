@@ -198,6 +198,8 @@ def test_one_pv_linear(env, lvm):
     assert c.returncode == 0 and "VG vgone (mounted on" in c.stdout, c.stderr
     d = env.vgfs("dump", m.mp)
     assert d.returncode == 0 and "name: vgone" in d.stdout, d.stderr
+    # Moving extents is refused on LVM2 VGs, nothing written.
+    assert_one_line_error(env.vgfs("move", m.mp, "data", "pv0:10"), "cannot move extents")
     # Offline commands on a mounted VG are refused by the PVs' locks.
     assert_one_line_error(env.vgfs("lvs", img), "mounted")
     m.unmount()

@@ -182,12 +182,6 @@ Status VolumeManager::zero_unlocked(Change& change, const VgMetadata& md, const 
 }
 
 // An LV that is open or moving cannot shrink or go.
-Status VolumeManager::check_movable(std::string_view verb) const {
-  if (store_.format().name() == "lvm2")
-    return Status::Error(ENOTSUP, fmt::format("{}: moving extents on LVM2 VGs is not supported yet", verb));
-  return Status::Ok();
-}
-
 Status VolumeManager::check_changeable(const VgMetadata& md, std::string_view verb) const {
   // VgStore::commit refuses these too; refusing first means lvcreate and
   // lvextend zero nothing and pvadd labels nothing.

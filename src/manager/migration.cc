@@ -274,7 +274,6 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
                                         std::string_view pv_name, std::optional<uint64_t> pe,
                                         uint64_t limit) {
   std::lock_guard command(commands_);
-  VGFS_RETURN_IF_ERROR(check_movable("move"));
   Change change(*this);
   VgMetadata md = store_.metadata();
   int lv = md.find_lv(lv_name);
@@ -344,7 +343,6 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
 Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names,
                                           uint64_t limit) {
   std::lock_guard command(commands_);
-  VGFS_RETURN_IF_ERROR(check_movable("pvmove"));
   Change change(*this);
   VgMetadata md = store_.metadata();
   int src = md.find_pv(pv_name);
