@@ -48,9 +48,10 @@ _vgfs() {
     local opts=""
     case $verb in
         create) opts="--force" ;;
-        mount) opts="-f --foreground -o" ;;
-        lvs|pvs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --maps --json" ;;
-        vgs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --json" ;;
+        mount) opts="-f --foreground -o --vg" ;;
+        lvs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --maps --json -a --all --vg" ;;
+        pvs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --maps --json --vg" ;;
+        vgs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --json --vg" ;;
         move|pvmove) opts="--wait --limit" ;;
         jobs) opts="--json --wait" ;;
         lvcreate) opts="-n --name -L --size -l --extents --uid --gid --mode" ;;

@@ -19,6 +19,7 @@
 
 #include "vgfs/metadata.h"
 #include "vgfs/status.h"
+#include "vgfs/vg_format.h"
 
 namespace vgfs {
 
@@ -30,9 +31,12 @@ struct ArchiveRetention {
 
 // Creates `folder` (mode 0700) when missing, refuses it when it is a
 // symlink, not a directory, not owned by geteuid() or group/other-writable;
-// writes `md` as `<vg>_<seqno:08>.yaml` (mode 0600) and removes the
+// writes `md` as `<vg>_<seqno:08>.<suffix>` (mode 0600) in `format`'s text
+// (vgfs: YAML, `.yaml`; LVM2: its metadata text, `.vg`, which `vgcfgrestore
+// -f` reads) and removes the
 // regular files of that VG that are beyond the newest `keep.min_count`
 // (by seqno) and last modified more than `keep.days` days ago.
-Status archive_metadata(const std::string& folder, const VgMetadata& md, const ArchiveRetention& keep);
+Status archive_metadata(const std::string& folder, const VgMetadata& md, const ArchiveRetention& keep,
+                        const VgFormat& format = vgfs_format());
 
 }  // namespace vgfs

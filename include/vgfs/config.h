@@ -25,11 +25,18 @@ struct ConfigPlace {
   std::string str() const;
 };
 
+// A byte range of a path that is the PV: a partition of a disk image.
+struct PvWindow {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
 struct PvConfig {
-  std::string name;
+  std::string name;               // empty when found from a path: the metadata names it
   std::string path;               // absolute
   std::optional<uint64_t> size;   // bytes; absent = whole existing file/device
   ConfigPlace place;
+  std::optional<PvWindow> window = std::nullopt;  // the PV is this range of `path` (never from a config file)
 };
 
 struct ExplicitRun {
@@ -56,6 +63,10 @@ struct VgConfig {
   uint64_t region_size = 0;
   std::vector<PvConfig> pvs;
   std::vector<LvConfig> lvs;
+  // False when the PVs were found on paths the user gave and the metadata's
+  // paths are hints from another machine (LVM2's `device`): VgStore then
+  // opens only `pvs`, and a PV the metadata lists but `pvs` lacks is missing.
+  bool follow_metadata_paths = true;
 };
 
 Result<VgConfig> load_config(const std::string& path);

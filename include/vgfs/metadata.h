@@ -55,6 +55,14 @@ struct PvInfo {
   KeptKeys kept{};  // keys vgfs does not understand, kept verbatim
 };
 
+// PEs an unsupported LV's segments name directly (LvInfo::held).
+struct HeldExtents {
+  uint32_t pv = 0;
+  uint64_t pe = 0;
+  uint64_t count = 0;
+  bool operator==(const HeldExtents&) const = default;
+};
+
 struct LvInfo {
   std::string name;
   Uuid uuid{};
@@ -67,6 +75,12 @@ struct LvInfo {
   bool hidden = false;
   ExtentMap map{};
   KeptKeys kept{};
+  // Not empty: why vgfs neither serves nor changes this LV (an LVM2 segment
+  // type it does not model: thin, raid, pvmove's mirror, ...). Such an LV has
+  // no runs; its segments stay in `kept`, and the PV extents they name
+  // directly are in `held`, counted as used like any LV's.
+  std::string unsupported{};
+  std::vector<HeldExtents> held{};
 };
 
 // A migration job as the metadata records it (docs/records.md, "Transfer region record"). While `running`, its
@@ -104,6 +118,11 @@ struct VgMetadata {
   std::vector<JobInfo> jobs;
   uint64_t next_job_id = 1;
   KeptKeys kept{};
+  // Not empty: why no metadata change may be committed to this VG (an LVM2
+  // VG that is exported, foreign, shared, has missing PVs, locked or
+  // unsupported LVs, ...); set by the format's decode(), VgStore::commit
+  // refuses with it. vgfs's own format never sets it.
+  std::string change_refused{};
 
   // Index of the PV / LV with this name, or -1.
   int find_pv(std::string_view name) const;

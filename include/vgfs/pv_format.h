@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 
+#include "vgfs/kept_keys.h"
 #include "vgfs/status.h"
 #include "vgfs/units.h"
 
@@ -55,8 +56,12 @@ struct PvLayout {
 
 struct PvLabel {
   Uuid pv_uuid{};
-  Uuid vg_uuid{};
+  Uuid vg_uuid{};  // nil when the format cannot tell from the PV alone (an LVM2 PV without metadata area)
   PvLayout layout;
+  // Keys the format derives from the label for this PV's record in the VG
+  // metadata (LVM2: the PV's 32-character `id`, status, flags, dev_size);
+  // a new PV's PvInfo::kept starts from them. Empty for vgfs's own format.
+  KeptKeys record{};
 };
 
 // Encodes into exactly kLabelSize bytes.

@@ -86,6 +86,17 @@ class VgFormat {
   virtual Status write_commit_phase(int phase, const PvDevice& dev, const PvLabel& label, uint64_t seqno,
                                     const std::string& text) const = 0;
 
+  // The label of a new PV of `device_size` bytes joining the VG `md`
+  // (pvadd): fresh PV uuid, the format's standard layout, `record` the keys
+  // of the PV's metadata record; layout.pe_count is 0 when the device is too
+  // small for one extent (the caller reports it).
+  // By default vgfs's standard layout (PvLayout::standard).
+  virtual Result<PvLabel> new_pv_label(uint64_t device_size, const VgMetadata& md) const {
+    return PvLabel{new_uuid(), md.uuid, PvLayout::standard(device_size, md.extent_size)};
+  }
+  // The file name suffix of an archived metadata text (include/vgfs/archive.h).
+  virtual std::string_view archive_suffix() const { return "yaml"; }
+
   // A PV joining the VG: its label written and its metadata places
   // emptied, synced (the next commit fills them).
   virtual Status write_new_pv(const PvDevice& dev, const PvLabel& label) const = 0;
@@ -93,7 +104,8 @@ class VgFormat {
   virtual Status wipe_pv(const PvDevice& dev) const = 0;
 };
 
-// vgfs's own format (docs/format.md), src/pv/vgfs_format.cc.
+// vgfs's own format (docs/format.md), src/pv/vgfs_format.cc. LVM2's is
+// lvm2_format() (vgfs/lvm2_format.h, docs/lvm2.md).
 const VgFormat& vgfs_format();
 
 }  // namespace vgfs

@@ -53,6 +53,12 @@ class VgStore {
   static Status create(const VgConfig& config, bool force, std::vector<std::string>* notes);
 
   const VgMetadata& metadata() const { return metadata_; }
+  // The format the VG's PVs are in (vgfs's own or LVM2's).
+  const VgFormat& format() const { return *format_; }
+  // The text committed is format().encode(next), decoded again before
+  // anything is written (a text that does not decode fails the commit and
+  // writes nothing); metadata() becomes that decoded metadata (for LVM2 it
+  // holds the ids encode generated). EPERM when metadata().change_refused.
   // Ok once at least one PV holds the new metadata durably; the PVs that
   // failed are listed in commit_problems() until the next commit. PVs added
   // by add_pv since the last commit are written after the others hold it.
@@ -70,7 +76,7 @@ class VgStore {
   // Puts a removed PV back (when the commit without it failed).
   void restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const PvLabel& label);
   // Each commit first saves the metadata it replaces as
-  // `<archive>/<vg>_<seqno>.yaml`, kept as LVM2 keeps its archive
+  // `<archive>/<vg>_<seqno>.<format().archive_suffix()>`, kept as LVM2 keeps its archive
   // (include/vgfs/archive.h: the newest 10, and all of the last 30 days).
   void set_archive(std::string folder) { archive_ = std::move(folder); }
 

@@ -227,6 +227,11 @@ class VolumeManager {
   Status set(uint64_t id, const std::function<void(Transfer&)>& change, bool checkpoint);
   Status zero_extents(const VgMetadata& md, const std::vector<MapRun>& runs);
   Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
+  // Refused before a change touches anything (docs/lvm2.md "Mounting"): a
+  // VG whose format says no metadata change may be committed
+  // (VgMetadata::change_refused). (Moves on LVM2 VGs are refused by
+  // add_job: their PVs have no migration area.)
+  Status check_changeable(const VgMetadata& md, std::string_view verb) const;
 
   Status check_not_on_mount(const std::string& path, const struct stat* opened) const;
 

@@ -173,3 +173,72 @@ def lv_chunks(backup: dict, vg: str, lv: str):
             assert pv in pvs, f"{lv} {pv}"
             off = pvs[pv]["pe_start"] * 512 + pe * ext + (c // k) * chunk
             yield base + c * chunk, pv, off, chunk
+def pv_byte(vg: dict, lv: str, x: int) -> tuple[str, int]:
+    """Where byte `x` of LV `lv` lives by LVM2's own metadata (a VG section
+    of parse_backup()): (PV key, byte offset in that PV). The striping
+    formula of docs/lvm2.md: chunk = x / stripe_size, leg chunk % k, offset
+    in the leg (chunk / k) * stripe_size + x % stripe_size."""
+    ext = vg["extent_size"] * 512
+    for key, seg in vg["logical_volumes"][lv].items():
+        if not key.startswith("segment") or not isinstance(seg, dict):
+            continue
+        start, count = seg["start_extent"] * ext, seg["extent_count"] * ext
+        if not start <= x < start + count:
+            continue
+        off, k = x - start, seg["stripe_count"]
+        if k == 1:
+            leg, in_leg = 0, off
+        else:
+            s = seg["stripe_size"] * 512
+            chunk = off // s
+            leg, in_leg = chunk % k, (chunk // k) * s + off % s
+        pv, pe = seg["stripes"][2 * leg], seg["stripes"][2 * leg + 1]
+        return pv, vg["physical_volumes"][pv]["pe_start"] * 512 + pe * ext + in_leg
+    raise ValueError(f"LV {lv} has no byte {x}")
+
+
+def holds_lock(path: Path, exclusive: bool = True) -> bool:
+    """True when another open file description holds an flock on `path`
+    that keeps a lock of this kind off (LVM2's VG lock files)."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def add_thin_pool(lvm: Lvm, vg: str, data: str, meta: str) -> None:
+    """Turns LVs `data` and `meta` of `vg` into the hidden data and metadata
+    LVs of a thin pool `pool`, with one thin LV `thin` in it. LVM2 cannot
+    make a thin pool without device-mapper; its metadata can be restored
+    (vgcfgrestore --force)."""
+    text = lvm.backup(vg).replace(f"\t\t{data} {{", "\t\tpool_tdata {").replace(f"\t\t{meta} {{", "\t\tpool_tmeta {")
+    for name in ("pool_tdata", "pool_tmeta"):
+        text = re.sub(r"(\t\t%s \{\n\t\t\tid = \"[^\"]+\"\n\t\t\tstatus = )\[[^\]]*\]" % name,
+                      r'\1["READ", "WRITE"]', text)
+    pool = ('\t\tpool {\n\t\t\tid = "aaaaaa-bbbb-cccc-dddd-eeee-ffff-gggggg"\n'
+            '\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n\t\t\tflags = []\n'
+            '\t\t\tcreation_time = 1796395726\n\t\t\tcreation_host = "vm"\n\t\t\tsegment_count = 1\n\n'
+            '\t\t\tsegment1 {\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = 2\n\n'
+            '\t\t\t\ttype = "thin-pool"\n\t\t\t\tmetadata = "pool_tmeta"\n\t\t\t\tpool = "pool_tdata"\n'
+            '\t\t\t\ttransaction_id = 1\n\t\t\t\tchunk_size = 128\n\t\t\t\tdiscards = "passdown"\n'
+            '\t\t\t\tzero_new_blocks = 0\n\t\t\t}\n\t\t}\n\n'
+            '\t\tthin {\n\t\t\tid = "hhhhhh-bbbb-cccc-dddd-eeee-ffff-gggggg"\n'
+            '\t\t\tstatus = ["READ", "WRITE", "VISIBLE"]\n\t\t\tflags = []\n'
+            '\t\t\tcreation_time = 1796395726\n\t\t\tcreation_host = "vm"\n\t\t\tsegment_count = 1\n\n'
+            '\t\t\tsegment1 {\n\t\t\t\tstart_extent = 0\n\t\t\t\textent_count = 4\n\n'
+            '\t\t\t\ttype = "thin"\n\t\t\t\tthin_pool = "pool"\n\t\t\t\ttransaction_id = 0\n'
+            '\t\t\t\tdevice_id = 1\n\t\t\t}\n\t\t}\n\n')
+    text = text.replace("\tlogical_volumes {\n\n", "\tlogical_volumes {\n\n" + pool, 1)
+    edited = lvm.dir / f"{vg}-thin.txt"
+    edited.write_text(text)
+    r = subprocess.run(["vgcfgrestore", "--force", "-f", str(edited), vg], env=lvm.env, capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr

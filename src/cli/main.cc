@@ -18,6 +18,7 @@
 #include "cli/scan.h"
 #include "cli/report.h"
 #include "cli/targets.h"
+#include "cli/vg_source.h"
 #include "fuse/vgfs_fs.h"
 #include "vgfs/config.h"
 #include "vgfs/control.h"
@@ -56,11 +57,14 @@ int fail(const std::string& message) {
 
 std::string absolute(const std::string& path) { return std::filesystem::absolute(path).lexically_normal().string(); }
 
-// Opens a VG for reading without a mount; a mounted VG is refused by its lock.
-Result<std::unique_ptr<VgStore>> open_offline(const std::string& config_path, std::vector<std::string>* warnings) {
-  Result<VgConfig> config = load_config(config_path);
-  if (!config.ok()) return config.status();
-  auto store = VgStore::open(*config, OpenMode::kReadOnly, warnings);
+// Opens a VG for reading without a mount, from its config file or its PVs
+// (src/cli/vg_source.h); a mounted VG is refused by its lock.
+Result<std::unique_ptr<VgStore>> open_offline(const std::vector<std::string>& sources, const std::string& vg_name,
+                                              std::vector<std::string>* warnings) {
+  Result<cli::VgSource> source = cli::find_vg_source(sources, vg_name);
+  if (!source.ok()) return source.status();
+  warnings->insert(warnings->end(), source->warnings.begin(), source->warnings.end());
+  auto store = VgStore::open(source->config, OpenMode::kReadOnly, warnings, *source->format);
   if (!store.ok() && store.status().code() == EBUSY)
     return store.status().prefixed("cannot read the VG offline while it is mounted; give the mount point instead");
   return store;
@@ -99,6 +103,7 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
     else if (opt == "no_splice_write") o->splice_write = false;
     else if (opt == "io_uring") o->io_uring = true;
     else if (opt.rfind("nbd_", 0) == 0) VGFS_RETURN_IF_ERROR(NbdBackend::set_option(opt));
+    else if (opt.rfind("lvm_lock_dir=", 0) == 0 && opt.size() > 13) o->lvm_lock_dir = opt.substr(13);
     else if (opt.rfind("threads=", 0) == 0) {
       try {
         o->max_threads = static_cast<unsigned>(std::stoul(opt.substr(8)));
@@ -114,12 +119,24 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
   return Status::Ok();
 }
 
-int cmd_mount(const std::string& config, const std::string& mountpoint, bool foreground,
-              const std::vector<std::string>& opts) {
-  if (Status st = cli::require_config("mount", config); !st.ok()) return fail(st.message());
+// `vgfs mount SOURCE... MOUNTPOINT`: SOURCE is a config file or PV paths
+// (src/cli/vg_source.h).
+int cmd_mount(const std::vector<std::string>& sources, const std::string& mountpoint, const std::string& vg_name,
+              bool foreground, const std::vector<std::string>& opts) {
+  for (const std::string& source : sources)
+    if (Status st = cli::require_config("mount", source); !st.ok()) return fail(st.message());
   if (Status st = cli::require_mount_folder(mountpoint); !st.ok()) return fail(st.message());
   MountOptions o;
-  o.config = absolute(config);  // the daemon changes its folder to /
+  Result<cli::VgSource> source = cli::find_vg_source(sources, vg_name);
+  if (!source.ok()) return fail(source.status().message());
+  for (const std::string& w : source->warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
+  if (source->from_config) {
+    o.config = absolute(sources[0]);  // the daemon changes its folder to /
+  } else {
+    o.found = std::move(source->config);  // its paths are absolute already
+    o.format = source->format;
+    o.lvm2 = source->lvm2;
+  }
   o.mountpoint = absolute(mountpoint);
   o.foreground = foreground;
   // `nonempty` is fuse2's option (util-linux and fstab lines still pass
@@ -145,9 +162,11 @@ int cmd_mount(const std::string& config, const std::string& mountpoint, bool for
   return run_mount(o);
 }
 
-// The VG as JSON, from a mount point's vg.json or offline from a config.
-Result<nlohmann::json> vg_json_of(const std::string& target) {
-  const cli::TargetKind kind = cli::classify_target(target);
+// The VG as JSON, from a mount point's vg.json or offline from a config or
+// PV paths (--vg NAME picks among their VGs).
+Result<nlohmann::json> vg_json_of(const std::vector<std::string>& targets, const std::string& vg_name = "") {
+  const std::string& target = targets.at(0);
+  const cli::TargetKind kind = targets.size() == 1 ? cli::classify_target(target) : cli::TargetKind::kOther;
   if (kind == cli::TargetKind::kStale) return Status::Error(ENOTCONN, cli::stale_message(target));
   if (kind == cli::TargetKind::kFolder || kind == cli::TargetKind::kMount) {
     std::string path = target + "/.vgfs/vg.json";
@@ -160,7 +179,7 @@ Result<nlohmann::json> vg_json_of(const std::string& target) {
     }
   }
   std::vector<std::string> warnings;
-  auto store = open_offline(target, &warnings);
+  auto store = open_offline(targets, vg_name, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return store.status();
   const VgMetadata& md = (*store)->metadata();
@@ -318,7 +337,7 @@ int cmd_lvremove(const std::string& mountpoint, const std::vector<std::string>& 
   if (Status st = cli::require_mount_point("lvremove", mountpoint); !st.ok()) return fail(st.message());
   if (operands.size() != 1) return fail("lvremove: give one LV name (vgfs lvremove MOUNTPOINT LV [-y])");
   if (!yes) {
-    Result<nlohmann::json> vg = vg_json_of(mountpoint);
+    Result<nlohmann::json> vg = vg_json_of({mountpoint});
     if (!vg.ok()) return fail(vg.status().message());
     for (const nlohmann::json& l : (*vg)["lvs"])
       if (l["name"] == escape_bytes(operands[0]) &&
@@ -359,7 +378,7 @@ int cmd_control(const std::string& mountpoint, const std::vector<std::string>& w
 
 int cmd_jobs(const std::string& mountpoint, bool json, bool wait) {
   if (Status st = cli::require_mount_point("jobs", mountpoint); !st.ok()) return fail(st.message());
-  Result<nlohmann::json> vg = vg_json_of(mountpoint);
+  Result<nlohmann::json> vg = vg_json_of({mountpoint});
   if (!vg.ok()) return fail(vg.status().message());
   if (wait) {  // follow the jobs running now
     std::vector<uint64_t> ids;
@@ -380,16 +399,19 @@ int cmd_jobs(const std::string& mountpoint, bool json, bool wait) {
 
 // `vgfs lvs|pvs|vgs`: LVM2's report (src/cli/report.h), or with --json the
 // vg.json records as they are.
-int cmd_list(const std::string& target, cli::ReportOptions options, bool json) {
+int cmd_list(const std::vector<std::string>& targets, const std::string& vg_name, cli::ReportOptions options,
+             bool json) {
   const char* verb = options.kind == cli::ReportKind::kLv ? "lvs" : options.kind == cli::ReportKind::kPv ? "pvs" : "vgs";
   if (std::find(options.fields.begin(), options.fields.end(), "help") != options.fields.end()) {
     fmt::print("{}", cli::report_fields_help(options.kind));
     return 0;
   }
-  if (target.empty()) return fail(fmt::format("{}: TARGET is required: a mount point, or CONFIG for an unmounted VG", verb));
+  if (targets.empty())
+    return fail(fmt::format("{}: TARGET is required: a mount point, or CONFIG or the PVs of an unmounted VG", verb));
+  const std::string& target = targets[0];
   if (json && options.json) return fail(fmt::format("{}: give --json or --reportformat json, not both", verb));
   if (options.maps && options.json) return fail(fmt::format("{}: --maps is for the text report", verb));
-  Result<nlohmann::json> vg = vg_json_of(target);
+  Result<nlohmann::json> vg = vg_json_of(targets, vg_name);
   if (!vg.ok()) return fail(vg.status().message());
   if (json) {
     if (options.kind == cli::ReportKind::kVg) {
@@ -430,7 +452,8 @@ Result<cli::MountedMetadata> mounted_or_none(const std::string& verb, const std:
   }
 }
 
-int cmd_dump(const std::string& config) {
+int cmd_dump(const std::vector<std::string>& sources, const std::string& vg_name) {
+  const std::string& config = sources.at(0);
   bool mounted = false;
   Result<cli::MountedMetadata> m = mounted_or_none("dump", config, &mounted);
   if (!m.ok()) return fail(m.status().message());
@@ -440,7 +463,7 @@ int cmd_dump(const std::string& config) {
     return 0;
   }
   std::vector<std::string> warnings;
-  auto store = open_offline(config, &warnings);
+  auto store = open_offline(sources, vg_name, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return fail(store.status().message());
   fmt::print("{}", encode_metadata((*store)->metadata()));
@@ -563,7 +586,8 @@ int cmd_restore(const std::string& config_path, const std::string& backup_path) 
   return 0;
 }
 
-int cmd_check(const std::string& config) {
+int cmd_check(const std::vector<std::string>& sources, const std::string& vg_name) {
+  const std::string& config = sources.at(0);
   bool mounted = false;
   Result<cli::MountedMetadata> m = mounted_or_none("check", config, &mounted);
   if (!m.ok()) return fail(m.status().message());
@@ -578,7 +602,7 @@ int cmd_check(const std::string& config) {
     return 0;
   }
   std::vector<std::string> problems;
-  auto store = open_offline(config, &problems);
+  auto store = open_offline(sources, vg_name, &problems);
   for (const std::string& p : problems) fmt::print(stderr, "vgfs: {}\n", printable(p));
   if (!store.ok()) return fail(store.status().message());
   const VgMetadata& md = (*store)->metadata();
@@ -614,7 +638,7 @@ int cmd_sized(const std::string& verb, const std::string& mountpoint, std::vecto
     return fail(fmt::format("{}: unexpected argument \"{}\" (vgfs {} MOUNTPOINT LV [+|-]SIZE, or -L/-l)", verb,
                             operands.front(), verb));
   request.pvs = operands;
-  Result<nlohmann::json> vg = vg_json_of(mountpoint);
+  Result<nlohmann::json> vg = vg_json_of({mountpoint});
   if (!vg.ok()) return fail(vg.status().message());
   Result<cli::LvSize> size = Status::Error(EIO, "");
   try {
@@ -741,12 +765,17 @@ int run(int argc, char** argv) {
   create->add_option("CONFIG", config, "VG configuration (YAML)")->required();
   create->add_flag("--force", force, "overwrite PVs that hold a vgfs label or other data");
 
-  auto* mount = app.add_subcommand("mount", "serve the VG's LVs as files under MOUNTPOINT");
-  mount->add_option("CONFIG", config, "VG configuration (YAML)")->required();
-  mount->add_option("MOUNTPOINT", mountpoint, "folder to mount on")->required();
+  // SOURCE... MOUNTPOINT: the last word is the mount point (src/cli/vg_source.h).
+  std::vector<std::string> sources;
+  std::string vg_name;
+  auto* mount = app.add_subcommand("mount", "serve the VG's LVs as files under MOUNTPOINT: SOURCE... MOUNTPOINT");
+  mount->add_option("SOURCE", sources, "VG configuration (YAML), or the PVs: images, devices, disk images; then "
+                                       "MOUNTPOINT")->required();
+  mount->add_option("--vg", vg_name, "the VG to mount when the PVs hold several");
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground");
   mount->add_option("-o", mount_opts,
-                    "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write, io_uring");
+                    "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write, io_uring, "
+                    "lvm_lock_dir=DIR");
 
   // lvs, pvs, vgs: LVM2's report options (src/cli/report.h).
   CLI::App* lists[3];
@@ -757,7 +786,9 @@ int run(int argc, char** argv) {
   for (int i = 0; i < 3; ++i) {
     const char* name = i == 0 ? "lvs" : i == 1 ? "pvs" : "vgs";
     lists[i] = app.add_subcommand(name, i == 0 ? "report the LVs" : i == 1 ? "report the PVs" : "report the VG");
-    lists[i]->add_option("TARGET", target, "mount point, or CONFIG for an unmounted VG");
+    lists[i]->add_option("TARGET", sources, "mount point, or CONFIG or the PVs (images, devices) of an unmounted VG");
+    lists[i]->add_option("--vg", vg_name, "the VG to report when the PVs hold several");
+    if (i == 0) lists[i]->add_flag("-a,--all", report.all, "hidden LVs too, in brackets (as LVM2's lvs -a)");
     lists[i]->add_option("-o,--options", report.fields, "FIELD,... as LVM2 names them; +FIELD,... appends; help lists them")
         ->allow_extra_args(false);
     lists[i]->add_option("--units", report.units, "h H r R b s k m g t p e; upper case K M G T P E: powers of 1000");
@@ -771,9 +802,11 @@ int run(int argc, char** argv) {
     lists[i]->add_flag("--json", json, "the vg.json records, as they are");
   }
   auto* dump = app.add_subcommand("dump", "print the current metadata as YAML");
-  dump->add_option("CONFIG", config, "VG configuration (YAML)")->required();
+  dump->add_option("SOURCE", sources, "a mount point, VG configuration (YAML), or the PVs")->required();
+  dump->add_option("--vg", vg_name, "the VG when the PVs hold several");
   auto* check = app.add_subcommand("check", "verify labels, checksums and maps");
-  check->add_option("CONFIG", config, "VG configuration (YAML)")->required();
+  check->add_option("SOURCE", sources, "a mount point, VG configuration (YAML), or the PVs")->required();
+  check->add_option("--vg", vg_name, "the VG when the PVs hold several");
 
   std::string lv_arg, pv_arg, rate;
   uint64_t job = 0;
@@ -923,17 +956,22 @@ int run(int argc, char** argv) {
   }
   if (scan.chosen()) return scan.run();
   if (*create) return cmd_create(config, force);
-  if (*mount) return cmd_mount(config, mountpoint, foreground, mount_opts);
+  if (*mount) {
+    if (sources.size() < 2) return fail("mount: give SOURCE... MOUNTPOINT (a config file or PVs, then a folder)");
+    mountpoint = sources.back();
+    sources.pop_back();
+    return cmd_mount(sources, mountpoint, vg_name, foreground, mount_opts);
+  }
   for (int i = 0; i < 3; ++i)
     if (*lists[i]) {
       report.kind = kinds[i];
       report.suffix = !nosuffix;
       report.headings = !noheadings;
       report.json = report_format == "json";
-      return cmd_list(target, report, json);
+      return cmd_list(sources, vg_name, report, json);
     }
-  if (*dump) return cmd_dump(config);
-  if (*check) return cmd_check(config);
+  if (*dump) return cmd_dump(sources, vg_name);
+  if (*check) return cmd_check(sources, vg_name);
   if (*move) {
     std::vector<std::string> words = {"move", lv_arg, pv_arg};
     if (!start_limit.empty()) words.push_back("limit=" + start_limit);

@@ -5,12 +5,15 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <optional>
 #include <thread>
 
+#include "cli/pv_finder.h"
 #include "vgfs/escape.h"
+#include "vgfs/lvm2_format.h"
 #include "vgfs/pv_device.h"
 #include "vgfs/pv_format.h"
 #include "vgfs/vg_store.h"
@@ -54,11 +57,53 @@ Slot read_slot(const PvDevice& dev, const PvLayout& layout, int k) {
   return s;
 }
 
+// An LVM2 VG's PVs (docs/lvm2.md "Mounting"): every mda of every PV, read
+// as `vgfs scan` reads them; the newest text must be the seqno the mount
+// serves. Damaged or stale mdas go to `problems`.
+Result<MountedMetadata> read_lvm2(const std::string& mountpoint, const FoundPvs& found, const std::string& uuid,
+                                  uint64_t seqno) {
+  MountedMetadata out;
+  std::vector<std::string> errors = found.errors;
+  std::vector<Lvm2VgFound> vgs = group_lvm2_vgs(found, &errors);
+  if (!errors.empty()) return Status::Error(EIO, errors.front());
+  for (const Lvm2VgFound& v : vgs) {
+    if (lvm2::format_lvm2_uuid(v.read.vg.uuid) != uuid) continue;
+    if (v.read.vg.seqno != seqno)
+      return Status::Error(EAGAIN, fmt::format("{}: its PVs hold metadata seqno {}, the mount serves {}", mountpoint,
+                                               v.read.vg.seqno, seqno));
+    out.problems = found.warnings;
+    out.problems.insert(out.problems.end(), v.read.warnings.begin(), v.read.warnings.end());
+    Result<VgMetadata> md = lvm2_format().decode(v.read.text, v.read.from);
+    if (!md.ok()) return md.status();
+    out.metadata = std::move(*md);
+    // Where each PV is, as the mount and an offline read say (the text's
+    // `device` is a hint from whoever wrote it).
+    for (size_t i = 0; i < v.read.vg.pvs.size(); ++i) {
+      if (v.read.pvs[i] == SIZE_MAX) continue;
+      for (PvInfo& p : out.metadata.pvs)
+        if (p.uuid == lvm2::short_uuid(v.read.vg.pvs[i].uuid)) p.path = v.members[v.read.pvs[i]]->path;
+    }
+    return out;
+  }
+  return Status::Error(EIO, fmt::format("{}: no PV of its VG (uuid {}) found on the paths it serves", mountpoint, uuid));
+}
+
 // One pass over every PV vg.json lists. Damage to a copy other than the
 // newest goes to `problems`; a PV without a whole newest copy fails.
 Result<MountedMetadata> read_once(const std::string& mountpoint, const nlohmann::json& vg) {
   MountedMetadata out;
   const uint64_t seqno = vg.at("seqno").get<uint64_t>();
+  {
+    std::vector<std::string> paths;
+    for (const nlohmann::json& p : vg.at("pvs")) {
+      Result<std::string> path = unescape_bytes(p.at("path").get<std::string>());
+      if (!path.ok()) return path.status();
+      if (std::find(paths.begin(), paths.end(), *path) == paths.end()) paths.push_back(*path);
+    }
+    FoundPvs found = find_pvs(paths);
+    for (const FoundPv& f : found.pvs)
+      if (f.lvm2) return read_lvm2(mountpoint, found, vg.at("uuid").get<std::string>(), seqno);
+  }
   std::optional<std::string> text;
   std::vector<PvLabel> labels;
   for (const nlohmann::json& p : vg.at("pvs")) {

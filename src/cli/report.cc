@@ -66,6 +66,23 @@ const json* running_job(const Row& r) {
   return nullptr;
 }
 
+// An LV that is no file of the mount (LVM2's LVs without VISIBLE): listed
+// only with -a, as LVM2 does.
+bool hidden(const json& lv) { return lv.contains("hidden") && lv.at("hidden").get<bool>(); }
+// Why vgfs does not serve an LV (an LVM2 segment type it does not model), or "".
+std::string unsupported(const json& lv) { return lv.contains("unsupported") ? str(lv.at("unsupported")) : ""; }
+
+// The legs of a segment row: each stripe of a striped run (as LVM2 lists
+// them in seg_pe_ranges and devices), or the run itself.
+std::vector<const json*> legs(const Row& r) {
+  std::vector<const json*> out;
+  if (r.run->contains("stripes"))
+    for (const json& leg : r.run->at("stripes")) out.push_back(&leg);
+  else
+    out.push_back(r.run);
+  return out;
+}
+
 uint64_t extent(const Row& r) { return num(r.vg->at("extent_size")); }
 
 Value text(std::string s) { return Value{std::move(s), 0}; }
@@ -75,7 +92,8 @@ Value size(uint64_t bytes) { return Value{"", bytes}; }
 const std::vector<Field>& fields() {
   static const std::vector<Field> all = {
       // LV fields
-      {"lv_name", "LV", Scope::kLv, Type::kString, "Name.", [](const Row& r) { return text(str(r.lv->at("name"))); }},
+      {"lv_name", "LV", Scope::kLv, Type::kString, "Name; a hidden LV's in brackets (lvs -a).",
+       [](const Row& r) { return text(hidden(*r.lv) ? "[" + str(r.lv->at("name")) + "]" : str(r.lv->at("name"))); }},
       {"lv_full_name", "LV", Scope::kLv, Type::kString, "Full name of LV including its VG, namely VG/LV.",
        [](const Row& r) { return text(str(r.vg->at("name")) + "/" + str(r.lv->at("name"))); }},
       {"lv_uuid", "LV_UUID", Scope::kLv, Type::kString, "Unique identifier.",
@@ -83,8 +101,16 @@ const std::vector<Field>& fields() {
       {"lv_size", "LSize", Scope::kLv, Type::kSize, "Size of LV in current units.",
        [](const Row& r) { return size(num(r.lv->at("size"))); }},
       {"lv_attr", "Attr", Scope::kLv, Type::kString,
-       "LV attributes as LVM2 writes them: always -wi-a----- (linear, writeable, active) in vgfs.",
-       [](const Row&) { return text("-wi-a-----"); }},
+       "LV attributes as LVM2 writes them: -wi-a----- (writeable, active: served as a file), -wi------- for an LV "
+       "vgfs does not serve (hidden, or a segment type it does not model).",
+       [](const Row& r) { return text(hidden(*r.lv) || !unsupported(*r.lv).empty() ? "-wi-------" : "-wi-a-----"); }},
+      {"lv_served", "Served", Scope::kLv, Type::kString,
+       "vgfs: yes when the LV is served as a file, else why not (an LVM2 segment type vgfs does not model; "
+       "hidden LVs: hidden). In the default report when an LV is not served.",
+       [](const Row& r) {
+         if (!unsupported(*r.lv).empty()) return text("no: " + unsupported(*r.lv));
+         return text(hidden(*r.lv) ? "hidden" : "yes");
+       }},
       {"seg_count", "#Seg", Scope::kLv, Type::kNumber, "Number of segments in LV (runs of its map).",
        [](const Row& r) { return number(r.lv->at("map").size()); }},
       {"move_pv", "Move", Scope::kLv, Type::kString, "For a LV being moved, the PV its extents leave.",
@@ -104,8 +130,8 @@ const std::vector<Field>& fields() {
       {"lv_mode", "Mode", Scope::kLv, Type::kString, "vgfs: the LV file's permission bits.",
        [](const Row& r) { return text(r.lv->contains("mode") ? str(r.lv->at("mode")) : ""); }},
       // Segment fields: a row per run of the LV's map.
-      {"segtype", "Type", Scope::kSegment, Type::kString, "Type of LV segment (always linear in vgfs).",
-       [](const Row&) { return text("linear"); }},
+      {"segtype", "Type", Scope::kSegment, Type::kString, "Type of LV segment: linear or striped.",
+       [](const Row& r) { return text(r.run->contains("stripes") ? "striped" : "linear"); }},
       {"seg_start", "Start", Scope::kSegment, Type::kSize, "Offset within the LV to the start of the segment in current units.",
        [](const Row& r) { return size(range_of(str(r.run->at("le"))).first * extent(r)); }},
       {"seg_start_pe", "Start", Scope::kSegment, Type::kNumber, "Offset within the LV to the start of the segment in physical extents.",
@@ -122,11 +148,20 @@ const std::vector<Field>& fields() {
       {"seg_pe_ranges", "PE_Ranges", Scope::kSegment, Type::kString,
        "Ranges of Physical Extents of underlying devices in command line format (PV:FIRST-LAST).",
        [](const Row& r) {
-         auto [first, count] = range_of(str(r.run->at("pe")));
-         return text(fmt::format("{}:{}-{}", str(r.run->at("pv")), first, first + count - 1));
+         std::string out;
+         for (const json* leg : legs(r)) {
+           auto [first, count] = range_of(str(leg->at("pe")));
+           out += fmt::format("{}{}:{}-{}", out.empty() ? "" : " ", str(leg->at("pv")), first, first + count - 1);
+         }
+         return text(out);
        }},
       {"devices", "Devices", Scope::kSegment, Type::kString, "Underlying devices used with starting extent numbers (PV(FIRST)).",
-       [](const Row& r) { return text(fmt::format("{}({})", str(r.run->at("pv")), range_of(str(r.run->at("pe"))).first)); }},
+       [](const Row& r) {
+         std::string out;
+         for (const json* leg : legs(r))
+           out += fmt::format("{}{}({})", out.empty() ? "" : ",", str(leg->at("pv")), range_of(str(leg->at("pe"))).first);
+         return text(out);
+       }},
       // PV fields
       {"pv_name", "PV", Scope::kPv, Type::kString, "Name (vgfs: the name commands take; pv_path is the file or device).",
        [](const Row& r) { return text(str(r.pv->at("name"))); }},
@@ -187,9 +222,11 @@ std::string_view kind_name(ReportKind kind) {
   return kind == ReportKind::kLv ? "lv" : kind == ReportKind::kPv ? "pv" : "vg";
 }
 
-std::string default_fields(ReportKind kind) {
+std::string default_fields(ReportKind kind, bool any_not_served = false) {
   switch (kind) {
-    case ReportKind::kLv: return "lv_name,vg_name,lv_size,seg_count,move_pv,copy_percent";
+    case ReportKind::kLv:
+      return any_not_served ? "lv_name,vg_name,lv_attr,lv_size,seg_count,move_pv,copy_percent,lv_served"
+                            : "lv_name,vg_name,lv_size,seg_count,move_pv,copy_percent";
     case ReportKind::kPv: return "pv_name,vg_name,pv_fmt,pv_size,pv_free,pv_path";
     case ReportKind::kVg: return "vg_name,pv_count,lv_count,vg_size,vg_free";
   }
@@ -206,9 +243,9 @@ const Field* find_field(std::string_view name, ReportKind kind) {
   return nullptr;
 }
 
-Result<std::vector<const Field*>> selected_fields(const ReportOptions& o) {
+Result<std::vector<const Field*>> selected_fields(const ReportOptions& o, bool any_not_served) {
   std::vector<std::string> lists = o.fields;
-  if (lists.empty() || (!lists[0].empty() && lists[0][0] == '+')) lists.insert(lists.begin(), default_fields(o.kind));
+  if (lists.empty() || (!lists[0].empty() && lists[0][0] == '+')) lists.insert(lists.begin(), default_fields(o.kind, any_not_served));
   std::vector<const Field*> out;
   for (std::string list : lists) {
     if (!list.empty() && list[0] == '+') list.erase(0, 1);
@@ -230,7 +267,7 @@ Result<std::vector<const Field*>> selected_fields(const ReportOptions& o) {
   return out;
 }
 
-std::vector<Row> rows_of(const json& vg, ReportKind kind, bool segments) {
+std::vector<Row> rows_of(const json& vg, ReportKind kind, bool segments, bool all) {
   std::vector<Row> rows;
   if (kind == ReportKind::kVg) {
     rows.push_back(Row{&vg});
@@ -240,7 +277,8 @@ std::vector<Row> rows_of(const json& vg, ReportKind kind, bool segments) {
                      [](const Row& a, const Row& b) { return str(a.pv->at("name")) < str(b.pv->at("name")); });
   } else {
     std::vector<const json*> lvs;
-    for (const json& lv : vg.at("lvs")) lvs.push_back(&lv);
+    for (const json& lv : vg.at("lvs"))
+      if (all || !hidden(lv)) lvs.push_back(&lv);
     std::stable_sort(lvs.begin(), lvs.end(), [](const json* a, const json* b) { return str(a->at("name")) < str(b->at("name")); });
     for (const json* lv : lvs) {
       if (!segments) rows.push_back(Row{&vg, lv});
@@ -287,11 +325,15 @@ std::string report_fields_help(ReportKind kind) {
 
 Result<std::string> render_report(const json& vg, const ReportOptions& o) {
   if (Status st = check_report_unit(o.units); !st.ok()) return st;
-  Result<std::vector<const Field*>> selected = selected_fields(o);
+  bool any_not_served = false;
+  if (o.kind == ReportKind::kLv)
+    for (const json& lv : vg.at("lvs"))
+      if (!unsupported(lv).empty() && (o.all || !hidden(lv))) any_not_served = true;
+  Result<std::vector<const Field*>> selected = selected_fields(o, any_not_served);
   if (!selected.ok()) return selected.status();
   bool segments = false;
   for (const Field* f : *selected) segments |= f->scope == Scope::kSegment;
-  const std::vector<Row> rows = rows_of(vg, o.kind, segments);
+  const std::vector<Row> rows = rows_of(vg, o.kind, segments, o.all);
   // Every cell as text first: sizes by the units.
   std::vector<std::vector<std::string>> cells;
   for (const Row& r : rows) {

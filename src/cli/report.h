@@ -31,6 +31,7 @@ struct ReportOptions {
   std::string separator = " ";
   bool json = false;                // --reportformat json
   bool maps = false;                // --maps: each row followed by its runs
+  bool all = false;                 // -a: hidden LVs too, named in brackets
 };
 
 // The -o help text: every field of `kind`'s report, with its heading.

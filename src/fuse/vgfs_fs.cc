@@ -812,20 +812,37 @@ fuse_lowlevel_ops make_ops() {
 }  // namespace
 
 int run_mount(const MountOptions& options) {
-  Result<VgConfig> config = load_config(options.config);
+  Result<VgConfig> config = options.found ? Result<VgConfig>(*options.found) : load_config(options.config);
   if (!config.ok()) {
     log::error(config.status().message());
     return 1;
   }
+  // LVM2's own commands on this host keep off the VG while it is mounted:
+  // its VG lock, taken before the metadata is read, as LVM2 does, and the
+  // block devices claimed (include/vgfs/host_locks.h). Held by this
+  // process, and by the daemon after the fork (the locks belong to open
+  // file descriptions).
+  HostLocks host_locks;
+  if (options.lvm2) {
+    std::vector<std::string> devices;
+    for (const PvConfig& pv : config->pvs) devices.push_back(pv.path);
+    Result<HostLocks> held = HostLocks::acquire(options.lvm_lock_dir, config->name, !options.read_only, devices);
+    if (!held.ok()) {
+      log::error(held.status().message());
+      return 1;
+    }
+    host_locks = std::move(*held);
+  }
   std::vector<std::string> warnings;
-  Result<std::unique_ptr<VgStore>> store =
-      VgStore::open(*config, options.read_only ? OpenMode::kReadOnly : OpenMode::kReadWrite, &warnings);
+  Result<std::unique_ptr<VgStore>> store = VgStore::open(
+      *config, options.read_only ? OpenMode::kReadOnly : OpenMode::kReadWrite, &warnings, *options.format);
   for (const std::string& w : warnings) log::warning(w);  // repairs at open; stderr until daemonized
   if (!store.ok()) {
     log::error(store.status().message());
     return 1;
   }
-  (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
+  if (!options.config.empty())
+    (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
   std::string vg_name = (*store)->metadata().name;
   VgFs fs(std::move(*store), options);
   // Loading parsed the metadata text into a tree that is gone now; give its

@@ -5,12 +5,24 @@
 // allocation and takes no lock.
 #pragma once
 
+#include <optional>
 #include <string>
+
+#include "vgfs/config.h"
+#include "vgfs/host_locks.h"
+#include "vgfs/vg_format.h"
 
 namespace vgfs {
 
 struct MountOptions {
-  std::string config;      // absolute path
+  std::string config;      // absolute path of the config file; empty when the VG was found from PV paths
+  // The VG found from PV paths (src/cli/vg_source.h), when `config` is empty.
+  std::optional<VgConfig> found;
+  const VgFormat* format = &vgfs_format();
+  // An LVM2 VG: LVM2's VG lock file in lvm_lock_dir is held while mounted
+  // and block device PVs are opened O_EXCL (include/vgfs/host_locks.h).
+  bool lvm2 = false;
+  std::string lvm_lock_dir = kDefaultLvmLockDir;
   std::string mountpoint;  // absolute path
   bool foreground = false;
   bool read_only = false;

@@ -182,6 +182,15 @@ Status VolumeManager::zero_unlocked(Change& change, const VgMetadata& md, const 
 }
 
 // An LV that is open or moving cannot shrink or go.
+Status VolumeManager::check_changeable(const VgMetadata& md, std::string_view verb) const {
+  // VgStore::commit refuses these too; refusing first means lvcreate and
+  // lvextend zero nothing and pvadd labels nothing.
+  if (!md.change_refused.empty())
+    return Status::Error(EPERM, fmt::format("{}: VG {} refuses metadata changes: {}", verb, printable(md.name),
+                                            printable(md.change_refused)));
+  return Status::Ok();
+}
+
 Status VolumeManager::check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const {
   if (std::optional<uint32_t> slot = volume_.slot(lv); slot && volume_.open_count(*slot) > 0)
     return Status::Error(EBUSY, fmt::format("cannot {} LV {}: it is open", verb, lv));
@@ -218,6 +227,7 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvcreate"));
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
   VGFS_RETURN_IF_ERROR(check_ownership(name, owner));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
@@ -249,6 +259,7 @@ Result<LvSized> VolumeManager::lvextend(const std::string& name, uint64_t size) 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvextend"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_size(md, name, size));
@@ -287,6 +298,7 @@ Result<LvSized> VolumeManager::lvreduce(const std::string& name, uint64_t size) 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvreduce"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_size(md, name, size));
@@ -308,6 +320,7 @@ Status VolumeManager::lvremove(const std::string& name) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvremove"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_idle(md, name, "remove"));
@@ -322,6 +335,7 @@ Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvrename"));
   int lv = md.find_lv(from);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", from));
   VGFS_RETURN_IF_ERROR(check_name("LV", to));
@@ -340,6 +354,7 @@ Status VolumeManager::lvchange(const std::string& name, const LvOwnership& o) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "lvchange"));
   int lv = md.find_lv(name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", name));
   VGFS_RETURN_IF_ERROR(check_ownership(name, o));
@@ -358,6 +373,7 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name, 
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "pvadd"));
   if (name.empty())
     for (int n = 0; name.empty(); ++n)
       if (md.find_pv(fmt::format("pv{}", n)) < 0) name = fmt::format("pv{}", n);
@@ -375,17 +391,18 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name, 
     if (Status unused = check_unused(*dev); !unused.ok())
       return unused.code() != EEXIST ? unused
                                      : Status::Error(EEXIST, unused.message() + "; force=yes (vgfs pvadd --force) overwrites it");
-  PvLabel label{new_uuid(), md.uuid, PvLayout::standard(dev->size(), md.extent_size)};
+  PvLabel label;
+  VGFS_ASSIGN_OR_RETURN(label, store_.format().new_pv_label(dev->size(), md));
   if (label.layout.pe_count == 0)
     return Status::Error(ENOSPC, fmt::format("{}: {} bytes is too small for one {} extent after {} bytes of label and "
                                              "metadata", dev->label(), dev->size(), format_size(md.extent_size),
                                              label.layout.pe_start));
-  md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count});
+  md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count, label.record});
   VGFS_RETURN_IF_ERROR(store_.add_pv(std::move(*dev), label));
   Status st = commit(std::move(md));
   if (!st.ok()) {
     std::unique_ptr<PvDevice> gone = store_.remove_pv(static_cast<uint32_t>(store_.pv_count() - 1));
-    (void)wipe_label(*gone);
+    (void)store_.format().wipe_pv(*gone);
     return st;
   }
   volume_.republish_all(store_.metadata());
@@ -396,6 +413,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "pvremove"));
   int index = md.find_pv(name);
   if (index < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", name));
   const uint32_t pv = static_cast<uint32_t>(index);
@@ -454,7 +472,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   }
   volume_.republish_all(store_.metadata());
   volume_.quiesce();  // no request holds the device any more
-  (void)wipe_label(*dev);
+  (void)store_.format().wipe_pv(*dev);
   return PvRemoved{name, store_.metadata().name};
 }
 

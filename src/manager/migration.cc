@@ -191,6 +191,9 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
   // The record goes into the source PV's migration area, first fit.
   const uint64_t need = record_need(md, job);
   const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+  if (area == 0)  // LVM2 PVs have no migration area (docs/lvm2.md, "Writing LVM2 metadata")
+    return Status::Error(ENOTSUP, fmt::format("PV {} is an {} PV without a migration area: vgfs cannot move extents "
+                                              "of this VG yet", md.pvs[job.src_pv].name, store_.format().name()));
   std::optional<uint64_t> at = record_place(md, area, job, need);
   if (!at) {
     size_t running = 0;

@@ -55,6 +55,9 @@ std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
   for (const JobInfo& j : md.jobs)
     if (j.running() && j.dst_pv == pv)
       used.push_back(PvRun{j.dst_pe, j.count, md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)});
+  for (size_t lv = 0; lv < md.lvs.size(); ++lv)
+    for (const HeldExtents& h : md.lvs[lv].held)
+      if (h.pv == pv) used.push_back(PvRun{h.pe, h.count, static_cast<int64_t>(lv), 0, -1});
   std::sort(used.begin(), used.end(), [](const PvRun& a, const PvRun& b) { return a.pe < b.pe; });
   return used;
 }
@@ -138,13 +141,19 @@ uint64_t VgMetadata::free_extents(uint32_t pv) const {
         if (r.leg(s).pv == pv) used += r.leg_extents();
   for (const JobInfo& j : jobs)
     if (j.running() && j.dst_pv == pv) used += j.count;
+  for (const LvInfo& lv : lvs)
+    for (const HeldExtents& h : lv.held)
+      if (h.pv == pv) used += h.count;
   return pvs[pv].pe_count - used;
 }
 
 uint64_t VgMetadata::total_free_extents() const {
   uint64_t total = 0;
   for (const PvInfo& pv : pvs) total += pv.pe_count;
-  for (const LvInfo& lv : lvs) total -= lv.map.extent_count();
+  for (const LvInfo& lv : lvs) {
+    total -= lv.map.extent_count();
+    for (const HeldExtents& h : lv.held) total -= h.count;
+  }
   for (const JobInfo& j : jobs)
     if (j.running()) total -= j.count;
   return total;
@@ -203,8 +212,10 @@ Status VgMetadata::validate() const {
     if (pv.path.empty() || pv.path.size() > 4096 || pv.path.find('\0') != std::string::npos)
       return Status::Error(EINVAL, fmt::format("PV {}: path \"{}\" is empty, too long or holds a NUL byte", pv.name,
                                                printable(pv.path.substr(0, 200))));
-    if (pv.pe_start % MiB != 0)
-      return Status::Error(EINVAL, fmt::format("PV {}: pe_start {} is not aligned to 1MiB", pv.name, pv.pe_start));
+    // 4 KiB, not 1 MiB: LVM2 PVs may start their PEs at 64 KiB or 192 KiB
+    // (vgfs's own labels keep the 1 MiB rule: decode_label in vgfs/pv_format.h).
+    if (pv.pe_start % (4 * KiB) != 0)
+      return Status::Error(EINVAL, fmt::format("PV {}: pe_start {} is not aligned to 4KiB", pv.name, pv.pe_start));
     if (pv.pe_count > (UINT64_MAX - pv.pe_start) / extent_size)
       return Status::Error(EINVAL, fmt::format("PV {}: PE count {} is too large", pv.name, pv.pe_count));
     VGFS_RETURN_IF_ERROR(check_kept(pv.kept, fmt::format("PV {}", pv.name)));
@@ -214,7 +225,17 @@ Status VgMetadata::validate() const {
     VGFS_RETURN_IF_ERROR(check_name("LV", printable(lv.name)));
     if (!names.insert(lv.name).second)
       return Status::Error(EINVAL, fmt::format("LV name {} is used twice", lv.name));
-    if (lv.map.empty()) return Status::Error(EINVAL, fmt::format("LV {} has no extents", lv.name));
+    if (lv.map.empty() && lv.unsupported.empty())
+      return Status::Error(EINVAL, fmt::format("LV {} has no extents", lv.name));
+    if (!lv.unsupported.empty() && !lv.map.empty())
+      return Status::Error(EINVAL, fmt::format("LV {} is not supported ({}) but has runs", lv.name,
+                                               printable(lv.unsupported)));
+    if (lv.unsupported.empty() && !lv.held.empty())
+      return Status::Error(EINVAL, fmt::format("LV {} holds extents outside its runs", lv.name));
+    for (const HeldExtents& h : lv.held)
+      if (h.pv >= pvs.size() || h.count == 0 || h.pe >= pvs[h.pv].pe_count || h.count > pvs[h.pv].pe_count - h.pe)
+        return Status::Error(EINVAL, fmt::format("LV {} holds PEs {} of a PV that has not them", lv.name,
+                                                 format_range(h.pe, h.count)));
     if (lv.mode > 0777) return Status::Error(EINVAL, fmt::format("LV {}: mode {:o} is not a permission mode", lv.name, lv.mode));
     if (lv.uid && *lv.uid > kMaxOwnerId)
       return Status::Error(EINVAL, fmt::format("LV {}: uid {} is not a user id", lv.name, *lv.uid));
@@ -280,6 +301,8 @@ Status VgMetadata::validate() const {
   for (const JobInfo& j : jobs)
     if (j.running())
       used.push_back(Used{j.dst_pv, PvRun{j.dst_pe, j.count, find_lv(j.lv), j.le, static_cast<int64_t>(j.id)}});
+  for (size_t lv = 0; lv < lvs.size(); ++lv)
+    for (const HeldExtents& h : lvs[lv].held) used.push_back(Used{h.pv, PvRun{h.pe, h.count, static_cast<int64_t>(lv), 0, -1}});
   std::sort(used.begin(), used.end(),
             [](const Used& a, const Used& b) { return a.pv != b.pv ? a.pv < b.pv : a.run.pe < b.run.pe; });
   for (size_t i = 1; i < used.size(); ++i) {

@@ -77,12 +77,14 @@ Status write_all(int fd, const std::string& data) {
 
 }  // namespace
 
-Status archive_metadata(const std::string& folder, const VgMetadata& md, const ArchiveRetention& keep) {
+Status archive_metadata(const std::string& folder, const VgMetadata& md, const ArchiveRetention& keep,
+                        const VgFormat& format) {
   Result<int> opened = open_folder(folder);
   if (!opened.ok()) return opened.status();
   Fd dir(*opened);
   const std::string prefix = md.name + "_";
-  const std::string name = fmt::format("{}{:08}.yaml", prefix, md.seqno);
+  const std::string suffix = "." + std::string(format.archive_suffix());
+  const std::string name = fmt::format("{}{:08}{}", prefix, md.seqno, suffix);
   const std::string path = fmt::format("{}/{}", folder, name);
   // The temp name starts with '.', so pruning never counts it.
   const std::string temp = fmt::format(".{}.tmp", name);
@@ -95,7 +97,7 @@ Status archive_metadata(const std::string& folder, const VgMetadata& md, const A
   if (fd < 0) return errno_error(fmt::format("cannot write the metadata archive {}", path));
   {
     Fd file(fd);
-    Status st = write_all(file.fd, encode_metadata(md));
+    Status st = write_all(file.fd, format.encode(md));
     if (st.ok() && ::fsync(file.fd) != 0) st = Status::Error(errno, std::strerror(errno));
     if (!st.ok()) {
       (void)::unlinkat(dir.fd, temp.c_str(), 0);
@@ -126,7 +128,9 @@ Status archive_metadata(const std::string& folder, const VgMetadata& md, const A
   std::vector<Archived> kept;
   while (dirent* e = ::readdir(d)) {
     std::string n = e->d_name;
-    if (n.rfind(prefix, 0) != 0 || n.size() < 5 || n.compare(n.size() - 5, 5, ".yaml") != 0) continue;
+    if (n.rfind(prefix, 0) != 0 || n.size() < suffix.size() ||
+        n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
     struct stat st {};
     if (::fstatat(dir.fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
     kept.push_back(Archived{std::move(n), st.st_mtime});

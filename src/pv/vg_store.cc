@@ -11,7 +11,9 @@
 #include <map>
 #include <set>
 
+#include "vgfs/local_backend.h"
 #include "vgfs/vg_format.h"
+#include "vgfs/window_backend.h"
 
 namespace vgfs {
 
@@ -19,6 +21,7 @@ namespace {
 
 // How a PV is named in messages; both parts may come from disk.
 std::string pv_label(const std::string& name, const std::string& path) {
+  if (name.empty()) return fmt::format("PV {}", printable(path));  // found from a path: no name yet
   return fmt::format("PV {} ({})", printable(name), printable(path));
 }
 
@@ -37,10 +40,32 @@ struct Candidate {
   const PvLabel& label() const { return found.label; }
 };
 
+// The devices under windows (partitions of one disk image), one per path:
+// the windows of one image share it, so their OFD locks have one owner and
+// do not refuse each other.
+using WindowBases = std::map<std::string, std::shared_ptr<PvBackend>>;
+
+Result<PvDevice> open_device(const std::string& name, const std::string& path, const std::optional<PvWindow>& window,
+                             OpenMode mode, WindowBases* bases) {
+  const bool writable = mode == OpenMode::kReadWrite;
+  if (!window) return PvDevice::open(path, writable, pv_label(name, path));
+  std::shared_ptr<PvBackend>& base = (*bases)[path];
+  if (!base) {
+    Result<std::unique_ptr<LocalBackend>> local = LocalBackend::open(path, writable, printable(path));
+    if (!local.ok()) return local.status();
+    base = std::move(*local);
+  }
+  const std::string where = fmt::format("{} bytes {}+{}", path, window->offset, window->size);
+  Result<std::unique_ptr<WindowBackend>> w = WindowBackend::open(base, window->offset, window->size,
+                                                                 pv_label(name, where));
+  if (!w.ok()) return w.status();
+  return PvDevice::from_backend(std::move(*w), path, writable);
+}
+
 Result<Candidate> open_candidate(const VgFormat& format, const std::string& name, const std::string& path,
-                                 OpenMode mode) {
+                                 const std::optional<PvWindow>& window, OpenMode mode, WindowBases* bases) {
   Candidate c;
-  Result<PvDevice> dev = PvDevice::open(path, mode == OpenMode::kReadWrite, pv_label(name, path));
+  Result<PvDevice> dev = open_device(name, path, window, mode, bases);
   if (!dev.ok()) return dev.status();
   c.dev = std::move(*dev);
   VGFS_RETURN_IF_ERROR(c.dev.lock(mode == OpenMode::kReadWrite));
@@ -64,6 +89,14 @@ struct Choice {
   VgMetadata md;
 };
 
+// The VG uuid the PVs' labels name: the first that is not nil (an LVM2 PV
+// without a metadata area cannot tell its VG; its metadata lists it).
+Uuid vg_uuid_of(const std::deque<Candidate>& found) {
+  for (const Candidate& c : found)
+    if (c.label().vg_uuid != Uuid{}) return c.label().vg_uuid;
+  return Uuid{};
+}
+
 Result<Choice> choose(const VgFormat& format, std::deque<Candidate>& found, const std::string& vg_name) {
   struct Ref {
     CopyState* copy;
@@ -82,7 +115,7 @@ Result<Choice> choose(const VgFormat& format, std::deque<Candidate>& found, cons
     const uint64_t seqno = copy.read.seqno;
     Result<VgMetadata> md = format.decode(copy.read.text, fmt::format("metadata seqno {}", seqno));
     if (!md.ok()) return md.status();
-    if (md->seqno != seqno || md->uuid != found[0].label().vg_uuid)
+    if (md->seqno != seqno || md->uuid != vg_uuid_of(found))
       return Status::Error(EINVAL, fmt::format("metadata seqno {} belongs to another VG or seqno", seqno));
     for (const Candidate& c : found)
       for (uint32_t i = 0; i < md->pvs.size(); ++i)
@@ -138,12 +171,14 @@ Result<Choice> choose(const VgFormat& format, std::deque<Candidate>& found, cons
 }
 
 // Step 1 of open: the PVs the config names, all of one VG, none twice.
-Result<std::deque<Candidate>> open_config_pvs(const VgFormat& format, const VgConfig& config, OpenMode mode) {
+Result<std::deque<Candidate>> open_config_pvs(const VgFormat& format, const VgConfig& config, OpenMode mode,
+                                              WindowBases* bases) {
   std::deque<Candidate> found;  // a deque: pointers into it stay valid as it grows
   for (const PvConfig& pv : config.pvs) {
-    Result<Candidate> c = open_candidate(format, pv.name, pv.path, mode);
+    Result<Candidate> c = open_candidate(format, pv.name, pv.path, pv.window, mode, bases);
     if (!c.ok()) return c.status();
-    if (!found.empty() && c->label().vg_uuid != found[0].label().vg_uuid)
+    if (!found.empty() && c->label().vg_uuid != Uuid{} && found[0].label().vg_uuid != Uuid{} &&
+        c->label().vg_uuid != found[0].label().vg_uuid)
       return Status::Error(EINVAL, fmt::format("{} belongs to another VG (uuid {}) than {} (uuid {})",
                                                c->dev.label(), format_uuid(c->label().vg_uuid), found[0].dev.label(),
                                                format_uuid(found[0].label().vg_uuid)));
@@ -161,21 +196,26 @@ Result<std::deque<Candidate>> open_config_pvs(const VgFormat& format, const VgCo
 // by pvadd may hold the newest commit. So choose among the PVs open so far,
 // open the PVs the choice lists at their last seen paths, and choose again
 // until no new PV turns up (each PV UUID is looked for once). `unreachable`
-// gets why a listed PV's last seen path did not do.
+// gets why a listed PV's last seen path did not do. Without
+// config.follow_metadata_paths (PVs found on the user's paths, an LVM2 VG
+// whose `device` hints come from another machine) only the PVs open now count.
 Result<Choice> choose_following_lists(const VgFormat& format, const VgConfig& config, OpenMode mode,
-                                      std::deque<Candidate>& found, std::map<Uuid, std::string>* unreachable) {
+                                      std::deque<Candidate>& found, std::map<Uuid, std::string>* unreachable,
+                                      WindowBases* bases) {
   Choice choice;
   std::set<Uuid> open_uuids;
   for (const Candidate& c : found) open_uuids.insert(c.label().pv_uuid);
   for (;;) {
     VGFS_ASSIGN_OR_RETURN(choice, choose(format, found, config.name));
+    if (!config.follow_metadata_paths) return choice;
     bool grew = false;
     for (const PvInfo& p : choice.md.pvs) {
       if (open_uuids.count(p.uuid) || unreachable->count(p.uuid)) continue;
-      Result<Candidate> c = open_candidate(format, p.name, p.path, mode);
+      Result<Candidate> c = open_candidate(format, p.name, p.path, std::nullopt, mode, bases);
       if (!c.ok()) {
         (*unreachable)[p.uuid] = c.status().message();
-      } else if (c->label().pv_uuid != p.uuid || c->label().vg_uuid != found[0].label().vg_uuid) {
+      } else if (c->label().pv_uuid != p.uuid ||
+                 (c->label().vg_uuid != Uuid{} && c->label().vg_uuid != vg_uuid_of(found))) {
         (*unreachable)[p.uuid] = fmt::format("{} holds PV UUID {} of VG {}", c->dev.label(),
                                              format_uuid(c->label().pv_uuid), format_uuid(c->label().vg_uuid));
       } else {
@@ -205,7 +245,7 @@ Result<std::vector<Candidate*>> pvs_in_metadata_order(const VgConfig& config, st
                                                c.dev.label(), md.name, format_uuid(c.label().pv_uuid)));
     }
     size_t index = static_cast<size_t>(it - md.pvs.begin());
-    if (i < config.pvs.size() && it->name != config.pvs[i].name && warnings)
+    if (i < config.pvs.size() && !config.pvs[i].name.empty() && it->name != config.pvs[i].name && warnings)
       warnings->push_back(fmt::format("{} is named {} in the VG metadata; using that name", c.dev.label(), it->name));
     it->path = c.dev.path();
     by_index[index] = &c;
@@ -213,6 +253,11 @@ Result<std::vector<Candidate*>> pvs_in_metadata_order(const VgConfig& config, st
   for (size_t i = 0; i < md.pvs.size(); ++i)
     if (!by_index[i]) {
       auto why = unreachable.find(md.pvs[i].uuid);
+      if (!config.follow_metadata_paths)
+        return Status::Error(ENOENT, fmt::format("PV {} (UUID {}, last seen as {}) of VG {} is missing: it is not on "
+                                                 "the paths given; give its image or device too",
+                                                 md.pvs[i].name, format_uuid(md.pvs[i].uuid),
+                                                 printable(md.pvs[i].path), md.name));
       return Status::Error(ENOENT, fmt::format("PV {} (UUID {}, last seen at {}) is missing{}: add it to the config",
                                                md.pvs[i].name, format_uuid(md.pvs[i].uuid), printable(md.pvs[i].path),
                                                why == unreachable.end() ? "" : " (" + why->second + ")"));
@@ -238,11 +283,12 @@ Status repair_pv(const VgFormat& format, const Candidate& c, uint64_t seqno, con
 
 Result<std::unique_ptr<VgStore>> VgStore::open(const VgConfig& config, OpenMode mode,
                                                std::vector<std::string>* warnings, const VgFormat& format) {
+  WindowBases bases;
   std::deque<Candidate> found;  // a deque: pointers into it stay valid as it grows
-  VGFS_ASSIGN_OR_RETURN(found, open_config_pvs(format, config, mode));
+  VGFS_ASSIGN_OR_RETURN(found, open_config_pvs(format, config, mode, &bases));
   std::map<Uuid, std::string> unreachable;  // PV UUID -> why its last seen path did not do
   Choice choice;
-  VGFS_ASSIGN_OR_RETURN(choice, choose_following_lists(format, config, mode, found, &unreachable));
+  VGFS_ASSIGN_OR_RETURN(choice, choose_following_lists(format, config, mode, found, &unreachable, &bases));
 
   std::unique_ptr<VgStore> store(new VgStore);
   store->mode_ = mode;
@@ -290,6 +336,9 @@ void VgStore::restore_pv(uint32_t index, std::unique_ptr<PvDevice> dev, const Pv
 
 Status VgStore::commit(VgMetadata next) {
   if (mode_ != OpenMode::kReadWrite) return Status::Error(EROFS, "the VG is open read-only");
+  if (!metadata_.change_refused.empty())
+    return Status::Error(EPERM, fmt::format("VG {}: metadata changes refused: {}", metadata_.name,
+                                            printable(metadata_.change_refused)));
   // A seqno that an attempt may have left on some PV is never used again
   // with another text: after a failed attempt the next one skips to burned+2,
   // which goes to the same slot, so the slot holding metadata_ stays intact.
@@ -309,10 +358,19 @@ Status VgStore::commit(VgMetadata next) {
       return Status::Error(EINVAL, fmt::format("metadata lists PV {}, which is not open", next.pvs[i].name));
     VGFS_RETURN_IF_ERROR(format_->check_against_label(next, i, *it));
   }
+  // What is committed must read back: decode the text before writing it
+  // (LVM2 drops a VG whose committed text does not parse), and keep what it
+  // decodes to (for LVM2, with the ids encode generated for new records).
   const std::string text = format_->encode(next);
+  Result<VgMetadata> reread = format_->decode(text, fmt::format("VG {} metadata seqno {} as encoded", next.name, seqno));
+  if (!reread.ok())
+    return reread.status().prefixed(fmt::format("VG {}: the metadata to commit does not read back; nothing written",
+                                                next.name));
+  next = std::move(*reread);
   commit_problems_.clear();
   if (!archive_.empty())
-    if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}); !a.ok()) commit_problems_.push_back(a.message());
+    if (Status a = archive_metadata(archive_, metadata_, ArchiveRetention{}, *format_); !a.ok())
+      commit_problems_.push_back(a.message());
   // Loading takes the highest seqno found on any PV, so the commit holds as
   // soon as one PV has it durably; a PV that failed keeps a stale copy that
   // the next read-write open rewrites. PVs added since the last commit get

@@ -149,6 +149,11 @@ class VgfsFormat final : public VgFormat {
   }
 
   Status wipe_pv(const PvDevice& dev) const override { return wipe_label(dev); }
+
+  Result<PvLabel> new_pv_label(uint64_t device_size, const VgMetadata& md) const override {
+    return PvLabel{new_uuid(), md.uuid, PvLayout::standard(device_size, md.extent_size)};
+  }
+  std::string_view archive_suffix() const override { return "yaml"; }
 };
 
 }  // namespace

@@ -9,11 +9,43 @@ namespace vgfs::views {
 
 namespace {
 
+
 // Every string that came from disk or a command goes out escaped
 // (include/vgfs/escape.h): a path or reason can neither forge a line of a
 // `key: value` view, nor drive a terminal, nor make the JSON encoder throw
 // (nlohmann's dump throws on invalid UTF-8, which killed a FUSE worker).
 std::string e(std::string_view s) { return escape_bytes(s); }
+
+// A record's uuid as its format writes it: an LVM2 record keeps its own
+// 32-character id (`id = "..."`, include/vgfs/lvm2_format.h), which LVM2's
+// reports show; vgfs's records have only the 16-byte uuid.
+std::string shown_uuid(const Uuid& uuid, const KeptKeys& kept) {
+  for (const auto& [key, value] : kept)
+    if (key == "id" && value.size() >= 2 && value.front() == '"' && value.back() == '"')
+      return e(value.substr(1, value.size() - 2));
+  return format_uuid(uuid);
+}
+
+// The extents of an LV vgfs does not serve (an LVM2 segment type it does not
+// model): its segments are kept verbatim as `segmentN` sections of LVM2's
+// text, so sum their `extent_count = N` lines. 0 when there are none.
+uint64_t kept_extent_count(const LvInfo& lv) {
+  uint64_t total = 0;
+  for (const auto& [key, value] : lv.kept) {
+    if (key.rfind("segment", 0) != 0 || key == "segment_count") continue;
+    const std::string_view want = "extent_count = ";
+    for (size_t at = value.find(want); at != std::string::npos; at = value.find(want, at + 1)) {
+      if (at != 0 && value[at - 1] != '\n' && value[at - 1] != '\t' && value[at - 1] != ' ') continue;
+      uint64_t n = 0;
+      size_t i = at + want.size();
+      for (; i < value.size() && value[i] >= '0' && value[i] <= '9' && n < (uint64_t{1} << 40); ++i)
+        n = n * 10 + static_cast<uint64_t>(value[i] - '0');
+      total += n;
+      break;
+    }
+  }
+  return total;
+}
 
 // A string of vg_json() output for a table: escaped already, but a table
 // never trusts its input to be.
@@ -43,14 +75,14 @@ std::string vg_summary(const VgMetadata& md) {
   return fmt::format(
       "name: {}\nuuid: {}\nextent_size: {}\nregion_size: {}\nseqno: {}\npv_count: {}\nlv_count: {}\nsize: {}\n"
       "allocated: {}\nfree: {}\n",
-      e(md.name), format_uuid(md.uuid), md.extent_size, md.region_size, md.seqno, md.pvs.size(), md.lvs.size(),
+      e(md.name), shown_uuid(md.uuid, md.kept), md.extent_size, md.region_size, md.seqno, md.pvs.size(), md.lvs.size(),
       vg_size(md), vg_size(md) - md.total_free_extents() * md.extent_size, md.total_free_extents() * md.extent_size);
 }
 
 std::string lv_info(const VgMetadata& md, uint32_t lv) {
   const LvInfo& l = md.lvs[lv];
   return fmt::format("name: {}\nuuid: {}\nsize: {}\nle_count: {}\nle_size: {}\npvs: {}\nmode: {:04o}\n", e(l.name),
-                     format_uuid(l.uuid), l.map.extent_count() * md.extent_size, l.map.extent_count(), md.extent_size,
+                     shown_uuid(l.uuid, l.kept), l.map.extent_count() * md.extent_size, l.map.extent_count(), md.extent_size,
                      joined(md.pvs_of_lv(lv)), l.mode);
 }
 
@@ -72,7 +104,7 @@ std::string lv_map(const VgMetadata& md, uint32_t lv) {
 std::string pv_info(const VgMetadata& md, uint32_t pv) {
   const PvInfo& p = md.pvs[pv];
   return fmt::format("name: {}\nuuid: {}\npath: {}\npe_count: {}\npe_size: {}\npe_start: {}\nfree_pe: {}\nlvs: {}\n",
-                     e(p.name), format_uuid(p.uuid), e(p.path), p.pe_count, md.extent_size, p.pe_start, md.free_extents(pv),
+                     e(p.name), shown_uuid(p.uuid, p.kept), e(p.path), p.pe_count, md.extent_size, p.pe_start, md.free_extents(pv),
                      joined(md.lvs_on_pv(pv)));
 }
 
@@ -154,7 +186,7 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
       if (r.job >= 0) run["job"] = r.job;
       map.push_back(std::move(run));
     }
-    pvs.push_back({{"name", e(p.name)}, {"uuid", format_uuid(p.uuid)}, {"path", e(p.path)}, {"pe_start", p.pe_start},
+    pvs.push_back({{"name", e(p.name)}, {"uuid", shown_uuid(p.uuid, p.kept)}, {"path", e(p.path)}, {"pe_start", p.pe_start},
                    {"pe_count", p.pe_count}, {"pe_size", md.extent_size}, {"free_pe", md.free_extents(i)},
                    {"lvs", escaped(md.lvs_on_pv(i))}, {"map", std::move(map)}});
   }
@@ -172,14 +204,21 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
       }
       map.push_back(std::move(run));
     }
-    lvs.push_back({{"name", e(l.name)}, {"uuid", format_uuid(l.uuid)}, {"mode", fmt::format("{:04o}", l.mode)},
+    lvs.push_back({{"name", e(l.name)}, {"uuid", shown_uuid(l.uuid, l.kept)}, {"mode", fmt::format("{:04o}", l.mode)},
                    {"size", l.map.extent_count() * md.extent_size}, {"le_count", l.map.extent_count()},
                    {"le_size", md.extent_size}, {"pvs", escaped(md.pvs_of_lv(i))}, {"map", std::move(map)}});
+    if (l.hidden) lvs.back()["hidden"] = true;  // no LV file; lvs -a lists it in brackets
+    if (!l.unsupported.empty()) {  // no LV file; lvs says why and how large LVM2 says it is
+      lvs.back()["unsupported"] = e(l.unsupported);
+      const uint64_t extents = kept_extent_count(l);
+      lvs.back()["size"] = extents * md.extent_size;
+      lvs.back()["le_count"] = extents;
+    }
   }
   json jobs = json::array();
   for (const JobStatus& j : job_statuses) jobs.push_back(job_json(j));
   return {{"name", e(md.name)},
-          {"uuid", format_uuid(md.uuid)},
+          {"uuid", shown_uuid(md.uuid, md.kept)},
           {"extent_size", md.extent_size},
           {"region_size", md.region_size},
           {"seqno", md.seqno},

@@ -63,7 +63,7 @@ std::unique_ptr<VolumeSet::LvLayout> VolumeSet::make_layout(const VgMetadata& md
   layout->mode = info.mode;
   layout->uid = info.uid;
   layout->gid = info.gid;
-  layout->hidden = info.hidden;
+  layout->hidden = info.hidden || !info.unsupported.empty();  // no file for an LV vgfs does not serve
   layout->size = info.map.extent_count() * extent_size_;
   for (const MapRun& r : info.map.runs()) {
     Run run{r.le, r.count, &store_.pv(r.pv), md.pvs[r.pv].pe_start + (r.pe << extent_shift_)};
