@@ -718,6 +718,25 @@ TEST_CASE("lvm2 format: VgStore refuses changes to a refused VG, repairs a stale
   CHECK(refused.message().find("foreign") != std::string::npos);
 }
 
+TEST_CASE("lvm2 format: a PV not among the paths given is missing; its device hint is not opened") {
+  TwoPvVg vg;
+  VgConfig one = vg.config;
+  one.pvs.resize(1);
+  {  // A commit makes pv1's device hint name b.img: an LVM2 store must not follow it.
+    std::unique_ptr<VgStore> store = vg.open();
+    REQUIRE(store->commit(store->metadata()).ok());
+    REQUIRE(store->metadata().pvs[1].path == vg.dir / "b.img");
+  }
+  Result<Lvm2Vg> text = read_vg_text(newest(*PvDevice::open(vg.dir / "a.img", false, "a")).second, "a");
+  REQUIRE(text.ok());
+  CHECK(text->pvs[1].device_hint == vg.dir / "b.img");
+  std::vector<std::string> warnings;
+  Result<std::unique_ptr<VgStore>> s = VgStore::open(one, OpenMode::kReadOnly, &warnings, lvm2_format());
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == ENOENT);
+  CHECK(s.status().message().find("device hint is not followed") != std::string::npos);
+}
+
 TEST_CASE("lvm2 format: a commit whose text does not read back writes nothing") {
   TwoPvVg vg;
   std::unique_ptr<VgStore> store = vg.open();

@@ -96,6 +96,11 @@ class VgFormat {
   }
   // The file name suffix of an archived metadata text (include/vgfs/archive.h).
   virtual std::string_view archive_suffix() const { return "yaml"; }
+  // Whether VgStore::open may open a PV the chosen metadata lists at the
+  // path the metadata records (vgfs: the path it was last seen at). LVM2's
+  // `device` is only a hint, possibly another machine's device: its PVs
+  // come only from the paths the caller gives.
+  virtual bool opens_recorded_paths() const { return true; }
 
   // A PV joining the VG: its label written and its metadata places
   // emptied, synced (the next commit fills them).
