@@ -292,6 +292,19 @@ TEST_CASE("lvm2 format: every reason LVM2 has to keep others out refuses changes
   CHECK(fx->change_refused.find("thin") != std::string::npos);
 }
 
+TEST_CASE("lvm2 format: new LV names follow LVM2's rules") {
+  CHECK(check_new_lv_name("data").ok());
+  CHECK(check_new_lv_name("a.b+c_d-e").ok());
+  CHECK(check_new_lv_name("-x").code() == EINVAL);
+  CHECK(check_new_lv_name("..").code() == EINVAL);
+  CHECK(check_new_lv_name("a b").code() == EINVAL);
+  CHECK(check_new_lv_name(std::string(129, 'a')).code() == EINVAL);
+  CHECK(check_new_lv_name("pvmove1").message().find("pvmove") != std::string::npos);
+  CHECK(check_new_lv_name("snapshot").code() == EINVAL);
+  CHECK(check_new_lv_name("pool_tdata").message().find("_tdata") != std::string::npos);
+  CHECK(check_new_lv_name("x_rimage_0").code() == EINVAL);
+}
+
 TEST_CASE("lvm2 format: pvmove's mirror keeps its PEs used and its LVs unsupported") {
   std::string text = simple_text();
   const std::string seg = "type = \"striped\"\nstripe_count = 1\n\nstripes = [\n\"pv0\", 0\n]";
