@@ -4,9 +4,9 @@
 // which PVs belong to the VG, which copy wins (the highest seqno that
 // decodes, validates and agrees with the labels; two texts with one seqno
 // refused), the order PVs are written in and the syncs between phases.
-// vgfs_format() is vgfs's own format (docs/format.md); LVM2's (labels in
-// sectors 0-3, mda ring buffers, text, precommit/commit) implements the same
-// calls next: docs/design.md, "Formats".
+// vgfs_format() is vgfs's own format (docs/format.md); lvm2_format()
+// (vgfs/lvm2_format.h: labels in sectors 0-3, mda ring buffers, text,
+// precommit/commit) is LVM2's: docs/design.md, "Formats".
 //
 // Invariant, what each call guarantees:
 // - read_label() checks every field before returning it (a damaged copy is
