@@ -292,6 +292,19 @@ TEST_CASE("lvm2 format: every reason LVM2 has to keep others out refuses changes
   CHECK(fx->change_refused.find("thin") != std::string::npos);
 }
 
+TEST_CASE("lvm2 format: new LV names follow LVM2's rules") {
+  CHECK(check_new_lv_name("data").ok());
+  CHECK(check_new_lv_name("a.b+c_d-e").ok());
+  CHECK(check_new_lv_name("-x").code() == EINVAL);
+  CHECK(check_new_lv_name("..").code() == EINVAL);
+  CHECK(check_new_lv_name("a b").code() == EINVAL);
+  CHECK(check_new_lv_name(std::string(129, 'a')).code() == EINVAL);
+  CHECK(check_new_lv_name("pvmove1").message().find("pvmove") != std::string::npos);
+  CHECK(check_new_lv_name("snapshot").code() == EINVAL);
+  CHECK(check_new_lv_name("pool_tdata").message().find("_tdata") != std::string::npos);
+  CHECK(check_new_lv_name("x_rimage_0").code() == EINVAL);
+}
+
 TEST_CASE("lvm2 format: pvmove's mirror keeps its PEs used and its LVs unsupported") {
   std::string text = simple_text();
   const std::string seg = "type = \"striped\"\nstripe_count = 1\n\nstripes = [\n\"pv0\", 0\n]";
@@ -716,6 +729,25 @@ TEST_CASE("lvm2 format: VgStore refuses changes to a refused VG, repairs a stale
   Status refused = (*s)->commit((*s)->metadata());
   CHECK(refused.code() == EPERM);
   CHECK(refused.message().find("foreign") != std::string::npos);
+}
+
+TEST_CASE("lvm2 format: a PV not among the paths given is missing; its device hint is not opened") {
+  TwoPvVg vg;
+  VgConfig one = vg.config;
+  one.pvs.resize(1);
+  {  // A commit makes pv1's device hint name b.img: an LVM2 store must not follow it.
+    std::unique_ptr<VgStore> store = vg.open();
+    REQUIRE(store->commit(store->metadata()).ok());
+    REQUIRE(store->metadata().pvs[1].path == vg.dir / "b.img");
+  }
+  Result<Lvm2Vg> text = read_vg_text(newest(*PvDevice::open(vg.dir / "a.img", false, "a")).second, "a");
+  REQUIRE(text.ok());
+  CHECK(text->pvs[1].device_hint == vg.dir / "b.img");
+  std::vector<std::string> warnings;
+  Result<std::unique_ptr<VgStore>> s = VgStore::open(one, OpenMode::kReadOnly, &warnings, lvm2_format());
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.status().code() == ENOENT);
+  CHECK(s.status().message().find("device hint is not followed") != std::string::npos);
 }
 
 TEST_CASE("lvm2 format: a commit whose text does not read back writes nothing") {

@@ -67,6 +67,13 @@ std::string new_lvm2_id();
 // committed copy; EINVAL when the committed slot does not fit the area.
 Result<RawLocation> plan_ring_write(uint64_t area_size, const RawLocation& committed, uint64_t text_size);
 
+// Whether LVM2 would let a user give an LV this name (lvcreate, lvrename):
+// its name rule, not starting with "pvmove" or "snapshot", none of the
+// suffixes LVM2 keeps for the sub-LVs it makes (_tdata, _rimage, ...).
+// EINVAL naming the rule. Names already in an LVM2 text are not checked
+// (LVM2's own sub-LVs carry such suffixes); the manager checks new names.
+Status check_new_lv_name(std::string_view name);
+
 // This host's LVM2 system ID as vgfs sees it: the uname nodename (LVM2's
 // system_id_source = "uname"). A VG whose system_id is set and differs is
 // foreign: its changes are refused.

@@ -4,9 +4,9 @@
 // which PVs belong to the VG, which copy wins (the highest seqno that
 // decodes, validates and agrees with the labels; two texts with one seqno
 // refused), the order PVs are written in and the syncs between phases.
-// vgfs_format() is vgfs's own format (docs/format.md); LVM2's (labels in
-// sectors 0-3, mda ring buffers, text, precommit/commit) implements the same
-// calls next: docs/design.md, "Formats".
+// vgfs_format() is vgfs's own format (docs/format.md); lvm2_format()
+// (vgfs/lvm2_format.h: labels in sectors 0-3, mda ring buffers, text,
+// precommit/commit) is LVM2's: docs/design.md, "Formats".
 //
 // Invariant, what each call guarantees:
 // - read_label() checks every field before returning it (a damaged copy is
@@ -96,6 +96,11 @@ class VgFormat {
   }
   // The file name suffix of an archived metadata text (include/vgfs/archive.h).
   virtual std::string_view archive_suffix() const { return "yaml"; }
+  // Whether VgStore::open may open a PV the chosen metadata lists at the
+  // path the metadata records (vgfs: the path it was last seen at). LVM2's
+  // `device` is only a hint, possibly another machine's device: its PVs
+  // come only from the paths the caller gives.
+  virtual bool opens_recorded_paths() const { return true; }
 
   // A PV joining the VG: its label written and its metadata places
   // emptied, synced (the next commit fills them).

@@ -357,6 +357,7 @@ class Lvm2Format final : public VgFormat {
   }
 
   std::string_view archive_suffix() const override { return "vg"; }
+  bool opens_recorded_paths() const override { return false; }  // `device` is a hint only
 
   Status write_new_pv(const PvDevice& dev, const vgfs::PvLabel& label) const override {
     const std::string id = unquote_id(label.record);

@@ -448,6 +448,23 @@ std::string new_lvm2_id() {
   return out;
 }
 
+Status check_new_lv_name(std::string_view name) {
+  if (!valid_lvm2_name(name))
+    return Status::Error(EINVAL, fmt::format("LV name \"{}\" is not a valid LVM2 name ([A-Za-z0-9+_.-], at most 128 "
+                                             "characters, not starting with '-')", printable(name)));
+  for (std::string_view prefix : {"pvmove", "snapshot"})
+    if (name.substr(0, prefix.size()) == prefix)
+      return Status::Error(EINVAL, fmt::format("LV name \"{}\" starts with \"{}\", which LVM2 keeps for its own LVs",
+                                               name, prefix));
+  for (std::string_view reserved : {"_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_wcorig", "_mimage", "_mlog",
+                                    "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata", "_imeta", "_iorig",
+                                    "_pmspare", "_vorigin"})
+    if (name.find(reserved) != std::string_view::npos)
+      return Status::Error(EINVAL, fmt::format("LV name \"{}\" contains \"{}\", which LVM2 keeps for its sub-LVs",
+                                               name, reserved));
+  return Status::Ok();
+}
+
 std::string host_system_id() {
   struct utsname u {};
   if (::uname(&u) != 0) return {};

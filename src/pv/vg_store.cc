@@ -211,6 +211,11 @@ Result<Choice> choose_following_lists(const VgFormat& format, const VgConfig& co
     bool grew = false;
     for (const PvInfo& p : choice.md.pvs) {
       if (open_uuids.count(p.uuid) || unreachable->count(p.uuid)) continue;
+      if (!format.opens_recorded_paths()) {
+        (*unreachable)[p.uuid] = fmt::format("not among the paths given; the {} metadata's device hint is not "
+                                             "followed", format.name());
+        continue;
+      }
       Result<Candidate> c = open_candidate(format, p.name, p.path, std::nullopt, mode, bases);
       if (!c.ok()) {
         (*unreachable)[p.uuid] = c.status().message();
