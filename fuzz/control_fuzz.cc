@@ -12,6 +12,7 @@
 
 #include "fuzz_util.h"
 #include "vgfs/control.h"
+#include "vgfs/nbd_uri.h"
 
 using namespace vgfs;
 
@@ -116,7 +117,8 @@ void check_fields(const Command& command) {
                    FUZZ_CHECK(check_name("LV", c.to).ok(), "new name " + c.to);
                  },
                  [](const cmd::Pvadd& c) {
-                   FUZZ_CHECK(!c.path.empty() && c.path[0] == '/', "pvadd path " + c.path);
+                   // An absolute path, or an NBD URI (docs/nbd.md).
+                   FUZZ_CHECK(!c.path.empty() && (c.path[0] == '/' || is_nbd_uri(c.path)), "pvadd path " + c.path);
                    if (!c.name.empty()) check_pv(c.name);
                  },
                  [](const cmd::Pvremove& c) { check_pv(c.pv); },
