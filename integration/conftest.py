@@ -116,3 +116,17 @@ def power_rig(tmp_path_factory):
     finally:
         for rig in rigs:
             rig.stop()
+
+
+@pytest.fixture
+def lvm():
+    """A private LVM2 world (vgfstest/lvm2.py) for the test_lvm2_* files: its
+    loops detached by name and its folder removed, even when the test fails."""
+    import shutil
+    from vgfstest.lvm2 import Lvm
+    world = Lvm()
+    try:
+        yield world
+    finally:
+        world.detach_all()
+        shutil.rmtree(world.dir, ignore_errors=True)

@@ -32,16 +32,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, losetup, LVM2 (Debian's lvm2) and the unit-test binary")
 
 
-@pytest.fixture
-def lvm():
-    world = Lvm()
-    try:
-        yield world
-    finally:
-        world.detach_all()
-        shutil.rmtree(world.dir, ignore_errors=True)
-
-
 def vgfs_lvm2(lvm: Lvm, action: str, vg: str, pvs: list[str], suffix: str = "", new_pv: str = "") -> dict:
     """Runs the unit-test binary's LVM2 case; returns what vgfs saw."""
     out = lvm.dir / f"vgfs-{action}.txt"

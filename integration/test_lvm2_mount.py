@@ -32,16 +32,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, losetup and LVM2 (Debian's lvm2)")
 
 
-@pytest.fixture
-def lvm():
-    world = Lvm()
-    try:
-        yield world
-    finally:
-        world.detach_all()
-        shutil.rmtree(world.dir, ignore_errors=True)
-
-
 def mount(env, lvm: Lvm | None, *paths, opts: str = "", ok: bool = True, vg: str | None = None) -> Mount:
     """vgfs mount PATH... MNT, pointed at the private LVM2 lock folder."""
     mp = env.new_mountpoint()

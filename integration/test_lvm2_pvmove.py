@@ -36,16 +36,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, losetup and LVM2 (Debian's lvm2)")
 
 
-@pytest.fixture
-def lvm():
-    world = Lvm()
-    try:
-        yield world
-    finally:
-        world.detach_all()
-        shutil.rmtree(world.dir, ignore_errors=True)
-
-
 class World:
     """Three 32 MiB PVs (a, b, c) in VG vg with 1 MiB extents: lv1 on
     a:0-9 + a:15-17 (two segments), lv2 on a:10-14, st striped over a:18-21

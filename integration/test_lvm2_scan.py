@@ -30,16 +30,6 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, losetup and LVM2 (Debian's lvm2)")
 
 
-@pytest.fixture
-def lvm():
-    world = Lvm()
-    try:
-        yield world
-    finally:
-        world.detach_all()
-        shutil.rmtree(world.dir, ignore_errors=True)
-
-
 def scan(*paths: str | Path, ok: bool = True) -> dict:
     r = subprocess.run([str(VGFS_BIN), "scan", "--json", *map(str, paths)], capture_output=True, text=True)
     if ok:
