@@ -6,7 +6,8 @@
 // checks and all) is what runs, without touching the disk.
 //
 // Oracle: the config either is refused (an errno and a sentence) or keeps
-// every promise of the header: valid names, absolute and distinct PV paths,
+// every promise of the header: valid names, distinct PV paths (absolute, or
+// NBD URIs as written),
 // power-of-two extent and region sizes in range, each LV with a size or a
 // list of runs, nothing zero-sized.
 #include <set>
@@ -16,6 +17,7 @@
 #include "fuzz_util.h"
 #include "vgfs/config.h"
 #include "vgfs/metadata.h"
+#include "vgfs/nbd_uri.h"
 #include "vgfs/units.h"
 
 using namespace vgfs;
@@ -43,7 +45,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::set<std::string> names, paths;
   for (const PvConfig& pv : cfg->pvs) {
     FUZZ_CHECK(check_name("PV", pv.name).ok(), "PV name " + pv.name);
-    FUZZ_CHECK(!pv.path.empty() && pv.path[0] == '/', "PV path not absolute: " + pv.path);
+    // A path is a file made absolute, or an NBD URI kept as written.
+    FUZZ_CHECK(is_nbd_uri(pv.path) || (!pv.path.empty() && pv.path[0] == '/'),
+               "PV path neither absolute nor an NBD URI: " + pv.path);
     FUZZ_CHECK(!pv.size || *pv.size > 0, "a PV of size 0");
     FUZZ_CHECK(names.insert(pv.name).second, "PV name twice: " + pv.name);
     FUZZ_CHECK(paths.insert(pv.path).second, "PV path twice: " + pv.path);
