@@ -431,11 +431,13 @@ Status VolumeManager::finish(Job& job, JobState state, const std::string& reason
   log::write(state == JobState::kAborted ? log::Level::kInfo : log::Level::kError,
              fmt::format("job {} {}: {}", job.info.id, job_state_name(state), job.info.reason));
   publish();  // before the status says so: a reader that sees it ended sees the commit too
-  t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
-  publish_transfers(job.info.lv);
+  publish_transfers(job.info.lv);  // writes stop going through the transfer
   t.finish();
   volume_.quiesce();
   if (st.ok()) release_destination(job.info);
+  // Last: a reader that sees the job ended (`--wait`, a script checking the
+  // image's allocation) sees its destination given back too.
+  t.set_sync_status(state == JobState::kAborted ? SyncStatus::kAborted : SyncStatus::kFailed);
   return st;
 }
 
@@ -475,7 +477,13 @@ void VolumeManager::release_destination(const JobInfo& info) {
   }
   const uint64_t allocated = static_cast<uint64_t>(st.st_blocks) * 512;
   const uint64_t outside_allocated = allocated > inside ? allocated - inside : 0;
-  if (outside_allocated + 64 * 1024 >= static_cast<uint64_t>(file_size - (last - first))) return;  // no holes elsewhere
+  // Outside the range is the rest of the file and, when the image is shorter
+  // than the PV it holds, the missing tail: that reads as zeros, a hole too.
+  const uint64_t pv_end = caps.local_fd_offset + md.pvs[info.dst_pv].pe_start +
+                          md.pvs[info.dst_pv].pe_count * md.extent_size;
+  const uint64_t outside = std::max<uint64_t>(static_cast<uint64_t>(file_size), pv_end) -
+                           static_cast<uint64_t>(last - first);
+  if (outside_allocated + 64 * 1024 >= outside) return;  // no holes elsewhere: preallocated by its owner
   if (Status punched = dev.backend().discard(offset, length); !punched.ok())
     log::write(log::Level::kInfo, fmt::format("job {}: the destination's blocks were not given back: {}", info.id,
                                               punched.message()));
