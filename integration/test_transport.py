@@ -14,12 +14,16 @@ import time
 import pytest
 
 from conftest import LvSpec, MiB, PvSpec, ctl, pread_full, pwrite_full
+from vgfstest.mounts import daemon_pids
 
-# A WRITE carries at most 252 pages; a READ asks for at most 251, so that a
-# reply of two pieces (a read crossing a run boundary), plus its header and
-# libfuse's slack pages, fits the 1 MiB pipe libfuse can get without
-# CAP_SYS_RESOURCE (src/fuse/vgfs_fs.cc, kMaxRequestPages, kMaxReadPages).
-MAX_WRITE = 252 * 4096
+# A WRITE carries at most 256 pages (1 MiB, copied out of libfuse's request
+# buffer), or 252 with -o splice_read (the request is spliced into a 1 MiB
+# pipe first); a READ asks for at most 251, so that a reply of two pieces (a
+# read crossing a run boundary), plus its header and libfuse's slack pages,
+# fits the 1 MiB pipe libfuse can get without CAP_SYS_RESOURCE
+# (src/fuse/vgfs_fs.cc, kMaxWritePages, kMaxSplicedWritePages, kMaxReadPages).
+MAX_WRITE = 256 * 4096
+MAX_SPLICED_WRITE = 252 * 4096
 MAX_READ = 251 * 4096
 IN_HEADER = 40      # struct fuse_in_header
 WRITE_IN = 40       # struct fuse_write_in
@@ -50,13 +54,16 @@ def requests_from_debug_log(text: str) -> tuple[int, dict[int, str], dict[int, i
     return int(m.group(1), 16), opcodes, insizes, replies
 
 
-def test_large_requests_fit_the_splice_pipe(env):
-    """A user's 1 MiB O_DIRECT write arrives as requests of at most 252
-    pages, a read as requests of at most 251, and every READ reply takes the
-    splice path. Raising the request size to 1 MiB again makes the reply miss
-    the pipe: libfuse then logs it without "(splice)" and this test fails."""
+@pytest.mark.parametrize("opts,max_write", [("debug", MAX_WRITE), ("debug,splice_read", MAX_SPLICED_WRITE)],
+                         ids=["copied-writes", "spliced-writes"])
+def test_large_requests_fit_the_splice_pipe(env, opts, max_write):
+    """A user's 1 MiB O_DIRECT write arrives as one 256-page request (252-page
+    ones with -o splice_read, whose request must fit libfuse's pipe), a read
+    as requests of at most 251 pages, and every READ reply takes the splice
+    path. Raising the read size to 1 MiB again makes the reply miss the pipe:
+    libfuse then logs it without "(splice)" and this test fails."""
     vg = small_vg(env)
-    m = vg.mount(foreground=True, opts="debug")
+    m = vg.mount(foreground=True, opts=opts)
     data = os.urandom(4 * MiB)
     buf = aligned(4 * MiB)
     buf.write(data)
@@ -71,15 +78,15 @@ def test_large_requests_fit_the_splice_pipe(env):
     finally:
         os.close(fd)
     m.unmount()
-    max_write, opcodes, insizes, replies = requests_from_debug_log(m.stderr())
-    assert max_write <= MAX_WRITE, f"INIT negotiated max_write={max_write}, more than 252 pages"
+    negotiated, opcodes, insizes, replies = requests_from_debug_log(m.stderr())
+    assert negotiated == max_write, f"INIT negotiated max_write={negotiated}, expected {max_write // 4096} pages"
     writes = [u for u, op in opcodes.items() if op == "WRITE"]
     reads = [u for u, op in opcodes.items() if op == "READ"]
     assert writes and reads, "the debug log shows no WRITE or READ request"
     for u in writes:
-        assert insizes[u] - IN_HEADER - WRITE_IN <= MAX_WRITE, f"WRITE {u} carried {insizes[u]} bytes"
-    assert max(insizes[u] for u in writes) - IN_HEADER - WRITE_IN == MAX_WRITE, (
-        "a 1 MiB write was not cut into 252-page requests")
+        assert insizes[u] - IN_HEADER - WRITE_IN <= max_write, f"WRITE {u} carried {insizes[u]} bytes"
+    assert max(insizes[u] for u in writes) - IN_HEADER - WRITE_IN == max_write, (
+        f"a 1 MiB write was not sent as {max_write // 4096}-page requests")
     sizes = []
     for u in reads:
         line = replies.get(u, "")
@@ -133,13 +140,10 @@ def test_reads_crossing_a_run_boundary_stay_on_the_splice_path(env):
 ENABLE_URING = "/sys/module/fuse/parameters/enable_uring"
 
 
-@pytest.fixture(params=["dev_fuse", "io_uring"])
-def transport(request):
-    """Mount options that select the transport. For io_uring the kernel side
-    is switched on only for the test and put back to N afterwards."""
-    if request.param == "dev_fuse":
-        yield ""
-        return
+def uring_switched_on():
+    """Switches the kernel side of FUSE over io_uring on for one test and back
+    to N afterwards (a generator for the fixtures below); skips, printing
+    why, on a kernel without it."""
     if not os.path.exists(ENABLE_URING):
         reason = f"this kernel has no FUSE over io_uring ({ENABLE_URING} is missing)"
         print(reason)
@@ -156,6 +160,21 @@ def transport(request):
     finally:
         with open(ENABLE_URING, "w") as f:
             f.write("N")
+
+
+@pytest.fixture(params=["dev_fuse", "io_uring"])
+def transport(request):
+    """Mount options that select the transport. For io_uring the kernel side
+    is switched on only for the test and put back to N afterwards."""
+    if request.param == "dev_fuse":
+        yield ""
+        return
+    yield from uring_switched_on()
+
+
+@pytest.fixture
+def uring():
+    yield from uring_switched_on()
 
 
 def ring_served_uniques(log: str) -> set[int]:
@@ -238,6 +257,45 @@ def test_data_path_over_each_transport(env, transport):
               and " to a worker" not in line
               and not line.startswith(("vgfs: debug: ", "vgfs: mounted VG ", "vgfs: unmounted VG "))]
     assert not errors, errors
+
+
+def ring_threads(pid: int) -> list[str]:
+    names = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return sorted(n for n in names if n.startswith("vgfs-ring-") and n != "vgfs-ring-work")
+
+
+def test_io_uring_stays_when_the_switch_goes_back_right_after_mount(env, uring):
+    """The README's sequence: enable_uring Y, `vgfs mount -o io_uring` (in the
+    background), enable_uring N at once. The rings register after INIT, in the
+    daemon; `vgfs mount` must return only after that, or the kernel refuses
+    the entries and the mount falls back to /dev/fuse without a word (the
+    daemon's stderr is /dev/null). The ring threads must still be serving
+    after some I/O."""
+    vg = small_vg(env, "vgsw")
+    m = vg.mount(opts="io_uring")
+    with open(ENABLE_URING, "w") as f:  # the fixture puts it back to N after the test too
+        f.write("N")
+    assert m.result.returncode == 0, m.result.stderr
+    pids = daemon_pids(m.mp)
+    assert len(pids) == 1, pids
+    data = os.urandom(MiB)
+    fd = os.open(m.lv("lv"), os.O_RDWR)
+    try:
+        for k in range(4):
+            assert pwrite_full(fd, data, k * MiB) == MiB
+            assert pread_full(fd, MiB, k * MiB) == data
+    finally:
+        os.close(fd)
+    rings = ring_threads(pids[0])
+    assert rings, (
+        f"ring threads {rings}: the kernel refused the entries (enable_uring went back to N before they "
+        "registered) and the mount serves through /dev/fuse")
 
 
 def test_io_uring_falls_back_to_dev_fuse_with_one_line(env):

@@ -139,6 +139,18 @@ struct UringTransport::Impl {
   std::atomic<uint64_t> init_unique{0};
   std::atomic<bool> init_offered{false};
   std::atomic<bool> refused_logged{false};
+  // Called once, when the mount serves requests the way it will from now on:
+  // INIT answered without io_uring, or every queue's REGISTER commands
+  // submitted (the kernel takes or refuses an entry during that submit, and
+  // a taken entry stays when enable_uring goes back to N).
+  std::function<void()> on_settled;
+  std::once_flag settled_once;
+  std::atomic<unsigned> queues_registering{0};
+  void settled() {
+    std::call_once(settled_once, [&] {
+      if (on_settled) on_settled();
+    });
+  }
 
   // Requests that may block, waiting for a worker.
   std::mutex work_mutex;
@@ -346,6 +358,8 @@ struct UringTransport::Impl {
     for (auto& e : q.entries) queue_command(*e, abi::kRegister);
     q.live = static_cast<unsigned>(q.entries.size());
     queue_wake_read(q);
+    (void)io_uring_submit(&q.ring);
+    if (queues_registering.fetch_sub(1) == 1) settled();
     while (q.live > 0 && !stopping.load(std::memory_order_relaxed)) {
       io_uring_cqe* cqe = nullptr;
       // Wakes up now and then only to see `stopping`: at unmount the kernel
@@ -400,12 +414,19 @@ struct UringTransport::Impl {
     }
     if (refused) {
       std::fprintf(stderr, "vgfs: io_uring: %s; serving through /dev/fuse\n", refused);
-      return ::writev(fd, iov, count);
+      ssize_t n = ::writev(fd, iov, count);
+      settled();
+      return n;
     }
     reply.flags2 |= abi::kOverIoUringFlags2;
     iovec patched[2] = {iov[0], {&reply, iov[1].iov_len}};
     ssize_t n = ::writev(fd, patched, 2);
-    if (n >= 0) start_threads();
+    if (n >= 0) {
+      queues_registering = static_cast<unsigned>(queues.size());
+      start_threads();
+    } else {
+      settled();
+    }
     return n;
   }
 };
@@ -511,8 +532,10 @@ bool UringTransport::kernel_ready(std::string* why) {
 }
 
 std::unique_ptr<UringTransport> UringTransport::start(fuse_session* se, size_t max_payload, bool debug,
-                                                      MayBlock may_block, std::string* why) {
+                                                      MayBlock may_block, std::function<void()> on_settled,
+                                                      std::string* why) {
   auto impl = std::make_unique<Impl>();
+  impl->on_settled = std::move(on_settled);
   impl->se = se;
   impl->fuse_fd = fuse_session_fd(se);
   impl->debug = debug;

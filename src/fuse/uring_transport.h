@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,9 +40,14 @@ class UringTransport {
   // after fuse_session_mount and fuse_daemonize, before the session loop.
   // The rings start when INIT is answered, if the kernel offered io_uring
   // there; otherwise /dev/fuse serves alone and `log` gets the reason.
-  // Returns nullptr with *why set when nothing could be set up.
+  // `on_settled` runs once, on a session or ring thread, when the transport
+  // is settled: INIT answered without io_uring, or every ring entry
+  // registered with the kernel (or refused). Only then may enable_uring go
+  // back to N without taking io_uring from this mount: `vgfs mount` returns
+  // then (run_mount). Returns nullptr with *why set when nothing could be
+  // set up (on_settled is not called then).
   static std::unique_ptr<UringTransport> start(fuse_session* se, size_t max_payload, bool debug, MayBlock may_block,
-                                               std::string* why);
+                                               std::function<void()> on_settled, std::string* why);
 
   ~UringTransport();  // after unmount: stops and joins the ring threads
   UringTransport(const UringTransport&) = delete;

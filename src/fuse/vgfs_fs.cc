@@ -36,6 +36,7 @@
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 #include "fuse/guarded.h"
+#include "fuse/background.h"
 #include "fuse/uring_transport.h"
 #include "views/views.h"
 
@@ -79,13 +80,17 @@ constexpr double kTimeout = 1.0;
 // is at most 251 pages, so that a read crossing one run boundary (two
 // pieces: 4 pages, the header and 251 pages) still fits; reads of more pieces
 // (extents or stripe chunks smaller than a request) are answered from a
-// buffer of this thread's instead (read_into_memory). A WRITE is at most 252
-// pages: libfuse's buffer for a spliced WRITE (max_write plus a page) fits
-// a pipe too. A user's 1 MiB read becomes two requests (1004 + 20 KiB); see
-// docs/benchmarks.md for what that costs and gains.
+// buffer of this thread's instead (read_into_memory). A WRITE is copied out
+// of libfuse's request buffer (1 MiB plus a page: FUSE_MAX_MAX_PAGES), so it
+// may be 256 pages, a user's 1 MiB write in one request (1.35x the MiB/s of
+// two 252-page requests, docs/benchmarks.md); with -o splice_read libfuse
+// splices the WRITE into its pipe first, and the request (max_write plus a
+// page) must fit that pipe: 252 pages then. A user's 1 MiB read becomes two
+// requests (1004 + 20 KiB).
 constexpr size_t kPageSize = 4096;
-constexpr size_t kMaxRequestPages = 252;
-constexpr size_t kMaxRequestSize = kMaxRequestPages * kPageSize;
+constexpr size_t kMaxWritePages = 256;
+constexpr size_t kMaxSplicedWritePages = 252;
+constexpr size_t kMaxRequestSize = kMaxWritePages * kPageSize;  // the largest request of any kind
 constexpr size_t kMaxReadPages = 251;
 constexpr size_t kMaxReadSize = kMaxReadPages * kPageSize;
 // Reply pieces libfuse splices at kMaxReadSize (see above).
@@ -329,7 +334,7 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
   const MountOptions& o = static_cast<VgFs*>(userdata)->options();
   // libfuse derives max_pages from max_write; max_read must equal the mount
   // option of the same name (run_mount).
-  conn->max_write = kMaxRequestSize;
+  conn->max_write = (o.splice_read ? kMaxSplicedWritePages : kMaxWritePages) * kPageSize;
   conn->max_read = kMaxReadSize;
   conn->max_readahead = kMaxReadSize;
   conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
@@ -884,8 +889,9 @@ int run_mount(const MountOptions& options) {
   if (fuse_set_signal_handlers(se) == 0) {
     if (fuse_session_mount(se, options.mountpoint.c_str()) == 0) {
       fs.manager().set_mount_point(options.mountpoint);  // pvadd refuses paths on it
-      // The mount is ready: only now go to the background.
-      if (fuse_daemonize(options.foreground ? 1 : 0) == 0) {
+      // The mount is ready: only now go to the background. `vgfs mount`
+      // returns when Background::ready() is called below.
+      if (Background::start(options.foreground) == 0) {
         // From here the daemon's stderr is /dev/null: its log is syslog.
         log::configure(options.foreground ? log::Sink::kStderr : log::Sink::kSyslog,
                        options.debug ? log::Level::kDebug : log::Level::kInfo);
@@ -896,9 +902,10 @@ int run_mount(const MountOptions& options) {
         if (!options.read_only) (void)fs.manager().start();
         if (use_uring) {
           std::string why;
-          uring = UringTransport::start(se, kMaxRequestSize, options.debug, may_block, &why);
+          uring = UringTransport::start(se, kMaxRequestSize, options.debug, may_block, &Background::ready, &why);
           if (!uring) log::warning(fmt::format("io_uring: {}; serving through /dev/fuse", why));
         }
+        if (!uring) Background::ready();
         fuse_loop_config* loop = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(loop, 1);
         fuse_loop_cfg_set_max_threads(loop, options.max_threads);

@@ -568,7 +568,7 @@ void before_fork() {
     for (const NbdBackend* b : *backends) b->stop_threads();
 }
 void after_fork_parent() {
-  // The parent of fuse_daemonize() only exits: restarting its threads would
+  // The parent of Background::start() only waits for the daemon and exits: restarting its threads would
   // make it read replies meant for the child from the shared sockets. A
   // parent with requests in flight goes on serving them.
   if (backends)
