@@ -125,6 +125,15 @@ def dd_into(src, dst):
 ENABLE_URING = "/sys/module/fuse/parameters/enable_uring"
 
 
+def possible_cpus():
+    """The CPUs /sys/devices/system/cpu/possible lists: vgfs makes a ring queue for each."""
+    count = 0
+    for part in open("/sys/devices/system/cpu/possible").read().strip().split(","):
+        a, _, b = part.partition("-")
+        count += int(b or a) - int(a) + 1
+    return count
+
+
 def vgfs_mount_uring(cfg, mnt, logpath):
     """`vgfs mount -f -o io_uring`, with the kernel side switched on only while the
     mount starts (a connection that accepted io_uring at INIT keeps it) and put back
@@ -136,17 +145,24 @@ def vgfs_mount_uring(cfg, mnt, logpath):
         with open(ENABLE_URING, "w") as f:
             f.write("Y")
         p = vgfs_mount_fg(cfg, mnt, logpath, opts="io_uring")
-        # The first request waits until every ring entry is registered.
+        # The first request waits for INIT only: the ring threads register
+        # their entries after it. A background `vgfs mount` returns once they
+        # did (src/fuse/background.h); a foreground one has no such moment, so
+        # the switch stays on a while longer. A queue whose entries the kernel
+        # refused has no thread below, and then no request uses any ring.
         open(os.path.join(mnt, ".vgfs", "vg")).read()
+        time.sleep(1.0)
     finally:
         with open(ENABLE_URING, "w") as f:
             f.write("N")
     pid = p.pid
     rings = [t for t in os.listdir(f"/proc/{pid}/task")
-             if open(f"/proc/{pid}/task/{t}/comm").read().startswith("vgfs-ring")]
+             if open(f"/proc/{pid}/task/{t}/comm").read().strip().startswith("vgfs-ring-")
+             and open(f"/proc/{pid}/task/{t}/comm").read().strip() != "vgfs-ring-work"]
     said = [l for l in open(logpath).read().splitlines() if "io_uring" in l]
-    if said or not rings:
-        return p, (said[0] if said else "no ring threads running")
+    queues = possible_cpus()
+    if said or len(rings) != queues:
+        return p, (said[0] if said else f"{len(rings)} ring threads running for {queues} possible CPUs")
     return p, None
 
 
