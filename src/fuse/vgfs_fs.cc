@@ -82,7 +82,7 @@ constexpr double kTimeout = 1.0;
 // (extents or stripe chunks smaller than a request) are answered from a
 // buffer of this thread's instead (read_into_memory). A WRITE is copied out
 // of libfuse's request buffer (1 MiB plus a page: FUSE_MAX_MAX_PAGES), so it
-// may be 256 pages, a user's 1 MiB write in one request (1.35x the MiB/s of
+// may be 256 pages, a user's 1 MiB write in one request (1.37x the MiB/s of
 // two 252-page requests, docs/benchmarks.md); with -o splice_read libfuse
 // splices the WRITE into its pipe first, and the request (max_write plus a
 // page) must fit that pipe: 252 pages then. A user's 1 MiB read becomes two
