@@ -763,7 +763,7 @@ TEST_CASE("lvm2 format: a commit whose text does not read back writes nothing") 
   CHECK(store->metadata().seqno == 1);
 }
 
-TEST_CASE("lvm2 format: the manager's lifecycle verbs on an LVM2 VG; moves are refused") {
+TEST_CASE("lvm2 format: the manager's lifecycle verbs on an LVM2 VG") {
   TwoPvVg vg;
   std::unique_ptr<VgStore> store = vg.open();
   VolumeSet volume(*store);
@@ -793,10 +793,11 @@ TEST_CASE("lvm2 format: the manager's lifecycle verbs on an LVM2 VG; moves are r
   CHECK(read->vg.lvs.at(0).name == "b");
   CHECK(read->vg.lvs.at(0).extent_count() == 4);
   CHECK(read->warnings.empty());
-  // A move needs a migration area, which LVM2 PVs have not.
-  Result<JobsStarted> moved = manager.move("b", std::nullopt, pv->pv, std::nullopt);
-  CHECK(moved.status().code() == ENOTSUP);
-  CHECK(moved.status().message().find("without a migration area") != std::string::npos);
+  // The names of vgfs's move LVs are not for users (vgfs/lvm2_move.h).
+  CHECK(manager.lvcreate("vgfs_move1", 4 * MiB, {}).status().code() == EINVAL);
+  Status renamed = manager.lvrename("b", "vgfs_move1_rec");
+  CHECK(renamed.code() == EINVAL);
+  CHECK(renamed.message().find("vgfs keeps for the hidden LVs of its moves") != std::string::npos);
   // vgreduce: an orphan PV stays.
   REQUIRE(manager.pvremove(pv->pv).ok());
   Result<PvScan> orphan = scan_pv(memory_source(vgfs_test::read_file(added), "c.img"));

@@ -99,6 +99,8 @@ struct PvRun {
   // le .. le + count * stripes - 1, from chunk `stripe` on.
   uint32_t stripe = 0;
   uint32_t stripes = 1;
+  // With `job`: these PEs hold that job's record (JobInfo::record_pv), no LEs.
+  bool record = false;
 
   bool free() const { return lv == kFree; }
   uint64_t pe_end() const { return pe + count; }

@@ -37,6 +37,8 @@ constexpr uint64_t kMaxJobRecordGeneration = uint64_t{1} << 62;
 constexpr uint64_t kMaxJobRecordRegions = uint64_t{1} << 52;
 // Bytes of one copy of the record of a job with `region_count` regions.
 uint64_t job_record_copy_size(uint64_t region_count);
+// Bytes of the whole record (both copies) of such a job.
+inline uint64_t job_record_size(uint64_t region_count) { return 2 * job_record_copy_size(region_count); }
 // One copy of the record, exactly job_record_copy_size() bytes.
 std::string encode_job_record(const JobRecord& record);
 // Checks magic, checksums, job id, region count, status and generation

@@ -9,7 +9,8 @@
 //   nil when the PV has no mda with a text; layout.pe_start = the data area
 //   offset; layout.device_size = the label's device size; layout.extent_size
 //   and pe_count from that text's PV entry (0 when none); no slots and no
-//   migration area (migration_offset/size 0: moves on LVM2 VGs are refused);
+//   migration area (migration_offset/size 0: a running move's destination
+//   and record are hidden LVs instead, vgfs/lvm2_move.h);
 //   `record` = the PV's `id` (and for a new PV status, flags, dev_size).
 // - VgMetadata from the text: extent_size, pe_start and stripe_size in
 //   bytes, PvInfo::path = the `device` hint (information only), every key
@@ -69,7 +70,8 @@ Result<RawLocation> plan_ring_write(uint64_t area_size, const RawLocation& commi
 
 // Whether LVM2 would let a user give an LV this name (lvcreate, lvrename):
 // its name rule, not starting with "pvmove" or "snapshot", none of the
-// suffixes LVM2 keeps for the sub-LVs it makes (_tdata, _rimage, ...).
+// suffixes LVM2 keeps for the sub-LVs it makes (_tdata, _rimage, ...); nor
+// starting with "vgfs_move" (vgfs's moves, vgfs/lvm2_move.h).
 // EINVAL naming the rule. Names already in an LVM2 text are not checked
 // (LVM2's own sub-LVs carry such suffixes); the manager checks new names.
 Status check_new_lv_name(std::string_view name);

@@ -102,8 +102,17 @@ struct JobInfo {
   std::string reason;    // why it failed
   uint64_t record_offset = 0;  // of its record in the source PV's migration area
   uint64_t record_size = 0;    // bytes of the record area (both copies)
+  // Formats without a migration area (LVM2, docs/lvm2.md "Moves"): the
+  // record is at byte record_offset of extents of its own, PE record_pe..
+  // of PV *record_pv (record_extents() of them), reserved while the job
+  // runs like its destination. Unset: in the source PV's migration area.
+  std::optional<uint32_t> record_pv{};
+  uint64_t record_pe = 0;
 
   bool running() const { return state == JobState::kRunning; }
+  uint64_t record_extents(uint64_t extent_size) const {
+    return record_pv ? (record_offset + record_size + extent_size - 1) / extent_size : 0;
+  }
 };
 constexpr size_t kMaxFinishedJobs = 32;
 

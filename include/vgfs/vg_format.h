@@ -94,6 +94,10 @@ class VgFormat {
   virtual Result<PvLabel> new_pv_label(uint64_t device_size, const VgMetadata& md) const {
     return PvLabel{new_uuid(), md.uuid, PvLayout::standard(device_size, md.extent_size)};
   }
+  // Whether a user may give a new LV (lvcreate, lvrename) this name, beyond
+  // check_name(): LVM2 keeps prefixes and suffixes for its own LVs and vgfs
+  // the prefix of its moves' hidden LVs (lvm2::check_new_lv_name).
+  virtual Status check_new_lv_name(std::string_view) const { return Status::Ok(); }
   // The file name suffix of an archived metadata text (include/vgfs/archive.h).
   virtual std::string_view archive_suffix() const { return "yaml"; }
   // Whether VgStore::open may open a PV the chosen metadata lists at the

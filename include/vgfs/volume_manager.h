@@ -205,7 +205,10 @@ class VolumeManager {
   void release_destination(const JobInfo& info);
   // Logs a problem and adds it to this thread's CommitWarnings, if any.
   static void warn(std::string warning);
+  // Adds a running job to `md` with its record place and id (migration.cc).
   Status add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
+  Status add_job_with_record_extents(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out);
+  uint64_t next_job_id(const VgMetadata& md) const;
   bool record_fits(const VgMetadata& md, const JobInfo& job) const;
   // Gives a job with a transfer its copier (src/manager/copier.h), whose
   // hooks make the switch and end commits below.
@@ -229,8 +232,7 @@ class VolumeManager {
   Status check_idle(const VgMetadata& md, const std::string& lv, const char* verb) const;
   // Refused before a change touches anything (docs/lvm2.md "Mounting"): a
   // VG whose format says no metadata change may be committed
-  // (VgMetadata::change_refused). (Moves on LVM2 VGs are refused by
-  // add_job: their PVs have no migration area.)
+  // (VgMetadata::change_refused).
   Status check_changeable(const VgMetadata& md, std::string_view verb) const;
 
   Status check_not_on_mount(const std::string& path, const struct stat* opened) const;

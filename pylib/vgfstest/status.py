@@ -59,13 +59,16 @@ def lv_map(m, lv: str) -> list[tuple[int, int, str, int]]:
 
 def pv_map(m, pv: str) -> list[tuple]:
     """pvs/<pv>/map -> [(pe_first, count, 'free')] or
-    [(pe_first, count, lv, le_first[, 'job N'])]."""
+    [(pe_first, count, lv, le_first[, 'job N'])], or (pe_first, count, lv,
+    'record', 'job N') for a job's record extents (LVM2 VGs)]."""
     out = []
     for parts in map_lines(m, "pvs", pv):
         line = " ".join(parts)
         pe_first, n = parse_range(parts[0])
         if parts[1:] == ["free"]:
             out.append((pe_first, n, "free"))
+        elif parts[2] == "record":  # a job's record in extents of its own (LVM2 VGs)
+            out.append((pe_first, n, parts[1], "record", " ".join(parts[3:])))
         else:
             le_first, n2 = parse_range(parts[2])
             assert n == n2, f"PV map line with unequal ranges: {line!r}"

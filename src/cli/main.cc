@@ -331,6 +331,31 @@ Result<std::string> command_line(const std::vector<std::string>& words) {
 
 int cmd_control(const std::string& mountpoint, const std::vector<std::string>& words, bool wait);
 
+// A PV given by the path of its image or device (`/dev/loop3`, as LVM2's
+// pvmove takes it; `PATH:PE` for move) becomes its name in the mounted VG,
+// found in the PV paths of the mount's vg.json; a name passes as it is.
+Result<std::string> pv_name_of(const std::string& mountpoint, const std::string& arg) {
+  if (arg.find('/') == std::string::npos) return arg;
+  std::string path = arg, suffix;
+  if (size_t colon = arg.rfind(':'); colon != std::string::npos && colon + 1 < arg.size() &&
+                                     arg.find_first_not_of("0123456789", colon + 1) == std::string::npos) {
+    path = arg.substr(0, colon);
+    suffix = arg.substr(colon);
+  }
+  Result<nlohmann::json> vg = vg_json_of({mountpoint});
+  if (!vg.ok()) return vg.status();
+  std::error_code ec;
+  const std::filesystem::path want = std::filesystem::weakly_canonical(path, ec);
+  for (const nlohmann::json& pv : (*vg)["pvs"]) {
+    Result<std::string> p = unescape_bytes(pv["path"].get<std::string>());
+    Result<std::string> name = unescape_bytes(pv["name"].get<std::string>());
+    if (!p.ok() || !name.ok()) continue;
+    std::error_code ec2;
+    if (*p == path || (!ec && std::filesystem::weakly_canonical(*p, ec2) == want && !ec2)) return *name + suffix;
+  }
+  return Status::Error(ENOENT, fmt::format("{} is not a PV of the VG mounted on {}", printable(path), mountpoint));
+}
+
 // lvremove asks first, as LVM2 does, unless -y (src/cli/confirm.h). An LV
 // the VG does not have is left to the control file to refuse.
 int cmd_lvremove(const std::string& mountpoint, const std::vector<std::string>& operands, bool yes) {
@@ -972,6 +997,18 @@ int run(int argc, char** argv) {
     }
   if (*dump) return cmd_dump(sources, vg_name);
   if (*check) return cmd_check(sources, vg_name);
+  if (*move || *pvmove) {  // PVs given by the path of their image or device become their names
+    const char* verb = *move ? "move" : "pvmove";
+    if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return fail(st.message());
+    std::vector<std::string*> pv_args;
+    if (*move) pv_args.push_back(&pv_arg);
+    else for (std::string& a : pvmove_args) pv_args.push_back(&a);
+    for (std::string* arg : pv_args) {
+      Result<std::string> name = pv_name_of(mountpoint, *arg);
+      if (!name.ok()) return fail(fmt::format("{}: {}", verb, name.status().message()));
+      *arg = *name;
+    }
+  }
   if (*move) {
     std::vector<std::string> words = {"move", lv_arg, pv_arg};
     if (!start_limit.empty()) words.push_back("limit=" + start_limit);

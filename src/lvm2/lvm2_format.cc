@@ -259,6 +259,7 @@ class Lvm2Format final : public VgFormat {
     return out;
   }
 
+  Status check_new_lv_name(std::string_view name) const override { return lvm2::check_new_lv_name(name); }
   std::string encode(const VgMetadata& md) const override { return encode_vg_text(md); }
   Result<VgMetadata> decode(std::string_view text, std::string_view origin) const override {
     return decode_vg_text(text, origin);

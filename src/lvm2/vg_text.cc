@@ -17,6 +17,7 @@
 #include "vgfs/lvm2_format.h"
 #include "vgfs/lvm2_label.h"
 #include "vgfs/lvm2_metadata.h"
+#include "vgfs/lvm2_move.h"
 
 namespace vgfs::lvm2 {
 
@@ -148,6 +149,7 @@ class Decoder {
       if (!lv.ok()) return lv.status();
       md.lvs.push_back(std::move(*lv));
     }
+    jobs_from_lvs(&md);  // vgfs's running moves (vgfs/lvm2_move.h)
     md.change_refused = refusals(vg_);
     if (Status st = md.validate(); !st.ok()) return st.prefixed(where);
     return md;
@@ -297,7 +299,8 @@ std::string ctime_text(time_t t) {
 
 class Encoder {
  public:
-  explicit Encoder(const VgMetadata& md) : md_(md), now_(::time(nullptr)), host_(host_system_id()) {}
+  explicit Encoder(const VgMetadata& md)
+      : md_(md), job_lvs_(job_lvs(md)), now_(::time(nullptr)), host_(host_system_id()) {}
 
   std::string encode() {
     std::string out = md_.name + " {\n";
@@ -305,7 +308,7 @@ class Encoder {
     modeled.push_back(value_item("seqno", std::to_string(md_.seqno)));
     modeled.push_back(value_item("extent_size", std::to_string(md_.extent_size / kSector)));
     modeled.push_back(Item{"physical_volumes", pvs(), true});
-    if (!md_.lvs.empty()) modeled.push_back(Item{"logical_volumes", lvs(), true});
+    if (!md_.lvs.empty() || !job_lvs_.empty()) modeled.push_back(Item{"logical_volumes", lvs(), true});
     KeptKeys kept = md_.kept;
     if (!find_kept(kept, "id")) kept.insert(kept.begin(), {"id", quote(format_lvm2_uuid(new_lvm2_id()))});
     write_items(merge("vg", kept, std::move(modeled)), {}, &out);
@@ -335,10 +338,12 @@ class Encoder {
 
   std::string lvs() {
     std::string out = "logical_volumes {\n";
-    // Visible LVs first, then hidden ones, as LVM2 writes them.
+    // Visible LVs first, then hidden ones, as LVM2 writes them; the running
+    // moves' hidden LVs last (vgfs/lvm2_move.h).
     for (bool hidden : {false, true})
       for (const LvInfo& l : md_.lvs)
         if (l.hidden == hidden) out += "\n" + lv(l);
+    for (const LvInfo& l : job_lvs_) out += "\n" + lv(l);
     return out + "}\n";
   }
 
@@ -372,14 +377,17 @@ class Encoder {
   // continues the previous striped run's leg (same stripes, stripe size,
   // nothing kept) is one segment with it, as LVM2 merges them on reading;
   // the data mapping is the same (each leg holds whole extents, a multiple
-  // of the stripe size). Linear runs are merged by ExtentMap already.
+  // of the stripe size). Plain linear runs are merged by ExtentMap already;
+  // contiguous linear ones with equal kept keys (tags) are merged here.
   static std::vector<MapRun> merged_runs(const ExtentMap& map) {
     std::vector<MapRun> out;
     for (const MapRun& r : map.runs()) {
       if (!out.empty()) {
         MapRun& p = out.back();
-        bool joins = p.striped() && r.striped() && p.stripe_count() == r.stripe_count() &&
-                     p.stripe_size == r.stripe_size && p.kept.empty() && r.kept.empty() && p.le_end() == r.le;
+        // Striped runs with nothing kept, or linear runs whose kept keys
+        // (tags, ...) are equal, as lv_merge_segments merges them.
+        bool joins = p.stripe_count() == r.stripe_count() && p.stripe_size == r.stripe_size && p.le_end() == r.le &&
+                     (p.striped() ? p.kept.empty() && r.kept.empty() : p.kept == r.kept);
         for (uint32_t k = 0; joins && k < r.stripe_count(); ++k)
           joins = r.leg(k).pv == p.leg(k).pv && r.leg(k).pe == p.leg(k).pe + p.leg_extents();
         if (joins) {
@@ -426,6 +434,7 @@ class Encoder {
   }
 
   const VgMetadata& md_;
+  std::vector<LvInfo> job_lvs_;
   time_t now_;
   std::string host_;
 };
@@ -456,6 +465,9 @@ Status check_new_lv_name(std::string_view name) {
     if (name.substr(0, prefix.size()) == prefix)
       return Status::Error(EINVAL, fmt::format("LV name \"{}\" starts with \"{}\", which LVM2 keeps for its own LVs",
                                                name, prefix));
+  if (name.substr(0, kMoveLvPrefix.size()) == kMoveLvPrefix)
+    return Status::Error(EINVAL, fmt::format("LV name \"{}\" starts with \"{}\", which vgfs keeps for the hidden LVs "
+                                             "of its moves", name, kMoveLvPrefix));
   for (std::string_view reserved : {"_cdata", "_cmeta", "_corig", "_cpool", "_cvol", "_wcorig", "_mimage", "_mlog",
                                     "_rimage", "_rmeta", "_tdata", "_tmeta", "_vdata", "_imeta", "_iorig",
                                     "_pmspare", "_vorigin"})

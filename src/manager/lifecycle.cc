@@ -229,6 +229,7 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
   VgMetadata md = store_.metadata();
   VGFS_RETURN_IF_ERROR(check_changeable(md, "lvcreate"));
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
+  VGFS_RETURN_IF_ERROR(store_.format().check_new_lv_name(name));
   VGFS_RETURN_IF_ERROR(check_ownership(name, owner));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
   // The slot first: a commit whose LV then cannot be served would leave a
@@ -339,6 +340,7 @@ Status VolumeManager::lvrename(const std::string& from, const std::string& to) {
   int lv = md.find_lv(from);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", from));
   VGFS_RETURN_IF_ERROR(check_name("LV", to));
+  VGFS_RETURN_IF_ERROR(store_.format().check_new_lv_name(to));
   if (md.find_lv(to) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", to));
   md.lvs[static_cast<size_t>(lv)].name = to;
   for (JobInfo& j : md.jobs)
@@ -422,7 +424,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
     return Status::Error(EBUSY, fmt::format("PV {} holds extents of LV {}; pvmove {} first", name,
                                             fmt::join(users, ", "), name));
   for (const JobInfo& j : md.jobs)
-    if (j.running() && (j.src_pv == pv || j.dst_pv == pv))
+    if (j.running() && (j.src_pv == pv || j.dst_pv == pv || j.record_pv == pv))
       return Status::Error(EBUSY, fmt::format("PV {} is used by running job {}", name, j.id));
   if (md.pvs.size() == 1) return Status::Error(EINVAL, fmt::format("PV {} is the last PV of VG {}", name, md.name));
 
@@ -449,6 +451,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   for (JobInfo& j : md.jobs) {
     j.src_pv = shift(j.src_pv);
     j.dst_pv = shift(j.dst_pv);
+    if (j.record_pv) j.record_pv = shift(*j.record_pv);
   }
   const PvLabel label = store_.label(pv);
   std::unique_ptr<PvDevice> dev = store_.remove_pv(pv);
@@ -469,6 +472,7 @@ Result<PvRemoved> VolumeManager::pvremove(const std::string& name) {
   for (auto& j : jobs_) {
     j->info.src_pv = shift(j->info.src_pv);
     j->info.dst_pv = shift(j->info.dst_pv);
+    if (j->info.record_pv) j->info.record_pv = shift(*j->info.record_pv);
   }
   volume_.republish_all(store_.metadata());
   volume_.quiesce();  // no request holds the device any more

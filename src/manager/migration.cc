@@ -36,7 +36,11 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   g.region_size = md.region_size;
   g.source = {&store.pv(j.src_pv), md.pvs[j.src_pv].pe_start + j.src_pe * md.extent_size};
   g.destination = {&store.pv(j.dst_pv), md.pvs[j.dst_pv].pe_start + j.dst_pe * md.extent_size};
-  g.record = {&store.pv(j.src_pv), store.label(j.src_pv).layout.migration_offset + j.record_offset};
+  if (j.record_pv)  // in extents of its own (LVM2 VGs: the hidden LV vgfs_move<ID>_rec)
+    g.record = {&store.pv(*j.record_pv),
+                md.pvs[*j.record_pv].pe_start + j.record_pe * md.extent_size + j.record_offset};
+  else
+    g.record = {&store.pv(j.src_pv), store.label(j.src_pv).layout.migration_offset + j.record_offset};
   return g;
 }
 
@@ -184,16 +188,62 @@ uint64_t record_need(const VgMetadata& md, const JobInfo& job) {
 }  // namespace
 
 bool VolumeManager::record_fits(const VgMetadata& md, const JobInfo& job) const {
-  return record_place(md, store_.label(job.src_pv).layout.migration_size, job, record_need(md, job)).has_value();
+  const uint64_t area = store_.label(job.src_pv).layout.migration_size;
+  if (area == 0) return true;  // records in extents of their own: add_job says when none is free
+  return record_place(md, area, job, record_need(md, job)).has_value();
+}
+
+// A job id no job of this mount has had: the metadata's next_job_id, or
+// past it when the format keeps no finished jobs (LVM2: the decoded
+// metadata holds only the running ones, whose hidden LVs name them).
+uint64_t VolumeManager::next_job_id(const VgMetadata& md) const {
+  uint64_t id = md.next_job_id;
+  for (const auto& j : jobs_) id = std::max(id, j->info.id + 1);
+  for (const JobStatus& j : removed_pv_jobs_) id = std::max(id, j.id + 1);
+  return id;
+}
+
+// A PV without a migration area (LVM2's): the record goes into free
+// extents of its own, on the source PV when it has room (they are freed
+// with the job), else on any PV; the job's destination is reserved first.
+Status VolumeManager::add_job_with_record_extents(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
+  const uint64_t need = record_need(md, job);
+  const uint64_t extents = div_ceil(need, md.extent_size);
+  job.id = next_job_id(md);
+  job.record_offset = 0;
+  job.record_size = need;
+  job.state = JobState::kRunning;
+  md.jobs.push_back(job);
+  std::optional<MapRun> place;
+  for (bool anywhere : {false, true}) {
+    std::vector<uint32_t> candidates;
+    if (!anywhere) candidates.push_back(job.src_pv);
+    Result<std::vector<MapRun>> runs = allocate_extents(md, extents, candidates);
+    if (runs.ok() && runs->size() == 1) {
+      place = (*runs)[0];
+      break;
+    }
+  }
+  if (!place) {
+    md.jobs.pop_back();
+    return Status::Error(ENOSPC, fmt::format("no PV of VG {} has {} free extent{} in a row for the record of a job "
+                                             "moving {} extents (an {} VG keeps it in a hidden LV)",
+                                             md.name, extents, extents == 1 ? "" : "s", job.count,
+                                             store_.format().name()));
+  }
+  md.jobs.back().record_pv = place->pv;
+  md.jobs.back().record_pe = place->pe;
+  md.next_job_id = job.id + 1;
+  out->push_back(md.jobs.back());
+  return Status::Ok();
 }
 
 Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>* out) {
   // The record goes into the source PV's migration area, first fit.
   const uint64_t need = record_need(md, job);
   const uint64_t area = store_.label(job.src_pv).layout.migration_size;
-  if (area == 0)  // LVM2 PVs have no migration area (docs/lvm2.md, "Writing LVM2 metadata")
-    return Status::Error(ENOTSUP, fmt::format("PV {} is an {} PV without a migration area: vgfs cannot move extents "
-                                              "of this VG yet", md.pvs[job.src_pv].name, store_.format().name()));
+  if (area == 0)  // LVM2 PVs have no migration area (docs/lvm2.md, "Moves")
+    return add_job_with_record_extents(md, job, out);
   std::optional<uint64_t> at = record_place(md, area, job, need);
   if (!at) {
     size_t running = 0;
@@ -208,7 +258,8 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
                                              "have ended",
                                              md.pvs[job.src_pv].name, format_size(area), running));
   }
-  job.id = md.next_job_id++;
+  job.id = next_job_id(md);
+  md.next_job_id = job.id + 1;
   job.record_offset = *at;
   job.record_size = need;
   job.state = JobState::kRunning;
@@ -239,6 +290,20 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
       ++it;
     }
   }
+  // A record in extents of its own is zeroed before the commit that names
+  // it: those PEs were free and may hold an older job's record with the same
+  // id (LVM2 VGs do not keep finished jobs, so ids come round again), which
+  // a resume after a crash must not take for this job's.
+  for (const JobInfo& info : created)
+    if (info.record_pv) {
+      const PvDevice& dev = store_.pv(*info.record_pv);
+      const uint64_t at = md.pvs[*info.record_pv].pe_start + info.record_pe * md.extent_size + info.record_offset;
+      const std::string zeros(info.record_size, '\0');
+      Status st = dev.write_at(zeros.data(), zeros.size(), at);
+      if (st.ok()) st = dev.sync();
+      if (!st.ok()) return st.prefixed(fmt::format("the record of the job moving LV {} LE {}", info.lv,
+                                                   format_range(info.le, info.count)));
+    }
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   JobsStarted ids;
   std::vector<Job*> started;
@@ -279,6 +344,7 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "move"));
   int lv = md.find_lv(lv_name);
   if (lv < 0) return Status::Error(ENOENT, fmt::format("no LV named {}", lv_name));
   int dst = md.find_pv(pv_name);
@@ -348,6 +414,7 @@ Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::v
   std::lock_guard command(commands_);
   Change change(*this);
   VgMetadata md = store_.metadata();
+  VGFS_RETURN_IF_ERROR(check_changeable(md, "pvmove"));
   int src = md.find_pv(pv_name);
   if (src < 0) return Status::Error(ENOENT, fmt::format("no PV named {}", pv_name));
   std::vector<uint32_t> candidates;

@@ -43,6 +43,13 @@ int VgMetadata::find_lv(std::string_view name) const {
 
 namespace {
 
+// The extents holding the record of running job `j` (JobInfo::record_pv set).
+PvRun record_run(const VgMetadata& md, const JobInfo& j) {
+  PvRun r{j.record_pe, j.record_extents(md.extent_size), md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)};
+  r.record = true;
+  return r;
+}
+
 // Every used run of PV `pv`, sorted by PE (free runs not included): LV
 // extents and the destinations reserved by running jobs.
 std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
@@ -52,9 +59,11 @@ std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
       for (uint32_t s = 0; s < r.stripe_count(); ++s)
         if (StripeLeg leg = r.leg(s); leg.pv == pv)
           used.push_back(PvRun{leg.pe, r.leg_extents(), static_cast<int64_t>(lv), r.le, -1, s, r.stripe_count()});
-  for (const JobInfo& j : md.jobs)
+  for (const JobInfo& j : md.jobs) {
     if (j.running() && j.dst_pv == pv)
       used.push_back(PvRun{j.dst_pe, j.count, md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)});
+    if (j.running() && j.record_pv == pv) used.push_back(record_run(md, j));
+  }
   for (size_t lv = 0; lv < md.lvs.size(); ++lv)
     for (const HeldExtents& h : md.lvs[lv].held)
       if (h.pv == pv) used.push_back(PvRun{h.pe, h.count, static_cast<int64_t>(lv), 0, -1});
@@ -122,7 +131,7 @@ std::vector<PvRun> VgMetadata::pv_map(uint32_t pv) const {
     // Merge with the previous run when it continues the same LV's LEs
     // linearly (a leg of a striped run stands alone).
     if (!out.empty() && !out.back().free() && out.back().lv == r.lv && out.back().job == r.job &&
-        out.back().stripes == 1 && r.stripes == 1 && out.back().pe_end() == r.pe &&
+        !out.back().record && !r.record && out.back().stripes == 1 && r.stripes == 1 && out.back().pe_end() == r.pe &&
         out.back().le + out.back().count == r.le)
       out.back().count += r.count;
     else
@@ -139,8 +148,10 @@ uint64_t VgMetadata::free_extents(uint32_t pv) const {
     for (const MapRun& r : lv.map.runs())
       for (uint32_t s = 0; s < r.stripe_count(); ++s)
         if (r.leg(s).pv == pv) used += r.leg_extents();
-  for (const JobInfo& j : jobs)
+  for (const JobInfo& j : jobs) {
     if (j.running() && j.dst_pv == pv) used += j.count;
+    if (j.running() && j.record_pv == pv) used += j.record_extents(extent_size);
+  }
   for (const LvInfo& lv : lvs)
     for (const HeldExtents& h : lv.held)
       if (h.pv == pv) used += h.count;
@@ -155,7 +166,7 @@ uint64_t VgMetadata::total_free_extents() const {
     for (const HeldExtents& h : lv.held) total -= h.count;
   }
   for (const JobInfo& j : jobs)
-    if (j.running()) total -= j.count;
+    if (j.running()) total -= j.count + j.record_extents(extent_size);
   return total;
 }
 
@@ -275,6 +286,15 @@ Status VgMetadata::validate() const {
         j.record_offset > UINT64_MAX - j.record_size)
       return Status::Error(EINVAL, fmt::format("job {}: record place {} {} is not a whole number of 4KiB blocks",
                                                j.id, j.record_offset, j.record_size));
+    if (j.record_pv) {  // in extents of its own: inside the PV (overlaps are checked with the maps below)
+      if (*j.record_pv >= pvs.size() || j.record_offset + j.record_size > UINT64_MAX - extent_size)
+        return Status::Error(EINVAL, fmt::format("job {}: its record names a PV that does not exist", j.id));
+      const uint64_t n = j.record_extents(extent_size), count = pvs[*j.record_pv].pe_count;
+      if (j.record_pe >= count || n > count - j.record_pe)
+        return Status::Error(EINVAL, fmt::format("job {}: its record at PE {} is outside PV {}", j.id,
+                                                 format_range(j.record_pe, n), pvs[*j.record_pv].name));
+      continue;
+    }
     records[j.src_pv].emplace_back(j.record_offset, j.record_offset + j.record_size);
   }
   for (uint32_t pv = 0; pv < pvs.size(); ++pv) {
@@ -298,9 +318,11 @@ Status VgMetadata::validate() const {
         used.push_back(Used{leg.pv, PvRun{leg.pe, r.leg_extents(), static_cast<int64_t>(lv), r.le, -1, s,
                                           r.stripe_count()}});
       }
-  for (const JobInfo& j : jobs)
+  for (const JobInfo& j : jobs) {
     if (j.running())
       used.push_back(Used{j.dst_pv, PvRun{j.dst_pe, j.count, find_lv(j.lv), j.le, static_cast<int64_t>(j.id)}});
+    if (j.running() && j.record_pv) used.push_back(Used{*j.record_pv, record_run(*this, j)});
+  }
   for (size_t lv = 0; lv < lvs.size(); ++lv)
     for (const HeldExtents& h : lvs[lv].held) used.push_back(Used{h.pv, PvRun{h.pe, h.count, static_cast<int64_t>(lv), 0, -1}});
   std::sort(used.begin(), used.end(),

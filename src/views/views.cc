@@ -113,6 +113,9 @@ std::string pv_map(const VgMetadata& md, uint32_t pv) {
   for (const PvRun& r : md.pv_map(pv)) {
     if (r.free())
       out += fmt::format("{} free\n", format_range(r.pe, r.count));
+    else if (r.record)  // a job's record in extents of its own (LVM2 VGs)
+      out += fmt::format("{} {} record job {}\n", format_range(r.pe, r.count), e(md.lvs[static_cast<size_t>(r.lv)].name),
+                         r.job);
     else
       out += fmt::format("{} {} {}{}\n", format_range(r.pe, r.count), e(md.lvs[static_cast<size_t>(r.lv)].name),
                          r.stripes == 1 ? format_range(r.le, r.count)
@@ -184,6 +187,10 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
                   {"le", format_range(r.le, r.count * r.stripes)}};
       if (r.stripes > 1) run["stripe"] = r.stripe;
       if (r.job >= 0) run["job"] = r.job;
+      if (r.record) {  // no LEs: the job's record
+        run["le"] = "record";
+        run["record"] = true;
+      }
       map.push_back(std::move(run));
     }
     pvs.push_back({{"name", e(p.name)}, {"uuid", shown_uuid(p.uuid, p.kept)}, {"path", e(p.path)}, {"pe_start", p.pe_start},
