@@ -824,6 +824,10 @@ int run_mount(const MountOptions& options) {
   // file descriptions).
   HostLocks host_locks;
   if (options.lvm2) {
+    if (Status dm = check_not_in_device_mapper(options.sysfs_root, options.lvm2_vg_id, config->name); !dm.ok()) {
+      log::error(dm.message());
+      return 1;
+    }
     std::vector<std::string> devices;
     for (const PvConfig& pv : config->pvs) devices.push_back(pv.path);
     Result<HostLocks> held = HostLocks::acquire(options.lvm_lock_dir, config->name, !options.read_only, devices);
@@ -841,7 +845,9 @@ int run_mount(const MountOptions& options) {
     log::error(store.status().message());
     return 1;
   }
-  if (!options.config.empty())
+  if (!options.archive_dir.empty())
+    (*store)->set_archive(options.archive_dir);
+  else if (!options.config.empty())
     (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
   std::string vg_name = (*store)->metadata().name;
   VgFs fs(std::move(*store), options);

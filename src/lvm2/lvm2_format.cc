@@ -260,6 +260,7 @@ class Lvm2Format final : public VgFormat {
   }
 
   std::string encode(const VgMetadata& md) const override { return encode_vg_text(md); }
+  std::string encode_backup(const VgMetadata& md) const override { return encode_vg_backup(md); }
   Result<VgMetadata> decode(std::string_view text, std::string_view origin) const override {
     return decode_vg_text(text, origin);
   }
@@ -357,6 +358,8 @@ class Lvm2Format final : public VgFormat {
   }
 
   std::string_view archive_suffix() const override { return "vg"; }
+  bool keeps_lv_ownership() const override { return false; }
+  Status check_new_lv_name(std::string_view name) const override { return lvm2::check_new_lv_name(name); }
   bool opens_recorded_paths() const override { return false; }  // `device` is a hint only
 
   Status write_new_pv(const PvDevice& dev, const vgfs::PvLabel& label) const override {
