@@ -69,5 +69,8 @@ Result<ConfigTree> parse_config(std::string_view text, std::string_view origin);
 // except `stripes`/`mirrors` pairs one per line, a blank line before each
 // section. Keys that are not bare words are written quoted.
 std::string emit_config(const ConfigTree& tree);
+// One node's value as emit_config() writes it: `{\n...}` for a section,
+// else the text after `key = ` (no newline after either).
+std::string emit_value(const ConfigNode& node);
 
 }  // namespace vgfs::lvm2

@@ -208,15 +208,18 @@ class Lvm2Format final : public VgFormat {
     for (const MetadataCopy& c : copies)
       if (c.checksum_ok && (!newest || c.seqno > newest->seqno)) newest = &c;
     if (newest) {
-      Result<Lvm2Vg> vg = read_vg_text(newest->text, dev.label());
+      // One parse for both the summary and the checked view.
       Result<ConfigTree> tree = parse_config(newest->text, dev.label());
       Result<VgSummary> summary = tree.ok() ? read_vg_summary(*tree, dev.label()) : Result<VgSummary>(tree.status());
-      if (summary.ok()) p.vg_uuid = short_uuid(summary->uuid);
-      if (vg.ok())
-        if (const Lvm2Pv* pv = vg->pv_by_uuid(l.uuid)) {
-          p.layout.pe_count = pv->pe_count;
-          p.layout.extent_size = vg->extent_size * kSectorSize;
-        }
+      if (summary.ok()) {
+        p.vg_uuid = short_uuid(summary->uuid);
+        Result<Lvm2Vg> vg = read_vg(std::move(*tree), dev.label());
+        if (vg.ok())
+          if (const Lvm2Pv* pv = vg->pv_by_uuid(l.uuid)) {
+            p.layout.pe_count = pv->pe_count;
+            p.layout.extent_size = vg->extent_size * kSectorSize;
+          }
+      }
       // A PV whose mdas hold a VG must say so in its label (LVM2 >= 2.03).
       if (l.has_extension && !l.in_vg()) found.copy_ok[0] = false;
     }

@@ -41,16 +41,7 @@ std::string quote(std::string_view s) {
 
 // A node's value as a kept key holds it: the text after `key = ` (a value)
 // or after `key ` (a section, "{ ... }"), in the emitter's style.
-std::string kept_value(const ConfigNode& n) {
-  ConfigNode copy = n;
-  copy.key = "k";
-  ConfigTree t;
-  t.top.push_back(std::move(copy));
-  std::string text = emit_config(t);
-  text.erase(0, n.section ? 2 : 4);
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
-}
+std::string kept_value(const ConfigNode& n) { return emit_value(n); }
 
 // The node a kept key stands for, parsed back.
 Result<ConfigNode> kept_node(const std::string& key, const std::string& value) {
@@ -70,10 +61,17 @@ const std::string* find_kept(const KeptKeys& kept, std::string_view key) {
   return nullptr;
 }
 
-KeptKeys kept_except(const ConfigNode& section, const std::set<std::string_view>& modeled, bool keep_sections) {
+// Every key of `section` but the `modeled` ones (a handful: a linear
+// search, no set to build per record).
+KeptKeys kept_except(const ConfigNode& section, std::initializer_list<std::string_view> modeled, bool keep_sections,
+                     std::string_view also_modeled = {}) {
   KeptKeys out;
+  out.reserve(section.children.size());
   for (const ConfigNode& c : section.children) {
-    if (modeled.count(c.key) || (c.section && !keep_sections)) continue;
+    if (c.section && !keep_sections) continue;
+    if ((!also_modeled.empty() && c.key == also_modeled) ||
+        std::find(modeled.begin(), modeled.end(), c.key) != modeled.end())
+      continue;
     out.emplace_back(c.key, kept_value(c));
   }
   return out;
@@ -183,14 +181,13 @@ class Decoder {
       r.count = s.extent_count;
       r.pv = pv_index_.at(s.stripes[0].pv);
       r.pe = s.stripes[0].pe;
-      std::set<std::string_view> modeled = {"start_extent", "extent_count", "type", "stripe_count", "stripes"};
       if (s.stripe_count > 1) {
-        modeled.insert("stripe_size");
         r.stripe_size = s.stripe_size * kSector;
         for (size_t k = 1; k < s.stripes.size(); ++k)
           r.more_legs.push_back(StripeLeg{pv_index_.at(s.stripes[k].pv), s.stripes[k].pe});
       }
-      r.kept = kept_except(*sn, modeled, true);
+      r.kept = kept_except(*sn, {"start_extent", "extent_count", "type", "stripe_count", "stripes"}, true,
+                           s.stripe_count > 1 ? "stripe_size" : "");
       if (r.le != lv.map.extent_count())
         return Status::Error(EINVAL, fmt::format("{}: LV {}: {} does not follow the previous segment", vg_where,
                                                  l.name, s.name));
