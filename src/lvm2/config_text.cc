@@ -25,7 +25,9 @@ bool ends_word(char c) {
 
 class Parser {
  public:
-  Parser(std::string_view text, std::string_view origin) : text_(text), origin_(origin) {}
+  // stop_keys not empty: stop once the first section holds all of them.
+  Parser(std::string_view text, std::string_view origin, std::initializer_list<std::string_view> stop_keys = {})
+      : text_(text), origin_(origin), stop_keys_(stop_keys) {}
 
   Result<ConfigTree> file() {
     ConfigTree tree;
@@ -37,6 +39,7 @@ class Parser {
       }
       if (peek() == '}') return error("a '}' without a section to close");
       VGFS_RETURN_IF_ERROR(entry(&tree.top, 1));
+      if (stopped_) return tree;
     }
   }
 
@@ -234,6 +237,11 @@ class Parser {
           break;
         }
         VGFS_RETURN_IF_ERROR(entry(&node.children, depth + 1));
+        if (depth == 1 && stop_keys_.size() &&
+            std::all_of(stop_keys_.begin(), stop_keys_.end(), [&](std::string_view k) { return node.find(k); })) {
+          stopped_ = true;
+          break;
+        }
       }
       VGFS_RETURN_IF_ERROR(check_unique(node.children));
     } else {
@@ -248,6 +256,8 @@ class Parser {
   size_t pos_ = 0;
   int line_ = 1;
   size_t items_ = 0;
+  std::initializer_list<std::string_view> stop_keys_;
+  bool stopped_ = false;  // every stop key is read
 };
 
 bool bare_key(const std::string& key) {
@@ -329,6 +339,13 @@ Result<ConfigTree> parse_config(std::string_view text, std::string_view origin) 
   const size_t nul = text.find('\0');
   if (nul != std::string_view::npos) text = text.substr(0, nul);
   return Parser(text, origin).file();
+}
+
+Result<ConfigTree> parse_config_head(std::string_view text, std::string_view origin,
+                                     std::initializer_list<std::string_view> keys) {
+  const size_t nul = text.find('\0');
+  if (nul != std::string_view::npos) text = text.substr(0, nul);
+  return Parser(text, origin, keys).file();
 }
 
 std::string emit_value(const ConfigNode& node) {
