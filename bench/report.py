@@ -9,6 +9,7 @@ import platform
 import statistics
 import subprocess
 
+import lvm2_bench
 from common import RESULTS, ROOT
 from workloads import IO_ROWS, IO_SYSTEMS
 
@@ -91,6 +92,7 @@ class Report:
            for q in ("p50", "p99", "p99.9")},
         "scale_iops": {"frag/contig": ("fragmented LV", "contiguous LV")},
     })
+    RATIOS.update(lvm2_bench.RATIOS)
 
     def ratios(self):
         R = {}
@@ -122,6 +124,7 @@ class Report:
         ("scale_mount", "vgfs", "<=", 2.0), ("scale_rss", "vgfs", "<=", 256.0),
         ("scale_iops", "frag/contig", ">=", 0.95),
     ]
+    TARGETS += lvm2_bench.TARGETS
 
     def targets(self):
         out = []
@@ -204,8 +207,11 @@ class Report:
         import matplotlib.pyplot as plt
         import textwrap
         colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-        fig = plt.figure(figsize=(15, 10))
-        gs = fig.add_gridspec(2, 2, height_ratios=[1.1, 1])
+        # every other section (lvm2, ...) gets a row of its own below
+        extra = [s for s in dict.fromkeys(r["section"] for r in self.rows.values())
+                 if s not in ("io", "migration", "scale")]
+        fig = plt.figure(figsize=(15, 10 + 5 * len(extra)))
+        gs = fig.add_gridspec(2 + len(extra), 2, height_ratios=[1.1, 1] + [1] * len(extra))
         ax_io = fig.add_subplot(gs[0, :])
         ax_mig = fig.add_subplot(gs[1, 0])
         ax_sc = fig.add_subplot(gs[1, 1])
@@ -269,6 +275,8 @@ class Report:
         grouped(ax_sc, "scale", "scale: VG of %s extents in %s LVs" % (
             f"{self.scale_info['vg_extents']:,}" if self.scale_info else "?",
             f"{self.scale_info['lvs']:,}" if self.scale_info else "?"))
+        for i, sec in enumerate(extra):
+            grouped(fig.add_subplot(gs[2 + i, :]), sec, f"{sec} rows")
         title = (f"vgfs bench {'(SMOKE, not representative) ' if self.smoke else ''}"
                  f"{self.info['date']}, {self.info['nproc']} CPUs, kernel {self.info['kernel']}, "
                  f"median of {self.reps} x {self.runtime} s")

@@ -443,6 +443,10 @@ class Bench:
             log("== scale rows")
             self.section("scale", self.scale_section)
             self.report.info["scale"] = self.report.scale_info
+        if "lvm2" in sections:
+            from lvm2_bench import lvm2_section   # bench/lvm2_bench.py: LVM2 VGs (issue 11)
+            log("== lvm2 rows")
+            self.section("lvm2", lambda: lvm2_section(self))
         self.report.info["loadavg_end"] = open("/proc/loadavg").read().strip()
         self.report.info["duration_s"] = time.perf_counter() - t_start
         return self.report.finish()

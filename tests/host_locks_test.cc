@@ -72,3 +72,24 @@ TEST_CASE("host locks: a lock folder that cannot be made is one error naming it"
   REQUIRE_FALSE(held.ok());
   CHECK(held.status().message().find("file/lvm") != std::string::npos);
 }
+
+TEST_CASE("host locks: an LVM2 VG device-mapper serves is refused, naming the dm device and LV") {
+  vgfs_test::TempDir dir;
+  const std::string vg_id = "Ab3dEf6hIj9lMn2pQr5tUv8xYz1bCd4f";
+  CHECK(check_not_in_device_mapper(dir / "nothing", vg_id, "vg0").ok());  // no sysfs at all: no dm
+  auto dm = [&](const std::string& dev, const std::string& uuid, const std::string& name) {
+    std::filesystem::create_directories(dir / ("block/" + dev + "/dm"));
+    vgfs_test::write_file(dir / ("block/" + dev + "/dm/uuid"), uuid + "\n");
+    vgfs_test::write_file(dir / ("block/" + dev + "/dm/name"), name + "\n");
+  };
+  std::filesystem::create_directories(dir / "block/loop0");
+  dm("dm-0", "CRYPT-LUKS2-0123-luks", "luks");                                        // not LVM's
+  dm("dm-1", "LVM-Zz3dEf6hIj9lMn2pQr5tUv8xYz1bCd4fLvIdLvIdLvIdLvIdLvIdLvIdLvId", "other-lv");  // another VG
+  CHECK(check_not_in_device_mapper(dir.str(), vg_id, "vg0").ok());
+  dm("dm-7", "LVM-" + vg_id + "LvIdLvIdLvIdLvIdLvIdLvIdLvIdLvId", "vg0-data");
+  Status st = check_not_in_device_mapper(dir.str(), vg_id, "vg0");
+  REQUIRE(st.code() == EBUSY);
+  CHECK(st.message().find("dm-7") != std::string::npos);
+  CHECK(st.message().find("vg0-data") != std::string::npos);
+  CHECK(st.message().find("vgchange -an vg0") != std::string::npos);
+}

@@ -21,6 +21,17 @@
 namespace vgfs {
 
 constexpr const char* kDefaultLvmLockDir = "/run/lock/lvm";
+constexpr const char* kDefaultSysfsRoot = "/sys";
+
+// Refuses (EBUSY, naming the dm device and how to deactivate it) an LVM2 VG
+// that device-mapper serves on this host: some <sysfs_root>/block/dm-*/dm/uuid
+// starts with "LVM-" and the VG's id (`vg_id`: 32 characters, no dashes),
+// as LVM2 names the dm devices of its LVs ("LVM-" + VG id + LV id). Two
+// writers of one VG's metadata and data (dm and vgfs) would corrupt it; the
+// O_EXCL claim catches the PVs dm holds only when they are block devices,
+// not an image file behind a loop device. sysfs_root is kDefaultSysfsRoot
+// except in tests. No dm (no such folder) is no refusal.
+Status check_not_in_device_mapper(const std::string& sysfs_root, const std::string& vg_id, const std::string& vg_name);
 
 class HostLocks {
  public:

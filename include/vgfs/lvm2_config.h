@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -64,10 +65,20 @@ struct ConfigTree {
 // repeated key, an integer out of 64-bit range or nesting past kMaxDepth.
 // `origin` names the text in errors (e.g. "/dev/loop1 mda1").
 Result<ConfigTree> parse_config(std::string_view text, std::string_view origin);
+// The head of a text only: parse_config() up to the point where the first
+// section holds every key of `keys` (LVM2 writes `id` and `seqno` first,
+// then the VG's other keys, physical_volumes, logical_volumes), enough for
+// read_vg_summary(). What follows is not read, so not checked: for choosing
+// among copies before the chosen one is parsed whole (VgFormat::read_copies).
+Result<ConfigTree> parse_config_head(std::string_view text, std::string_view origin,
+                                     std::initializer_list<std::string_view> keys = {"id", "seqno"});
 
 // LVM2's style: no indentation, `key = value`, lists inline as ["a", "b"]
 // except `stripes`/`mirrors` pairs one per line, a blank line before each
 // section. Keys that are not bare words are written quoted.
 std::string emit_config(const ConfigTree& tree);
+// One node's value as emit_config() writes it: `{\n...}` for a section,
+// else the text after `key = ` (no newline after either).
+std::string emit_value(const ConfigNode& node);
 
 }  // namespace vgfs::lvm2

@@ -56,6 +56,14 @@ Uuid short_uuid(std::string_view id32);
 // creation_host). lvm2_format()'s decode() and encode() are these.
 Result<VgMetadata> decode_vg_text(std::string_view text, std::string_view origin);
 std::string encode_vg_text(const VgMetadata& md);
+// The same VG as vgcfgbackup writes it (what `vgcfgrestore -f` reads): the
+// header (contents, version, description, creation host and time) first,
+// then the VG section indented with tabs. The archive and `vgfs dump
+// --lvm2` write this form.
+std::string encode_vg_backup(const VgMetadata& md);
+// Tabs before each line of an LVM2 text by its nesting of {} and [] (not
+// counting those inside strings and comments, whose bytes stay as they are).
+std::string indent_config_text(std::string_view text);
 
 // A fresh LVM2 id: 32 random characters of LVM2's alphabet [0-9A-Za-z!#].
 std::string new_lvm2_id();
@@ -71,7 +79,8 @@ Result<RawLocation> plan_ring_write(uint64_t area_size, const RawLocation& commi
 // Whether LVM2 would let a user give an LV this name (lvcreate, lvrename):
 // its name rule, not starting with "pvmove" or "snapshot", none of the
 // suffixes LVM2 keeps for the sub-LVs it makes (_tdata, _rimage, ...); nor
-// starting with "vgfs_move" (vgfs's moves, vgfs/lvm2_move.h).
+// starting with kMoveLvPrefix (vgfs/lvm2_move.h), which vgfs keeps for the
+// hidden LVs of its moves.
 // EINVAL naming the rule. Names already in an LVM2 text are not checked
 // (LVM2's own sub-LVs carry such suffixes); the manager checks new names.
 Status check_new_lv_name(std::string_view name);

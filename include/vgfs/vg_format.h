@@ -94,12 +94,20 @@ class VgFormat {
   virtual Result<PvLabel> new_pv_label(uint64_t device_size, const VgMetadata& md) const {
     return PvLabel{new_uuid(), md.uuid, PvLayout::standard(device_size, md.extent_size)};
   }
-  // Whether a user may give a new LV (lvcreate, lvrename) this name, beyond
-  // check_name(): LVM2 keeps prefixes and suffixes for its own LVs and vgfs
-  // the prefix of its moves' hidden LVs (lvm2::check_new_lv_name).
-  virtual Status check_new_lv_name(std::string_view) const { return Status::Ok(); }
+  // The text of a backup of `md` (an archive file, `vgfs dump` in the
+  // format's own form): encode() unless the format's tools write backups
+  // in a form of their own (LVM2's vgcfgbackup).
+  virtual std::string encode_backup(const VgMetadata& md) const { return encode(md); }
   // The file name suffix of an archived metadata text (include/vgfs/archive.h).
   virtual std::string_view archive_suffix() const { return "yaml"; }
+  // Whether the metadata keeps an LV's owner, group and mode (LvInfo::uid,
+  // gid, mode). LVM2's text has no place for them: a change of them would be
+  // lost at the next open, so the manager refuses it (ENOTSUP) instead.
+  virtual bool keeps_lv_ownership() const { return true; }
+  // Whether a user may give a new LV (lvcreate, lvrename) this name, beyond
+  // vgfs's own name rule (check_name): EINVAL naming the rule. LVM2 keeps
+  // prefixes and suffixes for the LVs it makes itself.
+  virtual Status check_new_lv_name(std::string_view) const { return Status::Ok(); }
   // Whether VgStore::open may open a PV the chosen metadata lists at the
   // path the metadata records (vgfs: the path it was last seen at). LVM2's
   // `device` is only a hint, possibly another machine's device: its PVs

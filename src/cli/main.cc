@@ -23,6 +23,7 @@
 #include "vgfs/config.h"
 #include "vgfs/control.h"
 #include "vgfs/escape.h"
+#include "vgfs/lvm2_format.h"
 #include "vgfs/nbd_backend.h"
 #include "vgfs/nbd_uri.h"
 #include "vgfs/owner_id.h"
@@ -104,6 +105,7 @@ Status parse_mount_options(const std::string& list, MountOptions* o) {
     else if (opt == "io_uring") o->io_uring = true;
     else if (opt.rfind("nbd_", 0) == 0) VGFS_RETURN_IF_ERROR(NbdBackend::set_option(opt));
     else if (opt.rfind("lvm_lock_dir=", 0) == 0 && opt.size() > 13) o->lvm_lock_dir = opt.substr(13);
+    else if (opt.rfind("archive=", 0) == 0 && opt.size() > 8) o->archive_dir = absolute(opt.substr(8));
     else if (opt.rfind("threads=", 0) == 0) {
       try {
         o->max_threads = static_cast<unsigned>(std::stoul(opt.substr(8)));
@@ -136,6 +138,9 @@ int cmd_mount(const std::vector<std::string>& sources, const std::string& mountp
     o.found = std::move(source->config);  // its paths are absolute already
     o.format = source->format;
     o.lvm2 = source->lvm2;
+    o.lvm2_vg_id = source->lvm2_vg_id;
+    // Tests point it at a fake sysfs (this check's only input).
+    if (const char* sysfs = std::getenv("VGFS_SYSFS_ROOT"); sysfs && *sysfs) o.sysfs_root = sysfs;
   }
   o.mountpoint = absolute(mountpoint);
   o.foreground = foreground;
@@ -477,22 +482,30 @@ Result<cli::MountedMetadata> mounted_or_none(const std::string& verb, const std:
   }
 }
 
-int cmd_dump(const std::vector<std::string>& sources, const std::string& vg_name) {
+// `--lvm2`: an LVM2 VG's metadata as vgcfgbackup writes it, which
+// `vgcfgrestore -f` reads; else YAML.
+int print_dump(const VgMetadata& md, bool is_lvm2, bool lvm2_text, const std::string& source) {
+  if (lvm2_text && !is_lvm2)
+    return fail(fmt::format("dump --lvm2: VG {} ({}) is a vgfs VG, not an LVM2 one; its metadata is YAML (drop --lvm2)",
+                            printable(md.name), printable(source)));
+  fmt::print("{}", lvm2_text ? lvm2::encode_vg_backup(md) : encode_metadata(md));
+  return 0;
+}
+
+int cmd_dump(const std::vector<std::string>& sources, const std::string& vg_name, bool lvm2_text) {
   const std::string& config = sources.at(0);
   bool mounted = false;
   Result<cli::MountedMetadata> m = mounted_or_none("dump", config, &mounted);
   if (!m.ok()) return fail(m.status().message());
   if (mounted) {
     for (const std::string& p : m->problems) fmt::print(stderr, "vgfs: warning: {}\n", printable(p));
-    fmt::print("{}", encode_metadata(m->metadata));
-    return 0;
+    return print_dump(m->metadata, m->lvm2, lvm2_text, config);
   }
   std::vector<std::string> warnings;
   auto store = open_offline(sources, vg_name, &warnings);
   for (const std::string& w : warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (!store.ok()) return fail(store.status().message());
-  fmt::print("{}", encode_metadata((*store)->metadata()));
-  return 0;
+  return print_dump((*store)->metadata(), (*store)->format().name() == "lvm2", lvm2_text, config);
 }
 
 // `vgfs restore` when the VG cannot be opened because a PV its current
@@ -710,10 +723,15 @@ int cmd_lvchange(const std::string& mountpoint, const std::string& lv, const std
   if (!mode.empty() && !number(mode, 8, 0777, &m))
     return fail(fmt::format("lvchange: bad --mode \"{}\" (octal permission bits like 0640)", mode));
   const std::string path = mountpoint + "/" + lv;
-  if ((u != UINT32_MAX || g != UINT32_MAX) && ::chown(path.c_str(), u, g) != 0)
-    return fail(fmt::format("lvchange: chown {}: {}", path, std::strerror(errno)));
-  if (!mode.empty() && ::chmod(path.c_str(), m) != 0)
-    return fail(fmt::format("lvchange: chmod {}: {}", path, std::strerror(errno)));
+  // ENOTSUP: the daemon refused, as the VG's format keeps no owner or mode.
+  auto failed = [&](const char* call) {
+    if (errno == ENOTSUP)
+      return fail(fmt::format("lvchange: {}: the VG is an lvm2 VG, whose metadata has no place for an LV's owner, "
+                              "group or mode; nothing was changed", path));
+    return fail(fmt::format("lvchange: {} {}: {}", call, path, std::strerror(errno)));
+  };
+  if ((u != UINT32_MAX || g != UINT32_MAX) && ::chown(path.c_str(), u, g) != 0) return failed("chown");
+  if (!mode.empty() && ::chmod(path.c_str(), m) != 0) return failed("chmod");
   return 0;
 }
 
@@ -829,6 +847,8 @@ int run(int argc, char** argv) {
   auto* dump = app.add_subcommand("dump", "print the current metadata as YAML");
   dump->add_option("SOURCE", sources, "a mount point, VG configuration (YAML), or the PVs")->required();
   dump->add_option("--vg", vg_name, "the VG when the PVs hold several");
+  bool dump_lvm2 = false;
+  dump->add_flag("--lvm2", dump_lvm2, "an LVM2 VG's metadata as vgcfgbackup writes it (vgcfgrestore -f reads it)");
   auto* check = app.add_subcommand("check", "verify labels, checksums and maps");
   check->add_option("SOURCE", sources, "a mount point, VG configuration (YAML), or the PVs")->required();
   check->add_option("--vg", vg_name, "the VG when the PVs hold several");
@@ -995,7 +1015,7 @@ int run(int argc, char** argv) {
       report.json = report_format == "json";
       return cmd_list(sources, vg_name, report, json);
     }
-  if (*dump) return cmd_dump(sources, vg_name);
+  if (*dump) return cmd_dump(sources, vg_name, dump_lvm2);
   if (*check) return cmd_check(sources, vg_name);
   if (*move || *pvmove) {  // PVs given by the path of their image or device become their names
     const char* verb = *move ? "move" : "pvmove";

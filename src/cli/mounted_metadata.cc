@@ -76,6 +76,7 @@ Result<MountedMetadata> read_lvm2(const std::string& mountpoint, const FoundPvs&
     Result<VgMetadata> md = lvm2_format().decode(v.read.text, v.read.from);
     if (!md.ok()) return md.status();
     out.metadata = std::move(*md);
+    out.lvm2 = true;
     // Where each PV is, as the mount and an offline read say (the text's
     // `device` is a hint from whoever wrote it).
     for (size_t i = 0; i < v.read.vg.pvs.size(); ++i) {

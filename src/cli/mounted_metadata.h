@@ -27,6 +27,7 @@ namespace vgfs::cli {
 struct MountedMetadata {
   VgMetadata metadata;
   std::vector<std::string> problems;
+  bool lvm2 = false;  // an LVM2 VG (read from its mdas)
 };
 
 Result<MountedMetadata> read_mounted_metadata(const std::string& mountpoint);

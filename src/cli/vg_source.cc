@@ -135,6 +135,7 @@ Result<VgSource> find_vg_source(const std::vector<std::string>& sources, const s
     for (size_t i = 0; i < read.vg.pvs.size(); ++i) config.pvs.push_back(pv_config_of(*chosen->members[read.pvs[i]]));
     config.follow_metadata_paths = false;
     out.lvm2 = true;
+    out.lvm2_vg_id = read.vg.uuid;
 #ifdef VGFS_HAVE_LVM2_FORMAT
     out.format = &lvm2_format();
 #else

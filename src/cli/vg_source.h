@@ -28,6 +28,7 @@ struct VgSource {
   const VgFormat* format = &vgfs_format();
   bool from_config = false;  // SOURCE was a config file (its folder holds the archive)
   bool lvm2 = false;         // an LVM2 VG: take LVM2's VG lock while mounted
+  std::string lvm2_vg_id;    // its LVM2 id (32 characters, no dashes)
   std::vector<std::string> warnings;  // damaged metadata areas, stale copies, ...
 };
 

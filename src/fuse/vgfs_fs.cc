@@ -95,6 +95,25 @@ constexpr size_t kMaxReadPages = 251;
 constexpr size_t kMaxReadSize = kMaxReadPages * kPageSize;
 // Reply pieces libfuse splices at kMaxReadSize (see above).
 constexpr size_t kMaxSplicePieces = 2;
+
+// How many reply pieces this process may splice: kMaxPieces when its pipes
+// can grow past the pipe-max-size limit (CAP_SYS_RESOURCE: a daemon run as
+// root) to what libfuse asks for a reply of kMaxPieces pieces, else
+// kMaxSplicePieces. A striped LV's read spans a piece per stripe chunk (16
+// for 64 KiB chunks); the copy through a buffer costs a second copy of the
+// data, which the splice saves (docs/benchmarks.md, issue 11).
+size_t splice_piece_limit() {
+  static const size_t limit = [] {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) return kMaxSplicePieces;
+    const size_t need = kPageSize * (kMaxPieces + 2) + 16 + kMaxReadSize;
+    const int got = ::fcntl(p[0], F_SETPIPE_SZ, static_cast<int>(need));
+    ::close(p[0]);
+    ::close(p[1]);
+    return got >= 0 && static_cast<size_t>(got) >= need ? kMaxPieces : kMaxSplicePieces;
+  }();
+  return limit;
+}
 static_assert(kMaxRequestSize <= kMaxIoSize, "PvPiece arrays of kMaxPieces cover a request");
 static_assert(kPageSize * (kMaxSplicePieces + 2) + 16 + kMaxReadSize <= 1 * MiB, "a two-piece READ reply fits the pipe");
 // The longest control command: one write() of at most this many bytes.
@@ -570,15 +589,39 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   // would allocate, fill and free a buffer for it. Copy through this
   // thread's buffer instead, without the allocation
   // (read_at is a full transfer or EIO: no check_range needed).
-  if (count > kMaxSplicePieces) return read_into_memory(req, pieces, count);
+  if (count > splice_piece_limit()) return read_into_memory(req, pieces, count);
   // libfuse cuts a reply short, without a word, where a PV file ends early:
   // a PV truncated under the mount must give EIO, not a short read (EOF) in
-  // the middle of an LV.
-  for (size_t i = 0; i < count; ++i)
-    if (Status st = pieces[i].dev->check_range(pieces[i].offset, pieces[i].length); !st.ok()) {
+  // the middle of an LV. One check per PV (a stat each), over the span its
+  // pieces cover: a striped read has many pieces on a few PVs.
+  struct Span {
+    const PvDevice* dev;
+    uint64_t begin, end;
+  };
+  Span spans[8];
+  size_t n_spans = 0;
+  bool each = false;  // more PVs than spans: check every piece
+  for (size_t i = 0; i < count && !each; ++i) {
+    const uint64_t b = pieces[i].offset, e = pieces[i].offset + pieces[i].length;
+    size_t k = 0;
+    while (k < n_spans && spans[k].dev != pieces[i].dev) ++k;
+    if (k < n_spans) {
+      spans[k].begin = std::min(spans[k].begin, b);
+      spans[k].end = std::max(spans[k].end, e);
+    } else if (n_spans < std::size(spans)) {
+      spans[n_spans++] = Span{pieces[i].dev, b, e};
+    } else {
+      each = true;
+    }
+  }
+  for (size_t i = 0; i < (each ? count : n_spans); ++i) {
+    Status st = each ? pieces[i].dev->check_range(pieces[i].offset, pieces[i].length)
+                     : spans[i].dev->check_range(spans[i].begin, spans[i].end - spans[i].begin);
+    if (!st.ok()) {
       log_io_error(st);
       return (void)fuse_reply_err(req, EIO);
     }
+  }
   PieceVec pv;
   pv.vec.count = count;
   pv.vec.idx = 0;
@@ -829,6 +872,10 @@ int run_mount(const MountOptions& options) {
   // file descriptions).
   HostLocks host_locks;
   if (options.lvm2) {
+    if (Status dm = check_not_in_device_mapper(options.sysfs_root, options.lvm2_vg_id, config->name); !dm.ok()) {
+      log::error(dm.message());
+      return 1;
+    }
     std::vector<std::string> devices;
     for (const PvConfig& pv : config->pvs) devices.push_back(pv.path);
     Result<HostLocks> held = HostLocks::acquire(options.lvm_lock_dir, config->name, !options.read_only, devices);
@@ -846,7 +893,9 @@ int run_mount(const MountOptions& options) {
     log::error(store.status().message());
     return 1;
   }
-  if (!options.config.empty())
+  if (!options.archive_dir.empty())
+    (*store)->set_archive(options.archive_dir);
+  else if (!options.config.empty())
     (*store)->set_archive((std::filesystem::path(options.config).parent_path() / "archive").string());
   std::string vg_name = (*store)->metadata().name;
   VgFs fs(std::move(*store), options);

@@ -23,6 +23,13 @@ struct MountOptions {
   // and block device PVs are opened O_EXCL (include/vgfs/host_locks.h).
   bool lvm2 = false;
   std::string lvm_lock_dir = kDefaultLvmLockDir;
+  // An LVM2 VG's id (32 characters): a VG device-mapper serves on this host
+  // (found under sysfs_root, "/sys" except in tests) is refused.
+  std::string lvm2_vg_id;
+  std::string sysfs_root = kDefaultSysfsRoot;
+  // -o archive=DIR (absolute): the metadata archive's folder; by default the
+  // config's folder/archive, none for a VG mounted from PV paths.
+  std::string archive_dir;
   std::string mountpoint;  // absolute path
   bool foreground = false;
   bool read_only = false;

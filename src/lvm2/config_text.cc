@@ -5,7 +5,7 @@
 
 #include <fmt/format.h>
 
-#include <unordered_set>
+#include <algorithm>
 
 namespace vgfs::lvm2 {
 
@@ -25,16 +25,21 @@ bool ends_word(char c) {
 
 class Parser {
  public:
-  Parser(std::string_view text, std::string_view origin) : text_(text), origin_(origin) {}
+  // stop_keys not empty: stop once the first section holds all of them.
+  Parser(std::string_view text, std::string_view origin, std::initializer_list<std::string_view> stop_keys = {})
+      : text_(text), origin_(origin), stop_keys_(stop_keys) {}
 
   Result<ConfigTree> file() {
     ConfigTree tree;
-    std::unordered_set<std::string> seen;
     for (;;) {
       skip_space();
-      if (at_end()) return tree;
+      if (at_end()) {
+        VGFS_RETURN_IF_ERROR(check_unique(tree.top));
+        return tree;
+      }
       if (peek() == '}') return error("a '}' without a section to close");
-      VGFS_RETURN_IF_ERROR(entry(&tree.top, &seen, 1));
+      VGFS_RETURN_IF_ERROR(entry(&tree.top, 1));
+      if (stopped_) return tree;
     }
   }
 
@@ -74,16 +79,18 @@ class Parser {
     const int start_line = line_;
     ++pos_;
     std::string out;
+    size_t run = pos_;  // the bytes since the last escape, appended at once
     while (!at_end() && peek() != quote) {
-      char c = peek();
+      const char c = peek();
       if (c == '\n') ++line_;
       if (quote == '"' && c == '\\' && pos_ + 1 < text_.size() && (text_[pos_ + 1] == '"' || text_[pos_ + 1] == '\\')) {
-        c = text_[++pos_];
+        out.append(text_.substr(run, pos_ - run));
+        run = ++pos_;  // the escaped byte starts the next run
       }
-      out += c;
       ++pos_;
     }
     if (at_end()) return Status::Error(EINVAL, fmt::format("{}: line {}: unterminated string", origin_, start_line));
+    out.append(text_.substr(run, pos_ - run));
     ++pos_;
     return out;
   }
@@ -168,8 +175,34 @@ class Parser {
     }
   }
 
+  // A key repeated in one section, checked once the section is read: a set
+  // of every key as it is read would cost an allocation per key. The error
+  // names the second place of the key that repeats first.
+  Status check_unique(const std::vector<ConfigNode>& nodes) const {
+    if (nodes.size() < 2) return Status::Ok();
+    size_t second = SIZE_MAX;  // index of the first node whose key came before
+    if (nodes.size() <= 16) {
+      for (size_t i = 1; i < nodes.size() && second == SIZE_MAX; ++i)
+        for (size_t j = 0; j < i; ++j)
+          if (nodes[j].key == nodes[i].key) {
+            second = i;
+            break;
+          }
+    } else {
+      std::vector<std::pair<std::string_view, size_t>> keys;
+      keys.reserve(nodes.size());
+      for (size_t i = 0; i < nodes.size(); ++i) keys.emplace_back(nodes[i].key, i);
+      std::sort(keys.begin(), keys.end());
+      for (size_t i = 1; i < keys.size(); ++i)
+        if (keys[i].first == keys[i - 1].first) second = std::min(second, keys[i].second);
+    }
+    if (second == SIZE_MAX) return Status::Ok();
+    return Status::Error(EINVAL, fmt::format("{}: line {}: key {} appears twice in one section", origin_,
+                                             nodes[second].line, nodes[second].key));
+  }
+
   // One `key = value` or `key { ... }` into `into`.
-  Status entry(std::vector<ConfigNode>* into, std::unordered_set<std::string>* seen, int depth) {
+  Status entry(std::vector<ConfigNode>* into, int depth) {
     VGFS_RETURN_IF_ERROR(count_item());
     ConfigNode node;
     node.line = line_;
@@ -184,7 +217,6 @@ class Parser {
       return error(at_end() ? std::string("expected a key, found the end of the text")
                             : fmt::format("expected a key, found '{}'", peek()));
     }
-    if (!seen->insert(node.key).second) return error(fmt::format("key {} appears twice in one section", node.key));
     skip_space();
     if (at_end()) return error(fmt::format("key {} is followed by nothing", node.key));
     if (peek() == '=') {
@@ -195,7 +227,6 @@ class Parser {
       ++pos_;
       node.section = true;
       const int start_line = line_;
-      std::unordered_set<std::string> inner;
       for (;;) {
         skip_space();
         if (at_end())
@@ -205,8 +236,14 @@ class Parser {
           ++pos_;
           break;
         }
-        VGFS_RETURN_IF_ERROR(entry(&node.children, &inner, depth + 1));
+        VGFS_RETURN_IF_ERROR(entry(&node.children, depth + 1));
+        if (depth == 1 && stop_keys_.size() &&
+            std::all_of(stop_keys_.begin(), stop_keys_.end(), [&](std::string_view k) { return node.find(k); })) {
+          stopped_ = true;
+          break;
+        }
       }
+      VGFS_RETURN_IF_ERROR(check_unique(node.children));
     } else {
       return error(fmt::format("expected '=' or '{{' after key {}", node.key));
     }
@@ -219,6 +256,8 @@ class Parser {
   size_t pos_ = 0;
   int line_ = 1;
   size_t items_ = 0;
+  std::initializer_list<std::string_view> stop_keys_;
+  bool stopped_ = false;  // every stop key is read
 };
 
 bool bare_key(const std::string& key) {
@@ -246,33 +285,41 @@ std::string scalar_text(const ConfigValue& v) {
   return {};
 }
 
+void emit_nodes(const std::vector<ConfigNode>& nodes, std::string* out);
+
+// A node's value: `{\n...}` of a section, else what follows `key = `.
+void emit_value_to(const ConfigNode& n, std::string* out) {
+  if (n.section) {
+    *out += "{\n";
+    emit_nodes(n.children, out);
+    *out += '}';
+    return;
+  }
+  if (!n.list) {
+    *out += n.values.empty() ? "\"\"" : scalar_text(n.values[0]);
+  } else if ((n.key == "stripes" || n.key == "mirrors") && !n.values.empty()) {
+    // One "pvN", PE pair per line, as LVM2 writes areas (GRUB searches for
+    // "stripes = [").
+    *out += "[\n";
+    for (size_t i = 0; i < n.values.size(); ++i) {
+      *out += scalar_text(n.values[i]);
+      if (i + 1 < n.values.size()) *out += i % 2 == 0 ? ", " : ",\n";
+    }
+    *out += "\n]";
+  } else {
+    *out += '[';
+    for (size_t i = 0; i < n.values.size(); ++i) *out += (i ? ", " : "") + scalar_text(n.values[i]);
+    *out += ']';
+  }
+}
+
 void emit_nodes(const std::vector<ConfigNode>& nodes, std::string* out) {
   for (const ConfigNode& n : nodes) {
-    const std::string key = bare_key(n.key) ? n.key : quote(n.key);
-    if (n.section) {
-      if (!out->empty()) *out += '\n';
-      *out += key + " {\n";
-      emit_nodes(n.children, out);
-      *out += "}\n";
-      continue;
-    }
-    *out += key + " = ";
-    if (!n.list) {
-      *out += n.values.empty() ? "\"\"" : scalar_text(n.values[0]);
-    } else if ((n.key == "stripes" || n.key == "mirrors") && !n.values.empty()) {
-      // One "pvN", PE pair per line, as LVM2 writes areas (GRUB searches for
-      // "stripes = [").
-      *out += "[\n";
-      for (size_t i = 0; i < n.values.size(); ++i) {
-        *out += scalar_text(n.values[i]);
-        if (i + 1 < n.values.size()) *out += i % 2 == 0 ? ", " : ",\n";
-      }
-      *out += "\n]";
-    } else {
-      *out += '[';
-      for (size_t i = 0; i < n.values.size(); ++i) *out += (i ? ", " : "") + scalar_text(n.values[i]);
-      *out += ']';
-    }
+    if (n.section && !out->empty()) *out += '\n';
+    if (bare_key(n.key)) *out += n.key;
+    else *out += quote(n.key);
+    *out += n.section ? " " : " = ";
+    emit_value_to(n, out);
     *out += '\n';
   }
 }
@@ -292,6 +339,19 @@ Result<ConfigTree> parse_config(std::string_view text, std::string_view origin) 
   const size_t nul = text.find('\0');
   if (nul != std::string_view::npos) text = text.substr(0, nul);
   return Parser(text, origin).file();
+}
+
+Result<ConfigTree> parse_config_head(std::string_view text, std::string_view origin,
+                                     std::initializer_list<std::string_view> keys) {
+  const size_t nul = text.find('\0');
+  if (nul != std::string_view::npos) text = text.substr(0, nul);
+  return Parser(text, origin, keys).file();
+}
+
+std::string emit_value(const ConfigNode& node) {
+  std::string out;
+  emit_value_to(node, &out);
+  return out;
 }
 
 std::string emit_config(const ConfigTree& tree) {

@@ -188,6 +188,40 @@ std::string unquote_id(const KeptKeys& record) {
   return {};
 }
 
+// A PV's pe_count and the VG's extent size (sectors) from a text's tree,
+// 0 where absent or not an integer in range.
+struct PvEntry {
+  uint64_t pe_count = 0, extent_size = 0;
+};
+PvEntry pv_entry(const ConfigTree& tree, const std::string& pv_uuid) {
+  PvEntry out;
+  auto uint_of = [](const ConfigNode* n) -> uint64_t {
+    if (!n || n->section || n->list || n->values.size() != 1 || n->values[0].kind != ConfigValue::Kind::kInt ||
+        n->values[0].integer < 0 || n->values[0].integer > UINT32_MAX)
+      return 0;
+    return static_cast<uint64_t>(n->values[0].integer);
+  };
+  const ConfigNode* vg = nullptr;
+  for (const ConfigNode& n : tree.top)
+    if (n.section) {
+      vg = &n;
+      break;
+    }
+  const ConfigNode* pvs = vg ? vg->find("physical_volumes") : nullptr;
+  if (!pvs || !pvs->section) return out;
+  for (const ConfigNode& pv : pvs->children) {
+    const ConfigNode* id = pv.section ? pv.find("id") : nullptr;
+    if (!id || id->section || id->list || id->values.size() != 1) continue;
+    Result<std::string> u = parse_lvm2_uuid(id->values[0].text);
+    if (!u.ok() || *u != pv_uuid) continue;
+    out.pe_count = uint_of(pv.find("pe_count"));
+    out.extent_size = uint_of(vg->find("extent_size"));
+    if (out.pe_count == 0 || out.extent_size == 0) out = PvEntry{};
+    break;
+  }
+  return out;
+}
+
 class Lvm2Format final : public VgFormat {
  public:
   std::string_view name() const override { return "lvm2"; }
@@ -208,15 +242,18 @@ class Lvm2Format final : public VgFormat {
     for (const MetadataCopy& c : copies)
       if (c.checksum_ok && (!newest || c.seqno > newest->seqno)) newest = &c;
     if (newest) {
-      Result<Lvm2Vg> vg = read_vg_text(newest->text, dev.label());
-      Result<ConfigTree> tree = parse_config(newest->text, dev.label());
+      // The VG, and this PV's entry in it, read from the tree: decode()
+      // checks the whole text when the VG is opened.
+      // (Up to physical_volumes: the LVs that follow are not needed here.)
+      Result<ConfigTree> tree =
+          parse_config_head(newest->text, dev.label(), {"id", "seqno", "extent_size", "physical_volumes"});
       Result<VgSummary> summary = tree.ok() ? read_vg_summary(*tree, dev.label()) : Result<VgSummary>(tree.status());
-      if (summary.ok()) p.vg_uuid = short_uuid(summary->uuid);
-      if (vg.ok())
-        if (const Lvm2Pv* pv = vg->pv_by_uuid(l.uuid)) {
-          p.layout.pe_count = pv->pe_count;
-          p.layout.extent_size = vg->extent_size * kSectorSize;
-        }
+      if (summary.ok()) {
+        p.vg_uuid = short_uuid(summary->uuid);
+        const PvEntry entry = pv_entry(*tree, l.uuid);
+        p.layout.pe_count = entry.pe_count;
+        p.layout.extent_size = entry.extent_size * kSectorSize;
+      }
       // A PV whose mdas hold a VG must say so in its label (LVM2 >= 2.03).
       if (l.has_extension && !l.in_vg()) found.copy_ok[0] = false;
     }
@@ -244,7 +281,8 @@ class Lvm2Format final : public VgFormat {
       } else if (m->empty()) {
         c.problem = where + " holds no metadata";
       } else {
-        Result<ConfigTree> tree = parse_config(m->text, where);
+        // The seqno only (the head of the text): decode() reads the chosen one whole.
+        Result<ConfigTree> tree = parse_config_head(m->text, where);
         Result<VgSummary> s = tree.ok() ? read_vg_summary(*tree, where) : Result<VgSummary>(tree.status());
         if (!s.ok()) {
           c.problem = s.status().message();
@@ -261,6 +299,7 @@ class Lvm2Format final : public VgFormat {
 
   Status check_new_lv_name(std::string_view name) const override { return lvm2::check_new_lv_name(name); }
   std::string encode(const VgMetadata& md) const override { return encode_vg_text(md); }
+  std::string encode_backup(const VgMetadata& md) const override { return encode_vg_backup(md); }
   Result<VgMetadata> decode(std::string_view text, std::string_view origin) const override {
     return decode_vg_text(text, origin);
   }
@@ -283,16 +322,24 @@ class Lvm2Format final : public VgFormat {
                 const std::string& text, bool write, std::vector<std::string>* warnings) const override {
     // vgfs writes nothing to a VG whose changes it refuses (foreign, shared,
     // exported, ...): it reports what LVM2 would repair.
+    PvLabel l;
+    VGFS_ASSIGN_OR_RETURN(l, read_lvm2_label(dev));
+    std::vector<MdaPlace> places;
+    VGFS_ASSIGN_OR_RETURN(places, read_places(dev, l));
+    // Nothing to repair (the usual case): no decode of the text either.
+    const bool label_wrong = !found.copy_ok.empty() && !found.copy_ok[0];
+    bool any = label_wrong;
+    for (size_t i = 0; i < places.size() && !any; ++i) {
+      if (!places[i].damaged && places[i].header.ignored()) continue;
+      any = !(i < copies.size() && copies[i].checksum_ok && copies[i].seqno == seqno && copies[i].text == text);
+    }
+    if (!any) return Status::Ok();
     std::string refused;
     if (Result<VgMetadata> md = decode(text, dev.label()); md.ok()) refused = md->change_refused;
     const bool may_write = write && refused.empty();
     const std::string done = may_write ? fmt::format("; rewritten with seqno {}", seqno)
                              : write  ? "; not repaired: " + refused
                                       : "";
-    PvLabel l;
-    VGFS_ASSIGN_OR_RETURN(l, read_lvm2_label(dev));
-    std::vector<MdaPlace> places;
-    VGFS_ASSIGN_OR_RETURN(places, read_places(dev, l));
     bool wrote = false;
     for (size_t i = 0; i < places.size(); ++i) {
       const MdaPlace& place = places[i];
@@ -313,7 +360,7 @@ class Lvm2Format final : public VgFormat {
       }
       wrote = true;
     }
-    if (!found.copy_ok.empty() && !found.copy_ok[0]) {
+    if (label_wrong) {
       if (warnings)
         warnings->push_back(fmt::format("{}: the LVM2 label does not mark the PV as in a VG{}", dev.label(),
                                         may_write ? "; fixed" : done));
@@ -358,6 +405,7 @@ class Lvm2Format final : public VgFormat {
   }
 
   std::string_view archive_suffix() const override { return "vg"; }
+  bool keeps_lv_ownership() const override { return false; }
   bool opens_recorded_paths() const override { return false; }  // `device` is a hint only
 
   Status write_new_pv(const PvDevice& dev, const vgfs::PvLabel& label) const override {

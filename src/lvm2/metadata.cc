@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 #include <set>
 
 #include "vgfs/lvm2_label.h"
@@ -260,8 +261,9 @@ class VgReader {
                                        s.start_extent, next));
       next += s.extent_count;
     }
-    for (const Lvm2Lv& other : vg_.lvs)
-      if (other.uuid == lv.uuid) return fail(where, fmt::format("has the uuid of LV {}", other.name));
+    // A map, not a scan of the LVs read so far: a VG of thousands of LVs.
+    if (auto [it, fresh] = lv_by_uuid_.emplace(lv.uuid, vg_.lvs.size()); !fresh)
+      return fail(where, fmt::format("has the uuid of LV {}", vg_.lvs[it->second].name));
     vg_.lvs.push_back(std::move(lv));
     return Status::Ok();
   }
@@ -353,6 +355,7 @@ class VgReader {
   Lvm2Vg vg_;
   ConfigNode top_;
   std::map<std::string, std::vector<Use>> uses_;
+  std::unordered_map<std::string, size_t> lv_by_uuid_;
   std::vector<std::pair<std::string, std::string>> lv_refs_;
 };
 

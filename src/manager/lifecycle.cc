@@ -214,6 +214,15 @@ Status check_ownership(const std::string& name, const LvOwnership& o) {
   return Status::Ok();
 }
 
+// An owner, group or mode the format cannot keep would be lost at the next
+// open (LVM2's text has no place for them): refused, nothing written.
+Status check_keeps_ownership(const VgStore& store, const VgMetadata& md, std::string_view verb) {
+  if (store.format().keeps_lv_ownership()) return Status::Ok();
+  return Status::Error(ENOTSUP, fmt::format("{}: VG {} is an {} VG, whose metadata has no place for an LV's owner, "
+                                            "group or mode; its LV files stay owned by the mounting user, mode 0600",
+                                            verb, printable(md.name), store.format().name()));
+}
+
 void apply_ownership(LvInfo& lv, const LvOwnership& o) {
   if (o.mode) lv.mode = *o.mode;
   if (o.uid) lv.uid = *o.uid;
@@ -231,6 +240,7 @@ Result<LvSized> VolumeManager::lvcreate(const std::string& name, uint64_t size, 
   VGFS_RETURN_IF_ERROR(check_name("LV", name));
   VGFS_RETURN_IF_ERROR(store_.format().check_new_lv_name(name));
   VGFS_RETURN_IF_ERROR(check_ownership(name, owner));
+  if (owner.uid || owner.gid || owner.mode) VGFS_RETURN_IF_ERROR(check_keeps_ownership(store_, md, "lvcreate"));
   if (md.find_lv(name) >= 0) return Status::Error(EEXIST, fmt::format("LV {} exists already", name));
   // The slot first: a commit whose LV then cannot be served would leave a
   // ghost LV behind an error reply.
@@ -364,6 +374,7 @@ Status VolumeManager::lvchange(const std::string& name, const LvOwnership& o) {
   const LvInfo before = info;
   apply_ownership(info, o);
   if (info.mode == before.mode && info.uid == before.uid && info.gid == before.gid) return Status::Ok();  // no commit
+  VGFS_RETURN_IF_ERROR(check_keeps_ownership(store_, md, "lvchange"));
   VGFS_RETURN_IF_ERROR(commit(std::move(md)));
   // Like lvrename: the layout snapshot carries the owner, so publishing it
   // again is what makes getattr show the change.

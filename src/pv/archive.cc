@@ -97,7 +97,7 @@ Status archive_metadata(const std::string& folder, const VgMetadata& md, const A
   if (fd < 0) return errno_error(fmt::format("cannot write the metadata archive {}", path));
   {
     Fd file(fd);
-    Status st = write_all(file.fd, format.encode(md));
+    Status st = write_all(file.fd, format.encode_backup(md));
     if (st.ok() && ::fsync(file.fd) != 0) st = Status::Error(errno, std::strerror(errno));
     if (!st.ok()) {
       (void)::unlinkat(dir.fd, temp.c_str(), 0);

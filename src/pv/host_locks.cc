@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "vgfs/escape.h"
@@ -96,6 +97,27 @@ void HostLocks::release() {
     ::unlink(lock_file_.c_str());
   ::close(lock_fd_);
   lock_fd_ = -1;
+}
+
+Status check_not_in_device_mapper(const std::string& sysfs_root, const std::string& vg_id, const std::string& vg_name) {
+  const std::string want = "LVM-" + vg_id;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(sysfs_root + "/block", ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const std::string dev = it->path().filename().string();
+    if (dev.rfind("dm-", 0) != 0) continue;
+    std::ifstream uuid_file(it->path() / "dm" / "uuid");
+    std::string uuid;
+    if (!std::getline(uuid_file, uuid) || uuid.rfind(want, 0) != 0) continue;
+    std::ifstream name_file(it->path() / "dm" / "name");
+    std::string name;
+    std::getline(name_file, name);
+    return Status::Error(EBUSY, fmt::format("VG {} is active in this host's device-mapper ({} is its LV {}); "
+                                            "deactivate it first (vgchange -an {})",
+                                            printable(vg_name), dev, printable(name.empty() ? "?" : name),
+                                            printable(vg_name)));
+  }
+  return Status::Ok();
 }
 
 }  // namespace vgfs
