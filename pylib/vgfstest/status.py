@@ -58,9 +58,9 @@ def lv_map(m, lv: str) -> list[tuple[int, int, str, int]]:
 
 
 def pv_map(m, pv: str) -> list[tuple]:
-    """pvs/<pv>/map -> [(pe_first, count, 'free')] or
-    [(pe_first, count, lv, le_first[, 'job N'])], or (pe_first, count, lv,
-    'record', 'job N') for a job's record extents (LVM2 VGs)]."""
+    """pvs/<pv>/map -> a list of (pe_first, count, 'free'),
+    (pe_first, count, lv, le_first[, 'job N']) and, for the extents holding a
+    job's record on LVM2 VGs, (pe_first, count, lv, 'record', 'job N')."""
     out = []
     for parts in map_lines(m, "pvs", pv):
         line = " ".join(parts)

@@ -181,10 +181,14 @@ void VolumeManager::stop_copiers() {
   {
     std::unique_lock lock(pool_m_);
     // Every scheduled job sees its stop flag in one more step, then leaves.
+    // One in a step now may have read no stop yet and be about to sleep
+    // (a rate limit's next slot can be days away): poked, it is ready again.
     for (Job* j : scheduled_)
       if (j->sched == Job::Sched::kSleeping || j->sched == Job::Sched::kParked) {
         j->sched = Job::Sched::kReady;
         j->turn = turns_++;
+      } else if (j->sched == Job::Sched::kRunning) {
+        j->poked = true;
       }
     pool_cv_.notify_all();
     if (!copiers_.empty()) pool_cv_.wait(lock, [&] { return scheduled_.empty(); });
