@@ -115,3 +115,25 @@ TEST_CASE("lvm2 text: errors name the line and what is wrong") {
   // Duplicate keys in different sections are fine.
   parse_ok("a { x = 1 } b { x = 1 }");
 }
+
+TEST_CASE("lvm2 text: repeated keys are found in big sections too, naming the second place") {
+  std::string text = "lvs {\n";
+  for (int i = 0; i < 40; ++i) text += "k" + std::to_string(i) + " = 1\n";
+  text += "k7 = 2\nk3 = 3\n}\n";
+  CHECK(error_of(text) == "t: line 42: key k7 appears twice in one section");
+}
+
+TEST_CASE("lvm2 text: the head of a text stops at the first section's keys asked for") {
+  // What follows the head is not read: damage there does not matter to it.
+  const std::string text = "vg {\nid = \"x\"\nseqno = 7\nphysical_volumes {\npv0 {\n}\n}\nlogical_volumes { oops\n";
+  Result<ConfigTree> head = parse_config_head(text, "t");
+  REQUIRE(head.ok());
+  REQUIRE(head->top.size() == 1);
+  CHECK(head->top[0].children.size() == 2);
+  Result<ConfigTree> more = parse_config_head(text, "t", {"id", "seqno", "physical_volumes"});
+  REQUIRE(more.ok());
+  CHECK(more->top[0].children.size() == 3);
+  CHECK_FALSE(parse_config(text, "t").ok());
+  // A text without the keys is read whole, errors and all.
+  CHECK_FALSE(parse_config_head("vg {\nid = \"x\"\n} b = [", "t").ok());
+}

@@ -15,6 +15,7 @@
 #include <fuse3/fuse_lowlevel.h>
 #include <linux/fuse.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -538,18 +539,66 @@ static_assert(offsetof(PieceVec, more) == sizeof(fuse_bufvec));
 
 // A read from PVs without a local descriptor: through their backends into
 // a buffer (under the caller's IoGuard).
+// The pieces of a striped read alternate between the legs, and the pieces
+// of one leg follow each other on its PV: each such chain is one preadv
+// into the places of its pieces in the reply (a 1 MiB read of 64 KiB
+// stripes on two PVs: two calls instead of sixteen).
 void read_into_memory(fuse_req_t req, const PvPiece* pieces, size_t count) {
   thread_local std::vector<char> buffer(kMaxIoSize);
-  size_t done = 0;
+  thread_local std::vector<size_t> at(kMaxPieces);
+  thread_local std::vector<bool> taken(kMaxPieces);
+  size_t total = 0;
   for (size_t i = 0; i < count; ++i) {
-    if (buffer.size() < done + pieces[i].length) buffer.resize(done + pieces[i].length);
-    if (Status st = pieces[i].dev->read_at(buffer.data() + done, pieces[i].length, pieces[i].offset); !st.ok()) {
-      log_io_error(st);
-      return (void)fuse_reply_err(req, EIO);
-    }
-    done += pieces[i].length;
+    at[i] = total;
+    taken[i] = false;
+    total += pieces[i].length;
   }
-  fuse_reply_buf(req, buffer.data(), done);
+  if (buffer.size() < total) buffer.resize(total);
+  auto fail = [&](const Status& st) {
+    log_io_error(st);
+    fuse_reply_err(req, EIO);
+  };
+  for (size_t i = 0; i < count; ++i) {
+    if (taken[i]) continue;
+    const PvCapabilities caps = pieces[i].dev->capabilities();
+    if (caps.local_fd < 0) {
+      if (Status st = pieces[i].dev->read_at(buffer.data() + at[i], pieces[i].length, pieces[i].offset); !st.ok())
+        return fail(st);
+      continue;
+    }
+    iovec iov[64];
+    int n = 0;
+    uint64_t next = pieces[i].offset;
+    for (size_t j = i; j < count && n < 64; ++j) {
+      if (taken[j] || pieces[j].dev != pieces[i].dev || pieces[j].offset != next) continue;
+      taken[j] = true;
+      iov[n++] = iovec{buffer.data() + at[j], pieces[j].length};
+      next += pieces[j].length;
+    }
+    // A full transfer or EIO, as read_at: a short count at the PV's end is
+    // a PV truncated under the mount.
+    uint64_t pos = pieces[i].offset;
+    int first = 0;
+    while (first < n) {
+      const ssize_t got = ::preadv(caps.local_fd, iov + first, n - first, static_cast<off_t>(pos + caps.local_fd_offset));
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0)
+        return fail(Status::Error(EIO, fmt::format("{}: read of {} bytes at byte {} failed: {}", pieces[i].dev->label(),
+                                                   next - pos, pos, got < 0 ? std::strerror(errno) : "past its end")));
+      pos += static_cast<uint64_t>(got);
+      for (size_t left = static_cast<size_t>(got); left > 0;) {
+        if (left >= iov[first].iov_len) {
+          left -= iov[first].iov_len;
+          ++first;
+        } else {
+          iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
+          iov[first].iov_len -= left;
+          left = 0;
+        }
+      }
+    }
+  }
+  fuse_reply_buf(req, buffer.data(), total);
 }
 
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {

@@ -35,7 +35,9 @@ Result<PvScan> scan_pv(const ByteSource& source) {
       ++scan.empty_mdas;
       continue;
     }
-    Result<ConfigTree> tree = parse_config(mda->text, where);
+    // The head only (VG name, id, seqno): read_vg_from() parses the newest
+    // copy whole, and every other copy is compared with it byte for byte.
+    Result<ConfigTree> tree = parse_config_head(mda->text, where);
     Result<VgSummary> summary = tree.ok() ? read_vg_summary(*tree, where) : Result<VgSummary>(tree.status());
     if (!summary.ok()) {
       scan.warnings.push_back(fmt::format("{}: text does not parse, not used: {}", where, summary.status().message()));
