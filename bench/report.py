@@ -10,6 +10,7 @@ import statistics
 import subprocess
 
 from common import RESULTS, ROOT
+from nbd_bench import NBD_RATIOS, NBD_TARGETS
 from workloads import IO_ROWS, IO_SYSTEMS
 
 
@@ -91,6 +92,7 @@ class Report:
            for q in ("p50", "p99", "p99.9")},
         "scale_iops": {"frag/contig": ("fragmented LV", "contiguous LV")},
     })
+    RATIOS.update(NBD_RATIOS)
 
     def ratios(self):
         R = {}
@@ -121,7 +123,7 @@ class Report:
         ("move_load_time", "loaded/idle", "<=", 1.5),
         ("scale_mount", "vgfs", "<=", 2.0), ("scale_rss", "vgfs", "<=", 256.0),
         ("scale_iops", "frag/contig", ">=", 0.95),
-    ]
+    ] + NBD_TARGETS
 
     def targets(self):
         out = []
