@@ -138,6 +138,21 @@ def qsd_mirror_nbd(qmp, rep, sock, offset, size):
     return dt
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process (all its threads) so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds():
+    """CPU seconds all CPUs spent not idle so far (/proc/stat)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]
+    return (sum(v[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def sha256_range(path, offset, size):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -187,22 +202,40 @@ def nbd_section(bench):
     fdir = os.path.join(d, "nbdfuse")
     fproc = nbdfuse_uri_start(uri, fdir)
     ffile = os.path.join(fdir, "nbd")
+    fpid = int(open(fdir + ".pid").read().strip())
     for p, off in ((lvn, 0), (ffile, peer_off)):
         got = sha256_range(p, off, size)
         if got != bench.base_sha:
             raise BenchError(f"{p} does not read back the base image (sha256 {got})")
     info = {"nbdkit": "file plugin, image on /dev/shm, unix socket", "pe_start": pe_start,
             "peer_window_offset": peer_off, "vgfs_opts": "default (nbd_conns=4)",
-            "nbdfuse": "default (-C 4, multi-conn)"}
+            "nbdfuse": "default (-C 4, multi-conn)", "cpu": {}}
+    cpu = info["cpu"]
     try:
         for key, label, rw, bs, nj, metric in NBD_ROWS:
             rep_.new_row(key, label, "nbd", metric)
             for r in range(a.reps):
-                for s, path, extra in ((VGFS_SYS, lvn, ()),
-                                       (FUSE_SYS, ffile, (f"--offset={peer_off}", f"--size={size}"))):
-                    v = fio(path, rw, bs, a.runtime, nj, extra)[metric]
+                for s, path, extra, fuse_pid in (
+                        (VGFS_SYS, lvn, (), vproc.pid),
+                        (FUSE_SYS, ffile, (f"--offset={peer_off}", f"--size={size}"), fpid)):
+                    # Where the CPU goes (what limits the row on a small
+                    # machine): the FUSE server's and nbdkit's CPU per
+                    # request, and how busy the machine was.
+                    c0, k0, b0, t0 = cpu_seconds(fuse_pid), cpu_seconds(nproc.pid), machine_busy_seconds(), \
+                        time.perf_counter()
+                    res = fio(path, rw, bs, a.runtime, nj, extra)
+                    c1, k1, b1, t1 = cpu_seconds(fuse_pid), cpu_seconds(nproc.pid), machine_busy_seconds(), \
+                        time.perf_counter()
+                    v = res[metric]
                     rep_.record(key, s, v)
-                    log(f"  {key:18} rep {r + 1} {s:12} {v:12.1f} {metric}")
+                    ops = max(res["iops"] * a.runtime, 1)
+                    cpu.setdefault(key, {}).setdefault(s, []).append({
+                        "fuse_server_us_per_op": (c1 - c0) / ops * 1e6,
+                        "nbdkit_us_per_op": (k1 - k0) / ops * 1e6,
+                        "machine_busy_cpus": (b1 - b0) / (t1 - t0)})
+                    log(f"  {key:18} rep {r + 1} {s:12} {v:12.1f} {metric}  "
+                        f"(server {(c1 - c0) / ops * 1e6:.1f} us/op, nbdkit {(k1 - k0) / ops * 1e6:.1f} "
+                        f"us/op, machine {(b1 - b0) / (t1 - t0):.2f} CPUs busy)")
         RES.unmount(fdir)
         try:
             fproc.wait(timeout=10)

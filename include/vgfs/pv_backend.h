@@ -119,6 +119,14 @@ class PvBackend {
   // Takes the PV for this process: exclusive for writing, else shared.
   // Never waits. A backend without locks of its own succeeds.
   virtual Status lock(bool exclusive) const;
+  // How many times this backend may have lost writes it had acknowledged
+  // but not yet made durable (an NBD connection that died holding them: the
+  // server may drop them with its session). It only grows. A caller that
+  // keeps a durable checkpoint of what it wrote (a migration job) compares
+  // it across a flush: a changed count means everything written since the
+  // last flush that found it unchanged must be written again. Local files
+  // never lose acknowledged writes while the system runs: always 0.
+  virtual uint64_t write_losses() const { return 0; }
 
   // Starts a read, write or flush and reports through request.done. The
   // default runs it synchronously on the calling thread; a backend with a

@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -127,10 +128,8 @@ struct NbdBackend::Op {
   bool async = false;               // submit()'s: nobody waits in await() for it
   std::atomic<bool> delivered{false};  // a synchronous call's: complete has run
   void* context = nullptr;
-  // kBlockStatus: the first extent of base:allocation.
-  bool extent_seen = false;
-  uint32_t extent_length = 0;
-  uint32_t extent_flags = 0;
+  // kBlockStatus: the runs of base:allocation, (length, data).
+  std::vector<std::pair<uint64_t, bool>>* runs = nullptr;
 };
 
 namespace {
@@ -225,13 +224,14 @@ struct NbdBackend::Connection {
     thread.join();
   }
 
+  // One call per reply and context; a request sent again after a lost
+  // connection gets a fresh answer, so this replaces, never appends.
   static int on_extent(void* user, const char* context, uint64_t, uint32_t* entries, size_t count, int*) {
     Op* op = static_cast<Op*>(user);
-    if (!op->extent_seen && count >= 2 && std::strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) == 0) {
-      op->extent_seen = true;
-      op->extent_length = entries[0];
-      op->extent_flags = entries[1];
-    }
+    if (!op->runs || std::strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0) return 0;
+    op->runs->clear();
+    for (size_t i = 0; i + 1 < count; i += 2)
+      if (entries[i] > 0) op->runs->emplace_back(entries[i], !(entries[i + 1] & LIBNBD_STATE_ZERO));
     return 0;
   }
 
@@ -270,8 +270,7 @@ struct NbdBackend::Connection {
       case kZero: cookie = nbd_aio_zero(h, op->length, op->offset, cb, op->flags); break;
       case kTrim: cookie = nbd_aio_trim(h, op->length, op->offset, cb, 0); break;
       case kBlockStatus:
-        cookie = nbd_aio_block_status(h, op->length, op->offset, nbd_extent_callback{&on_extent, op, nullptr}, cb,
-                                      LIBNBD_CMD_FLAG_REQ_ONE);
+        cookie = nbd_aio_block_status(h, op->length, op->offset, nbd_extent_callback{&on_extent, op, nullptr}, cb, 0);
         break;
     }
     if (cookie >= 0) return true;
@@ -342,6 +341,7 @@ struct NbdBackend::Connection {
       lose(shutting_down ? "the server is shutting down" : "the connection was closed");  // takes back what failed
     }
     while (Op* op = batch.pop_front()) {
+      if (op->kind == kWrite || op->kind == kZero || op->kind == kTrim) op->owner->note_changed(op->offset, op->length);
       op->owner->outstanding_.fetch_sub(1, std::memory_order_acq_rel);
       if (op->async) async_ops.fetch_sub(1, std::memory_order_acq_rel);
       op->complete(*op);
@@ -784,6 +784,7 @@ Status NbdBackend::do_flush() const {
 }
 
 void NbdBackend::note_connection_lost() const {
+  write_losses_.fetch_add(1);
   lost_unflushed_.store(true);
   note_written();  // so flush_if_written() flushes, and reports it
 }
@@ -811,21 +812,48 @@ Status NbdBackend::do_zero(uint64_t offset, uint64_t length, bool keep_allocated
   return PvBackend::do_zero(offset, length, keep_allocated);
 }
 
+void NbdBackend::note_changed(uint64_t offset, uint64_t length) const {
+  // A completed change is on the server before this runs; a window published
+  // after it was read sees it, one published before is dropped here.
+  if (offset < window_hi_.load() && offset + length > window_lo_.load()) window_gen_.fetch_add(1);
+}
+
 Result<PvExtent> NbdBackend::extent_at(uint64_t offset, uint64_t length) const {
   VGFS_RETURN_IF_ERROR(check_range(offset, length));
   if (!has_extents_ || length == 0) return PvExtent{offset, length, true};
-  const uint64_t ask = std::min<uint64_t>(length, 1u << 30);
+  std::lock_guard lock(window_m_);
+  auto from_window = [&]() -> std::optional<PvExtent> {
+    if (!window_valid_ || window_gen_.load() != window_taken_gen_ || offset < window_start_) return std::nullopt;
+    uint64_t at = window_start_;
+    for (const auto& [run, data] : window_runs_) {
+      if (offset < at + run) return PvExtent{offset, std::min(at + run - offset, length), data};
+      at += run;
+    }
+    return std::nullopt;
+  };
+  if (std::optional<PvExtent> e = from_window()) return *e;
+  // Ask for the window from here: publish it first, so a change completing
+  // from now on drops the answer (note_changed).
+  window_valid_ = false;
+  const uint64_t ask = std::min(kExtentWindow, size_ - offset);  // NBD lengths are 32-bit
+  window_lo_.store(offset);
+  window_hi_.store(offset + ask);
+  const uint64_t gen = window_gen_.load();
+  window_runs_.clear();
   Op op;
   op.kind = kBlockStatus;
   op.length = ask;
   op.offset = offset;
+  op.runs = &window_runs_;
   op.complete = &Connection::wake_waiter;
   start(op);
   op.conn->await(op);
   // No answer is no knowledge: report data (a copy is never wrong).
-  if (op.err != 0 || !op.extent_seen || op.extent_length == 0) return PvExtent{offset, length, true};
-  if (op.extent_flags & LIBNBD_STATE_ZERO)
-    return PvExtent{offset, std::min<uint64_t>(op.extent_length, length), false};
+  if (op.err != 0 || window_runs_.empty()) return PvExtent{offset, length, true};
+  window_start_ = offset;
+  window_taken_gen_ = gen;
+  window_valid_ = true;
+  if (std::optional<PvExtent> e = from_window()) return *e;
   return PvExtent{offset, length, true};
 }
 
