@@ -203,6 +203,35 @@ def test_one_vgfs_per_export_on_this_host(servers, env):
     m = vg.mount()  # free again once unmounted
 
 
+def test_the_lease_on_the_export_refuses_a_vgfs_on_another_host(servers, env):
+    """Another host is another process with its own lock folder
+    (VGFS_NBD_LOCK_DIR), so only the lease on the export can stop it: its
+    read-write mount is refused with one line naming the holder; an offline
+    read is not; after the holder unmounts, the lease is free and it mounts."""
+    from vgfstest.env import Mount
+    srv = servers("lease", ["memory", "64M"])
+    vg = env.make_vg("vgl", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount()
+    write_lv(m, "lv", b"h" * 4096)
+    other_locks = servers.base / "otherhost-locks"
+    other_locks.mkdir()
+    other = dict(os.environ, VGFS_NBD_LOCK_DIR=str(other_locks))
+    mp2 = env.new_mountpoint("other")
+    m2 = Mount(env, vg.config, mp2)
+    env.mounts.append(m2)  # torn down by env if it ever mounted
+    r = env.vgfs("mount", vg.config, mp2, env=other)
+    assert_one_line_error(r, "pv0", f"in use by vgfs pid {m.pids[0]} on host {socket.gethostname()}",
+                          "its process is running")
+    r = env.vgfs("lvs", vg.config, env=other)
+    assert r.returncode == 0 and "lv" in r.stdout, r.stdout + r.stderr
+    env.unmount(m)  # releases the lease
+    r = env.vgfs("mount", vg.config, mp2, env=other)
+    assert r.returncode == 0, r.stderr
+    assert read_lv(m2, "lv", 0, 4096) == b"h" * 4096
+    env.unmount(m2)
+
+
 def test_refused_exports(servers, env):
     img = sparse(servers.base / "ro.img", 32 * MiB)
     ro = servers("ro", ["-r", "file", str(img)])

@@ -72,6 +72,13 @@ class NbdBackend final : public PvBackend {
   // The export's size is fixed for a connection's life: a range check only.
   Status check_range(uint64_t offset, uint64_t length) const override;
   Status lock(bool exclusive) const override;
+  // The lease on the export itself (docs/nbd.md, "One mount per export"):
+  // for a read-write open, takes the record at `offset` or refuses with
+  // EBUSY naming the vgfs that holds it; a thread renews it every
+  // kLeasePeriod and the destructor releases it. A read-only open neither
+  // takes nor checks it.
+  Status take_lease(uint64_t offset) const override;
+  static constexpr uint32_t kLeasePeriodSeconds = 2, kLeaseExpirySeconds = 10;
   // Reads and writes complete from the I/O thread of their connection.
   void submit(PvRequest& request) const override;
 
@@ -89,6 +96,10 @@ class NbdBackend final : public PvBackend {
   // the next request (or at once in a parent with requests in flight).
   void stop_threads() const;
   void start_threads() const;
+  // The lease renewer, stopped and started around fork() like the I/O
+  // threads; the child restarts it at once (its pid is the holder's now).
+  void stop_lease_thread() const;
+  void start_lease_thread() const;
   bool busy() const { return outstanding_.load() > 0; }
 
  protected:
@@ -143,6 +154,11 @@ class NbdBackend final : public PvBackend {
   mutable std::atomic<int64_t> outstanding_{0};  // requests submitted and not yet completed
   mutable std::atomic<bool> threads_running_{false};
   mutable int lock_fd_ = -1;
+  // The lease, once taken: its record (as last written) and its renewer.
+  struct Lease;
+  mutable std::unique_ptr<Lease> lease_;
+  void renew_lease() const;
+  void release_lease() const;
 };
 
 }  // namespace vgfs

@@ -127,6 +127,15 @@ class PvBackend {
   // last flush that found it unchanged must be written again. Local files
   // never lose acknowledged writes while the system runs: always 0.
   virtual uint64_t write_losses() const { return 0; }
+  // Takes the exclusive lease kept on the PV itself, `offset` being the
+  // kLeaseSize bytes its format leaves for one (VgFormat::lease_offset),
+  // and keeps it while the backend lives; EBUSY naming the holder when
+  // another live vgfs has it. Only a backend that other hosts can reach
+  // (NBD) has one: the default does nothing.
+  virtual Status take_lease(uint64_t offset) const {
+    (void)offset;
+    return Status::Ok();
+  }
 
   // Starts a read, write or flush and reports through request.done. The
   // default runs it synchronously on the calling thread; a backend with a

@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,7 @@
 #include <thread>
 
 #include "vgfs/log.h"
+#include "vgfs/pv_lease.h"
 
 namespace vgfs {
 
@@ -102,7 +104,11 @@ std::string lock_path(const std::string& uri) {
   uint64_t hash = 1469598103934665603ull;
   for (unsigned char c : uri) hash = (hash ^ c) * 1099511628211ull;
   struct stat st {};
-  const char* dir = ::stat("/run/lock", &st) == 0 && S_ISDIR(st.st_mode) ? "/run/lock" : "/tmp";
+  // VGFS_NBD_LOCK_DIR: another folder, so a test can play a second host.
+  const char* env = std::getenv("VGFS_NBD_LOCK_DIR");
+  const char* dir = env && *env                                               ? env
+                    : ::stat("/run/lock", &st) == 0 && S_ISDIR(st.st_mode) ? "/run/lock"
+                                                                            : "/tmp";
   return fmt::format("{}/vgfs-nbd-{:016x}.lock", dir, hash);
 }
 
@@ -565,7 +571,10 @@ namespace {
 void before_fork() {
   fork_m.lock();
   if (backends)
-    for (const NbdBackend* b : *backends) b->stop_threads();
+    for (const NbdBackend* b : *backends) {
+      b->stop_lease_thread();
+      b->stop_threads();
+    }
 }
 void after_fork_parent() {
   // The parent of fuse_daemonize() only exits: restarting its threads would
@@ -573,10 +582,24 @@ void after_fork_parent() {
   // parent with requests in flight goes on serving them.
   if (backends)
     for (const NbdBackend* b : *backends)
-      if (b->busy()) b->start_threads();
+      if (b->busy()) {
+        b->start_threads();
+        b->start_lease_thread();
+      }
   fork_m.unlock();
 }
-void after_fork_child() { fork_m.unlock(); }
+void after_fork_child() {
+  // The daemon: it holds the leases now (renewing them records its pid).
+  if (backends)
+    for (const NbdBackend* b : *backends) b->start_lease_thread();
+  fork_m.unlock();
+}
+
+uint64_t wall_ms() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
 
 }  // namespace
 
@@ -676,6 +699,11 @@ NbdBackend::~NbdBackend() {
   {
     std::lock_guard lock(fork_m);
     if (backends) backends->erase(this);
+  }
+  stop_lease_thread();
+  release_lease();
+  {
+    std::lock_guard lock(fork_m);
     stop_threads();
   }
   connections_.clear();
@@ -875,6 +903,122 @@ Status NbdBackend::lock(bool exclusive) const {
     return Status::Error(EBUSY, fmt::format("{}: in use by another vgfs on this host (is the VG mounted already?)",
                                             label()));
   return Status::Error(errno, fmt::format("{}: cannot lock: {}", label(), std::strerror(errno)));
+}
+
+// ---- the lease (docs/nbd.md, "One mount per export") ----
+
+struct NbdBackend::Lease {
+  uint64_t offset = 0;
+  std::mutex m;  // the record and its writes
+  LeaseRecord record;
+  std::thread thread;
+  std::mutex stop_m;
+  std::condition_variable stop_cv;
+  bool stop = false;  // guarded by stop_m
+};
+
+Status NbdBackend::take_lease(uint64_t offset) const {
+  if (!writable_ || lease_) return Status::Ok();
+  VGFS_RETURN_IF_ERROR(check_range(offset, kLeaseSize));
+  std::string block(kLeaseSize, '\0');
+  auto refuse = [&](const LeaseRecord& l, const std::string& why) {
+    return Status::Error(EBUSY, fmt::format("{}: in use by vgfs pid {} on host {} (its lease on the export: {}); "
+                                            "unmount it there first",
+                                            label(), l.pid, l.host, why));
+  };
+  VGFS_RETURN_IF_ERROR(read(block.data(), kLeaseSize, offset));
+  std::optional<LeaseRecord> found = decode_lease(block);
+  if (found)
+    if (std::string why = lease_live_reason(*found, wall_ms()); !why.empty()) return refuse(*found, why);
+  auto lease = std::make_unique<Lease>();
+  lease->offset = offset;
+  LeaseRecord& mine = lease->record;
+  mine.held = true;
+  mine.holder = new_uuid();
+  mine.counter = found ? found->counter + 1 : 1;
+  mine.renewed_ms = wall_ms();
+  mine.period_s = kLeasePeriodSeconds;
+  mine.expiry_s = kLeaseExpirySeconds;
+  mine.pid = static_cast<uint64_t>(::getpid());
+  mine.host = lease_host_name();
+  mine.boot_id = lease_boot_id();
+  const std::string image = encode_lease(mine);
+  VGFS_RETURN_IF_ERROR(write(image.data(), image.size(), offset, WriteFlags::kFua));
+  // Two vgfs that read the record free at the same moment both write it:
+  // the last write wins, and the other sees it when it reads back after a
+  // pause longer than a write's round trip.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  VGFS_RETURN_IF_ERROR(read(block.data(), kLeaseSize, offset));
+  found = decode_lease(block);
+  if (!found || found->holder != mine.holder)
+    return found ? refuse(*found, "it took the lease at the same time") :
+                   Status::Error(EIO, fmt::format("{}: the lease record at byte {} does not read back", label(), offset));
+  lease_ = std::move(lease);
+  start_lease_thread();
+  return Status::Ok();
+}
+
+void NbdBackend::renew_lease() const {
+  std::lock_guard lock(lease_->m);
+  LeaseRecord& mine = lease_->record;
+  std::string block(kLeaseSize, '\0');
+  if (read(block.data(), kLeaseSize, lease_->offset).ok())
+    if (std::optional<LeaseRecord> now = decode_lease(block); now && now->holder != mine.holder)
+      log::error(fmt::format("{}: vgfs pid {} on host {} took over the lease on the export (this vgfs did not "
+                             "renew it within {} s); renewing ours",
+                             label(), now->pid, now->host, mine.expiry_s));
+  mine.counter++;
+  mine.renewed_ms = wall_ms();
+  mine.pid = static_cast<uint64_t>(::getpid());
+  const std::string image = encode_lease(mine);
+  if (Status st = write(image.data(), image.size(), lease_->offset, WriteFlags::kFua); !st.ok())
+    log::warning(fmt::format("{}: renewing the lease failed: {}", label(), st.message()));
+}
+
+void NbdBackend::release_lease() const {
+  if (!lease_ || lease_->record.pid != static_cast<uint64_t>(::getpid())) return;  // a forked parent's is the child's
+  std::lock_guard lock(lease_->m);
+  LeaseRecord free = lease_->record;
+  free.held = false;
+  free.counter++;
+  free.renewed_ms = wall_ms();
+  const std::string image = encode_lease(free);
+  if (Status st = write(image.data(), image.size(), lease_->offset, WriteFlags::kFua); !st.ok())
+    log::warning(fmt::format("{}: releasing the lease failed: {}", label(), st.message()));
+}
+
+void NbdBackend::start_lease_thread() const {
+  if (!lease_ || lease_->thread.joinable()) return;
+  {
+    std::lock_guard lock(lease_->stop_m);
+    lease_->stop = false;
+  }
+  // A child renews at once: the record must name the process that holds it.
+  const bool now = lease_->record.pid != static_cast<uint64_t>(::getpid());
+  lease_->thread = std::thread([this, now] {
+    bool first = now;
+    while (true) {
+      {
+        std::unique_lock lock(lease_->stop_m);
+        if (!first && lease_->stop_cv.wait_for(lock, std::chrono::seconds(kLeasePeriodSeconds),
+                                               [&] { return lease_->stop; }))
+          return;
+        if (lease_->stop) return;
+      }
+      first = false;
+      renew_lease();
+    }
+  });
+}
+
+void NbdBackend::stop_lease_thread() const {
+  if (!lease_ || !lease_->thread.joinable()) return;
+  {
+    std::lock_guard lock(lease_->stop_m);
+    lease_->stop = true;
+  }
+  lease_->stop_cv.notify_all();
+  lease_->thread.join();
 }
 
 void NbdBackend::submit(PvRequest& r) const {
