@@ -170,9 +170,8 @@ class PvBackend {
 
 // Copies `length` bytes from `src` to `dst`: copy_file_range where both have
 // a local descriptor, read and write through a buffer otherwise (or where
-// copy_file_range stops early), in 64 KiB pieces sent together through
-// submit(), so a backend with a queue (NBD) has them all in flight at once.
-// Errors name the failing side.
+// copy_file_range stops early), through a buffer kept per thread. Errors
+// name the failing side.
 Status copy_between(const PvBackend& src, uint64_t src_offset, const PvBackend& dst, uint64_t dst_offset,
                     uint64_t length);
 

@@ -549,7 +549,11 @@ struct NbdBackend::Connection {
       lead_cv.notify_all();
     }
     lock.unlock();
-    if (sync_waiters.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    // The I/O thread takes over driving only for submit()'s requests: waking
+    // it after every synchronous request would cost a context switch each
+    // (measured: a quarter of the CPU of a 4 KiB read on a 2-core machine).
+    // A submit() that raises async_ops from 0 wakes it itself.
+    if (sync_waiters.fetch_sub(1, std::memory_order_acq_rel) == 1 && async_ops.load(std::memory_order_acquire) > 0) {
       std::lock_guard idle(idle_m);
       idle_cv.notify_one();
     }

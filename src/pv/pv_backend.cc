@@ -7,12 +7,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstring>
-#include <mutex>
 #include <vector>
-
-#include "vgfs/sizes.h"
 
 namespace vgfs {
 
@@ -122,47 +118,17 @@ Status copy_between(const PvBackend& src, uint64_t src_offset, const PvBackend& 
     }
     if (done > 0) dst.note_written();
   }
-  // Read and write, which name the failing side, through submit(): a
-  // backend with a queue of its own (NBD) has every piece in flight at once
-  // (spread over its connections), one without runs them in turn. The
-  // buffer is the thread's own (the copier's), kept between calls: a fresh
-  // 256 KiB allocation per region costs an mmap and its page faults.
-  constexpr uint64_t kPiece = 64 * KiB;
-  constexpr size_t kMaxPieces = 64;
+  // Read and write, which name the failing side, through the thread's own
+  // buffer (the copier's), kept between calls: a fresh 256 KiB allocation
+  // per region costs an mmap and its page faults. One synchronous request
+  // each way: on a small machine, pieces in flight through submit() cost
+  // more in thread hand-offs than they win (docs/nbd.md, "Measured").
   thread_local std::vector<char> buf;
-  while (done < length) {
-    const uint64_t chunk = std::min<uint64_t>(length - done, kPiece * kMaxPieces);
-    if (buf.size() < chunk) buf.resize(chunk);
-    const size_t pieces = static_cast<size_t>((chunk + kPiece - 1) / kPiece);
-    for (int side = 0; side < 2; ++side) {
-      struct Batch {
-        std::mutex m;
-        std::condition_variable cv;
-        size_t left = 0;
-        Status first_error;
-      } batch;
-      batch.left = pieces;
-      PvRequest reqs[kMaxPieces];
-      for (size_t i = 0; i < pieces; ++i) {
-        PvRequest& r = reqs[i];
-        r.op = side == 0 ? PvRequest::Op::kRead : PvRequest::Op::kWrite;
-        r.buf = buf.data() + i * kPiece;
-        r.length = std::min<uint64_t>(kPiece, chunk - i * kPiece);
-        r.offset = (side == 0 ? src_offset : dst_offset) + done + i * kPiece;
-        r.context = &batch;
-        r.done = [](PvRequest& req, Status st) {
-          auto* b = static_cast<Batch*>(req.context);
-          std::lock_guard lock(b->m);
-          if (!st.ok() && b->first_error.ok()) b->first_error = std::move(st);
-          if (--b->left == 0) b->cv.notify_all();
-        };
-        (side == 0 ? src : dst).submit(r);
-      }
-      std::unique_lock lock(batch.m);
-      batch.cv.wait(lock, [&] { return batch.left == 0; });
-      VGFS_RETURN_IF_ERROR(batch.first_error);
-    }
-    done += chunk;
+  if (done < length) {
+    const uint64_t left = length - done;
+    if (buf.size() < left) buf.resize(left);
+    VGFS_RETURN_IF_ERROR(src.read(buf.data(), left, src_offset + done));
+    VGFS_RETURN_IF_ERROR(dst.write(buf.data(), left, dst_offset + done));
   }
   return Status::Ok();
 }
