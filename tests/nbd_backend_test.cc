@@ -471,7 +471,10 @@ TEST_CASE("nbd: a lease held on another host counts until its expiry; one of a d
   dead.pid = (1u << 22) - 1;
   CHECK(lease_live_reason(dead, now_ms).empty());
   dead.pid = static_cast<uint64_t>(::getpid());
-  CHECK_FALSE(lease_live_reason(dead, now_ms).empty());
+  CHECK(lease_live_reason(dead, now_ms) == "its process is running");
+  // A running process that stopped renewing (or got a dead holder's pid) does not hold it.
+  dead.renewed_ms = now_ms - 11000;
+  CHECK(lease_live_reason(dead, now_ms).empty());
   // Zeros, another format's bytes or a torn record are no lease.
   CHECK_FALSE(decode_lease(std::string(kLeaseSize, '\0')).has_value());
   image[100] ^= 1;

@@ -42,7 +42,7 @@ std::string lease_boot_id();
 // Why `lease` (held by someone else) still counts as held at wall-clock
 // time `now_ms`, for the refusal; empty when it does not: released, a
 // holder on this host (same name and boot id) whose process is gone, or
-// one not renewed for longer than its expiry.
+// one (on any host) not renewed for longer than its expiry.
 std::string lease_live_reason(const LeaseRecord& lease, uint64_t now_ms);
 
 }  // namespace vgfs

@@ -95,21 +95,22 @@ std::string lease_boot_id() {
 
 std::string lease_live_reason(const LeaseRecord& l, uint64_t now_ms) {
   if (!l.held) return "";
-  if (l.host == lease_host_name() && !l.boot_id.empty() && l.boot_id == lease_boot_id()) {
-    // This host since its last boot: the process tells, whatever the clock.
-    if (l.pid > 0 && l.pid < (1u << 22) && (::kill(static_cast<pid_t>(l.pid), 0) == 0 || errno == EPERM))
-      return "its process is running";
+  const bool this_host = l.host == lease_host_name() && !l.boot_id.empty() && l.boot_id == lease_boot_id();
+  // This host since its last boot: a holder whose process is gone is gone,
+  // whatever the clock.
+  if (this_host && !(l.pid > 0 && l.pid < (1u << 22) &&
+                     (::kill(static_cast<pid_t>(l.pid), 0) == 0 || errno == EPERM)))
     return "";
-  }
-  // Another host: its renewals tell. A clock behind ours makes the lease
-  // look older (taken over sooner only once it is past the expiry on our
-  // clock); one ahead makes it look renewed in the future: still held.
-  if (l.renewed_ms >= now_ms) return "renewed just now";
-  const uint64_t age_ms = now_ms - l.renewed_ms;
-  if (age_ms < uint64_t{l.expiry_s} * 1000)
-    return fmt::format("renewed {:.1f} s ago, held until {} s without a renewal", static_cast<double>(age_ms) / 1000,
-                       l.expiry_s);
-  return "";
+  // Otherwise the renewals tell (on this host too: a process that stopped
+  // renewing, or another one that got the holder's pid, does not hold it).
+  // A clock behind ours makes the lease look older (taken over only once
+  // it is past the expiry on our clock); one ahead makes it look renewed in
+  // the future: still held.
+  const uint64_t age_ms = l.renewed_ms >= now_ms ? 0 : now_ms - l.renewed_ms;
+  if (age_ms >= uint64_t{l.expiry_s} * 1000) return "";
+  if (this_host) return "its process is running";
+  return fmt::format("renewed {:.1f} s ago, held until {} s without a renewal", static_cast<double>(age_ms) / 1000,
+                     l.expiry_s);
 }
 
 }  // namespace vgfs
