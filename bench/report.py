@@ -11,6 +11,7 @@ import subprocess
 
 import lvm2_bench
 from common import RESULTS, ROOT
+from nbd_bench import NBD_RATIOS, NBD_TARGETS
 from workloads import IO_ROWS, IO_SYSTEMS
 
 
@@ -93,6 +94,7 @@ class Report:
         "scale_iops": {"frag/contig": ("fragmented LV", "contiguous LV")},
     })
     RATIOS.update(lvm2_bench.RATIOS)
+    RATIOS.update(NBD_RATIOS)
 
     def ratios(self):
         R = {}
@@ -124,7 +126,7 @@ class Report:
         ("scale_mount", "vgfs", "<=", 2.0), ("scale_rss", "vgfs", "<=", 256.0),
         ("scale_iops", "frag/contig", ">=", 0.95),
     ]
-    TARGETS += lvm2_bench.TARGETS
+    TARGETS += lvm2_bench.TARGETS + NBD_TARGETS
 
     def targets(self):
         out = []

@@ -439,6 +439,10 @@ class Bench:
             except subprocess.TimeoutExpired:
                 self.report.errors.append("vgfs mount -f of the main VG still running 30 s "
                                           "after fusermount3 -u")
+        if "nbd" in sections:
+            log("== NBD rows (bench/nbd_bench.py)")
+            from nbd_bench import nbd_section
+            self.section("nbd", lambda: nbd_section(self))
         if "scale" in sections:
             log("== scale rows")
             self.section("scale", self.scale_section)

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from vgfstest import (LvModel, LvSpec, MiB, PvSpec, RandomWriters, assert_one_line_error, ctl, ctl_ok,
-                      lv_map, pread_full, pwrite_full, start_job, wait_job)
+                      job_status, lv_map, pread_full, pwrite_full, start_job, wait_job)
 
 pytestmark = pytest.mark.skipif(shutil.which("nbdkit") is None, reason="needs nbdkit (Debian package nbdkit)")
 
@@ -203,6 +203,35 @@ def test_one_vgfs_per_export_on_this_host(servers, env):
     m = vg.mount()  # free again once unmounted
 
 
+def test_the_lease_on_the_export_refuses_a_vgfs_on_another_host(servers, env):
+    """Another host is another process with its own lock folder
+    (VGFS_NBD_LOCK_DIR), so only the lease on the export can stop it: its
+    read-write mount is refused with one line naming the holder; an offline
+    read is not; after the holder unmounts, the lease is free and it mounts."""
+    from vgfstest.env import Mount
+    srv = servers("lease", ["memory", "64M"])
+    vg = env.make_vg("vgl", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount()
+    write_lv(m, "lv", b"h" * 4096)
+    other_locks = servers.base / "otherhost-locks"
+    other_locks.mkdir()
+    other = dict(os.environ, VGFS_NBD_LOCK_DIR=str(other_locks))
+    mp2 = env.new_mountpoint("other")
+    m2 = Mount(env, vg.config, mp2)
+    env.mounts.append(m2)  # torn down by env if it ever mounted
+    r = env.vgfs("mount", vg.config, mp2, env=other)
+    assert_one_line_error(r, "pv0", f"in use by vgfs pid {m.pids[0]} on host {socket.gethostname()}",
+                          "its process is running")
+    r = env.vgfs("lvs", vg.config, env=other)
+    assert r.returncode == 0 and "lv" in r.stdout, r.stdout + r.stderr
+    env.unmount(m)  # releases the lease
+    r = env.vgfs("mount", vg.config, mp2, env=other)
+    assert r.returncode == 0, r.stderr
+    assert read_lv(m2, "lv", 0, 4096) == b"h" * 4096
+    env.unmount(m2)
+
+
 def test_refused_exports(servers, env):
     img = sparse(servers.base / "ro.img", 32 * MiB)
     ro = servers("ro", ["-r", "file", str(img)])
@@ -303,6 +332,41 @@ def test_a_job_whose_nbd_destination_dies_fails_and_the_source_is_untouched(serv
     assert st.get("reason"), st
     assert {run[2] for run in lv_map(m, "lv")} == {"pv0"}
     model.assert_equals(m.lv("lv"), "after the failed job")
+
+
+def test_a_move_whose_destination_restarts_inside_the_window_recopies_and_completes(servers, env):
+    """Issue 13: the destination's server (cache=writeback: what it
+    acknowledged since the last flush dies with it) is killed mid-move and
+    restarted within the reconnect window. The job recopies what it copied
+    since its last durable checkpoint and completes; every byte is exact,
+    also read back after the server is killed once more after the unmount."""
+    size = 32 * MiB
+    vg = env.make_vg("vgw", pvs=[PvSpec("pv0", "pv0.img", "64MiB")],
+                     lvs=[LvSpec("lv", extents=[("0-31", "pv0", "0-31")])])
+    vg.create()
+    img = sparse(servers.base / "wb.img", 64 * MiB)
+    dest = servers("wb", ["--filter=cache", "file", str(img), "cache=writeback"])
+    m = vg.mount(foreground=True, opts="nbd_timeout=3,nbd_reconnect=20")
+    model = LvModel(size, data=random.Random(12).randbytes(size))
+    write_lv(m, "lv", bytes(model.buf))
+    ctl_ok(m, f"pvadd {dest.uri} pv1")
+    job = start_job(m, "pvmove pv0 pv1", limit="8MiB")  # about 4 s
+    writers = RandomWriters(model, m.lv("lv"), n=2, seed=12, pause=0.01).start()
+    time.sleep(1.6)  # past the first checkpoint, with copies after it
+    assert job_status(m, job)["sync_status"] == "copying"
+    dest.stop()  # SIGKILL: the unflushed copies are gone
+    dest.start()
+    st = wait_job(m, job, timeout=90)
+    writers.stop()
+    assert st["sync_status"] == "completed", st
+    assert {run[2] for run in lv_map(m, "lv")} == {"pv1"}
+    model.assert_equals(m.lv("lv"), "after the move")
+    assert "recopying what was copied since the last durable checkpoint" in m.stderr(), m.stderr()
+    env.unmount(m)
+    dest.stop()  # nothing unflushed may be lost now
+    dest.start()
+    m = vg.mount()
+    model.assert_equals(m.lv("lv"), "after the server was killed again and a remount")
 
 
 def test_stopped_server_fails_requests_after_the_deadline(servers, env):
@@ -471,4 +535,61 @@ def test_tls_psk_export(servers, env):
     plain = env.make_vg("vgp", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[])
     env.unmount(m)
     r = plain.create(check=False)
+    assert_one_line_error(r, "pv0", "cannot connect")
+
+
+def make_x509(d: Path, cn_server: str = "localhost") -> tuple[Path, Path]:
+    """A throwaway CA, a server certificate for `cn_server` and a client
+    certificate, made with openssl: returns (server dir for nbdkit
+    --tls-certificates, client dir for libnbd's tls-certificates=)."""
+    d.mkdir()
+    srv, cli = d / "server", d / "client"
+    srv.mkdir()
+    cli.mkdir()
+
+    def ossl(*args):
+        r = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True)
+        assert r.returncode == 0, f"openssl {args[0]}: {r.stderr}"
+
+    ossl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d / "ca-key.pem",
+         "-out", d / "ca-cert.pem", "-days", "2", "-subj", "/CN=vgfs test CA")
+    for name, where, cn, usage in (("server", srv, cn_server, "serverAuth"),
+                                   ("client", cli, "vgfs test client", "clientAuth")):
+        ext = d / f"{name}.ext"
+        ext.write_text(f"subjectAltName=DNS:{cn_server},IP:127.0.0.1\n"
+                       "keyUsage=digitalSignature,keyEncipherment\n"
+                       f"extendedKeyUsage={usage}\n")
+        ossl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", where / f"{name}-key.pem",
+             "-out", d / f"{name}.csr", "-subj", f"/CN={cn}")
+        ossl("x509", "-req", "-in", d / f"{name}.csr", "-CA", d / "ca-cert.pem", "-CAkey",
+             d / "ca-key.pem", "-CAcreateserial", "-out", where / f"{name}-cert.pem", "-days", "2",
+             "-extfile", ext)
+        shutil.copyfile(d / "ca-cert.pem", where / "ca-cert.pem")
+    return srv, cli
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
+def test_tls_x509_export(servers, env):
+    """TLS with X.509 certificates (nbds:// over TCP, the server's name
+    checked against its certificate, a client certificate sent): data
+    written survives a remount; a client whose CA did not sign the server's
+    certificate is refused with one line."""
+    srv_dir, cli_dir = make_x509(servers.base / "pki")
+    srv = servers("x509", ["--tls=require", f"--tls-certificates={srv_dir}", "--tls-verify-peer",
+                           "memory", "64M"], tcp=True)
+    uri = f"nbds://localhost:{srv.port}/?tls-certificates={cli_dir}"
+    vg = env.make_vg("vgx", pvs=[PvSpec("pv0", uri, None)], lvs=[LvSpec("lv", size="8MiB")])
+    vg.create()
+    m = vg.mount()
+    data = random.Random(13).randbytes(3 * MiB)
+    write_lv(m, "lv", data)
+    env.unmount(m)
+    m = vg.mount()
+    assert read_lv(m, "lv", 0, len(data)) == data
+    env.unmount(m)
+    # Another CA: the server's certificate does not verify.
+    _, other = make_x509(servers.base / "pki-other")
+    bad = env.make_vg("vgxb", pvs=[PvSpec("pv0", f"nbds://localhost:{srv.port}/?tls-certificates={other}",
+                                          None)], lvs=[])
+    r = bad.create(check=False)
     assert_one_line_error(r, "pv0", "cannot connect")

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "test_util.h"
 #include "vgfs/fault_injector.h"
 #include "vgfs/job_record.h"
+#include "vgfs/local_backend.h"
 #include "vgfs/pv_device.h"
 #include "vgfs/transfer.h"
 #include "vgfs/units.h"
@@ -132,6 +134,59 @@ std::string random_bytes(std::mt19937_64& rng, size_t n) {
   return s;
 }
 
+// A destination that loses its unflushed writes on demand, as an NBD export
+// whose server was killed and restarted within the reconnect window: lose()
+// puts back what the writes since the last good flush overwrote, the next
+// flush fails once with EIO, and write_losses() moves (NbdBackend's rules).
+class LossyBackend final : public PvBackend {
+ public:
+  explicit LossyBackend(std::unique_ptr<PvBackend> inner) : PvBackend(inner->label()), inner_(std::move(inner)) {}
+  uint64_t size() const override { return inner_->size(); }
+  PvCapabilities capabilities() const override { return {}; }  // no descriptor: every byte comes through here
+  Status check_range(uint64_t offset, uint64_t length) const override { return inner_->check_range(offset, length); }
+  uint64_t write_losses() const override { return losses_.load(); }
+  void lose() const {
+    std::lock_guard lock(m_);
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it)
+      REQUIRE(inner_->write(it->second.data(), it->second.size(), it->first).ok());
+    lost_writes_ += undo_.size();
+    undo_.clear();
+    fail_flush_ = true;
+    losses_.fetch_add(1);
+  }
+  size_t lost_writes() const {
+    std::lock_guard lock(m_);
+    return lost_writes_;
+  }
+
+ protected:
+  Status do_read(void* buf, uint64_t length, uint64_t offset) const override { return inner_->read(buf, length, offset); }
+  Status do_write(const void* buf, uint64_t length, uint64_t offset, bool) const override {
+    std::lock_guard lock(m_);
+    std::string old(length, '\0');
+    VGFS_RETURN_IF_ERROR(inner_->read(old.data(), length, offset));
+    undo_.emplace_back(offset, std::move(old));
+    return inner_->write(buf, length, offset);
+  }
+  Status do_flush() const override {
+    std::lock_guard lock(m_);
+    if (fail_flush_) {
+      fail_flush_ = false;
+      return Status::Error(EIO, label() + ": lost unflushed writes");
+    }
+    undo_.clear();
+    return inner_->flush();
+  }
+
+ private:
+  std::unique_ptr<PvBackend> inner_;
+  mutable std::mutex m_;
+  mutable std::vector<std::pair<uint64_t, std::string>> undo_;  // guarded by m_
+  mutable bool fail_flush_ = false;                             // guarded by m_
+  mutable size_t lost_writes_ = 0;                              // guarded by m_
+  mutable std::atomic<uint64_t> losses_{0};
+};
+
 // A source, a destination and a record file with a Transfer over them, and
 // a Copier whose hooks do what the manager's do, minus the metadata: the
 // switch holds writes, checks that no write slipped in, and finishes.
@@ -150,12 +205,23 @@ struct CopierRig {
   std::optional<JobState> ended;
   std::string reason;
 
-  explicit CopierRig(uint64_t region_count = 32, Copier::Tuning tuning = {}) : regions(region_count), size(region_count * rs) {
+  const LossyBackend* lossy = nullptr;  // the destination's backend when made lossy
+
+  explicit CopierRig(uint64_t region_count = 32, Copier::Tuning tuning = {}, bool lossy_dst = false)
+      : regions(region_count), size(region_count * rs) {
     vgfs_test::write_file(src_path, random_bytes(rng, size));
     vgfs_test::write_file(dst_path, std::string(size, kDstFill));
     vgfs_test::make_sparse(rec_path, 1 * MiB);
     src = open(src_path, "PV src");
-    dst = open(dst_path, "PV dst");
+    if (lossy_dst) {
+      Result<std::unique_ptr<LocalBackend>> inner = LocalBackend::open(dst_path, true, "PV dst");
+      REQUIRE_MESSAGE(inner.ok(), inner.status().message());
+      auto b = std::make_unique<LossyBackend>(std::move(*inner));
+      lossy = b.get();
+      dst = PvDevice::from_backend(std::move(b), dst_path, true);
+    } else {
+      dst = open(dst_path, "PV dst");
+    }
     rec = open(rec_path, "PV rec");
     Transfer::Geometry g;
     g.job_id = 3;
@@ -177,8 +243,8 @@ struct CopierRig {
         t->unblock_writes();
         return false;
       }
-      *st = dst.sync();
-      if (!st->ok()) {
+      *st = t->checkpoint();  // as the manager's: a lossy destination's copies are marked for a recopy
+      if (!st->ok() || t->pending_count() != 0) {
         t->unblock_writes();
         return false;
       }
@@ -375,6 +441,74 @@ TEST_CASE("copier: a switch that finds a write slipped in goes back to synchroni
   CHECK(rig.switches == 2);
   CHECK(phases == std::vector<Copier::Phase>{Copier::Phase::kSwitching, Copier::Phase::kSwitching});
   CHECK(copier.phase() == Copier::Phase::kDone);
+  CHECK(rig.equal());
+}
+
+// Issue 13: a destination that comes back within the window after losing
+// acknowledged copies is recopied since the last durable checkpoint, and the
+// job completes instead of failing.
+TEST_CASE("copier: copies a destination lost before any checkpoint are all recopied; the job completes, data equal") {
+  Copier::Tuning tuning;
+  tuning.slice = 0ms;  // one region a step
+  tuning.checkpoint_interval = 1h;  // only the checkpoints the phases make
+  CopierRig rig(16, tuning, true);
+  for (int i = 0; i < 5; ++i) (void)rig.copier->step();
+  REQUIRE(rig.t->progress_pointer() == 5 * rig.rs);
+  rig.lossy->lose();
+  CHECK(rig.lossy->lost_writes() == 5);
+  CHECK_FALSE(rig.equal());
+  CHECK(rig.run() == StepResult::kDone);
+  CHECK_FALSE(rig.ended.has_value());
+  CHECK(rig.t->sync_status() == SyncStatus::kCompleted);
+  CHECK(rig.t->loss_recoveries() == 1);
+  CHECK(rig.t->copied_bytes() == 2 * rig.size);  // found at the end of the first pass: everything again
+  CHECK(rig.equal());
+}
+
+TEST_CASE("copier: after a loss, only the regions since the last durable checkpoint are recopied") {
+  Copier::Tuning tuning;
+  tuning.slice = 0ms;
+  tuning.checkpoint_interval = 1h;
+  CopierRig rig(16, tuning, true);
+  for (int i = 0; i < 3; ++i) (void)rig.copier->step();
+  REQUIRE(rig.t->checkpoint().ok());  // regions 0-2 durable
+  REQUIRE(rig.t->persisted_pointer() == 3 * rig.rs);
+  for (int i = 0; i < 3; ++i) (void)rig.copier->step();
+  rig.lossy->lose();  // regions 3-5 go back to the fill
+  CHECK(rig.lossy->lost_writes() == 3);
+  // The next checkpoint finds it: P moves on, the regions since the durable
+  // one are dirty (record and memory), and the flush after that succeeds.
+  REQUIRE(rig.t->checkpoint().ok());
+  CHECK(rig.t->loss_recoveries() == 1);
+  CHECK(rig.t->persisted_pointer() == 6 * rig.rs);
+  CHECK(rig.t->pending_count() == 4);  // 3-5 and the region at P, which the first pass clears
+  CHECK(rig.run() == StepResult::kDone);
+  CHECK_FALSE(rig.ended.has_value());
+  CHECK(rig.t->copied_bytes() == rig.size + 3 * rig.rs);
+  CHECK(rig.equal());
+}
+
+TEST_CASE("copier: a loss found by the switch's checkpoint sends the copier back to recopy, then it switches") {
+  Copier::Tuning tuning;
+  tuning.slice = 0ms;
+  tuning.checkpoint_interval = 1h;
+  CopierRig rig(8, tuning, true);
+  // A write below P before the loss: its dirty bit is persisted, then the
+  // copier recopies it; the recopy is lost with the server.
+  for (int i = 0; i < 8; ++i) (void)rig.copier->step();
+  REQUIRE(rig.t->progress_pointer() == rig.size);
+  REQUIRE(rig.t->checkpoint().ok());
+  std::string data(4 * KiB, 'W');
+  REQUIRE(rig.t->write(rig.rs + 100, data.data(), data.size()).ok());
+  std::string src = vgfs_test::read_file(rig.src_path);
+  src.replace(rig.rs + 100, data.size(), data);
+  REQUIRE(vgfs_test::read_file(rig.src_path) == src);
+  while (rig.t->pending_count() != 0) (void)rig.copier->step();  // the resync pass recopies region 1
+  rig.lossy->lose();
+  CHECK(rig.run() == StepResult::kDone);
+  CHECK_FALSE(rig.ended.has_value());
+  CHECK(rig.t->loss_recoveries() == 1);
+  CHECK(rig.switches >= 2);  // the first found the loss and went back
   CHECK(rig.equal());
 }
 

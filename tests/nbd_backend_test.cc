@@ -17,13 +17,16 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <fmt/format.h>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "test_util.h"
 #include "vgfs/nbd_backend.h"
+#include "vgfs/pv_lease.h"
 #include "vgfs/pv_device.h"
 #include "vgfs/sizes.h"
 
@@ -342,8 +345,140 @@ TEST_CASE("nbd: a server restarted inside the window: I/O goes on; unflushed wri
   Status st = b->flush_if_written();
   CHECK(st.code() == EIO);
   CHECK(st.message().find("not yet flushed") != std::string::npos);
+  // Counted when the connection was found dead (by the read, or at the
+  // latest by the flush, which looks at every connection).
+  const uint64_t losses = b->write_losses();
+  CHECK(losses >= 1);
   CHECK(b->flush_if_written().ok());
   CHECK(b->flush().ok());
+  CHECK(b->write_losses() == losses);  // flushes do not move it; only losses do
+}
+
+TEST_CASE("nbd: block status is asked once per window; a write inside it drops the window") {
+  TempDir dir;
+  Nbdkit server(dir / "s", {"--filter=stats", "memory", "64M", "statsfile=" + std::string(dir / "stats"),
+                            "statsappend=true"});
+  auto b = open_nbd(server.uri());
+  const std::string data = pattern(MiB, 9);
+  REQUIRE(b->write(data.data(), data.size(), 8 * MiB).ok());
+  // Region by region over 16 MiB as a copier asks: hole, data, hole.
+  int holes = 0, datas = 0;
+  for (uint64_t at = 0; at < 16 * MiB; at += 256 * KiB) {
+    Result<PvExtent> e = b->extent_at(at, 256 * KiB);
+    REQUIRE(e.ok());
+    (e->data ? datas : holes)++;
+    CHECK(e->length == 256 * KiB);
+  }
+  CHECK(datas == 4);
+  CHECK(holes == 60);
+  // A write that completes inside the window is seen at once.
+  REQUIRE(b->write(data.data(), 4096, 2 * MiB).ok());
+  Result<PvExtent> e = b->extent_at(2 * MiB, 256 * KiB);
+  REQUIRE(e.ok());
+  CHECK(e->data);
+  e = b->extent_at(3 * MiB, 256 * KiB);
+  REQUIRE(e.ok());
+  CHECK_FALSE(e->data);
+  // A trim (zero without NO_HOLE) too: the range reads as a hole again.
+  REQUIRE(b->zero(8 * MiB, MiB).ok());
+  e = b->extent_at(8 * MiB, 256 * KiB);
+  REQUIRE(e.ok());
+  CHECK_FALSE(e->data);
+  b.reset();
+  server.signal(SIGTERM);  // nbdkit writes its statistics as it exits
+  std::string stats;
+  for (int i = 0; i < 500 && stats.find("extents") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    struct stat st {};
+    if (::stat((dir / "stats").c_str(), &st) == 0) stats = vgfs_test::read_file(dir / "stats");
+  }
+  server.kill_now();
+  // "extents: N ops": the 64 regions cost one request, the two windows
+  // after the changes one each, and the zero's own check at most one more.
+  const size_t at = stats.find("extents:");
+  REQUIRE_MESSAGE(at != std::string::npos, stats);
+  const int asked = std::stoi(stats.substr(at + 8));
+  CHECK_MESSAGE(asked <= 4, stats);
+}
+
+TEST_CASE("nbd: the lease on the export: a second holder is refused naming the first, until it is released") {
+  TempDir dir;
+  Nbdkit server(dir / "s", {"memory", "64M"});
+  auto first = open_nbd(server.uri());
+  auto second = open_nbd(server.uri());
+  REQUIRE(first->take_lease(8 * KiB).ok());
+  Status st = second->take_lease(8 * KiB);
+  CHECK(st.code() == EBUSY);
+  CHECK_MESSAGE(st.message().find(fmt::format("vgfs pid {} on host {}", ::getpid(), lease_host_name())) !=
+                    std::string::npos,
+                st.message());
+  CHECK(st.message().find("its process is running") != std::string::npos);
+  // The record: held, this process, renewed by the thread.
+  std::string block = read_back(*first, 8 * KiB, kLeaseSize);
+  std::optional<LeaseRecord> l = decode_lease(block);
+  REQUIRE(l.has_value());
+  CHECK(l->held);
+  CHECK(l->pid == static_cast<uint64_t>(::getpid()));
+  const uint64_t counter = l->counter;
+  std::this_thread::sleep_for(std::chrono::seconds(NbdBackend::kLeasePeriodSeconds) + std::chrono::milliseconds(500));
+  l = decode_lease(read_back(*first, 8 * KiB, kLeaseSize));
+  REQUIRE(l.has_value());
+  CHECK(l->counter > counter);
+  // Released when the holder goes: the next one takes it.
+  first.reset();
+  l = decode_lease(read_back(*second, 8 * KiB, kLeaseSize));
+  REQUIRE(l.has_value());
+  CHECK_FALSE(l->held);
+  REQUIRE(second->take_lease(8 * KiB).ok());
+  // A read-only open neither takes nor checks it.
+  auto reader = open_nbd(server.uri(), false);
+  CHECK(reader->take_lease(8 * KiB).ok());
+}
+
+TEST_CASE("nbd: a lease held on another host counts until its expiry; one of a dead process here does not") {
+  TempDir dir;
+  Nbdkit server(dir / "s", {"memory", "64M"});
+  auto b = open_nbd(server.uri());
+  const uint64_t now_ms = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+  LeaseRecord other;
+  other.held = true;
+  other.holder = new_uuid();
+  other.counter = 7;
+  other.renewed_ms = now_ms - 3000;
+  other.period_s = 2;
+  other.expiry_s = 10;
+  other.pid = 4242;
+  other.host = "otherhost";
+  other.boot_id = "x";
+  std::string image = encode_lease(other);
+  REQUIRE(b->write(image.data(), image.size(), 8 * KiB).ok());
+  Status st = b->take_lease(8 * KiB);
+  CHECK(st.code() == EBUSY);
+  CHECK_MESSAGE(st.message().find("vgfs pid 4242 on host otherhost") != std::string::npos, st.message());
+  CHECK(st.message().find("renewed 3.") != std::string::npos);
+  // Not renewed for longer than its expiry: taken over.
+  other.renewed_ms = now_ms - 11000;
+  image = encode_lease(other);
+  REQUIRE(b->write(image.data(), image.size(), 8 * KiB).ok());
+  REQUIRE(b->take_lease(8 * KiB).ok());
+  // This host, a process that is gone (pid 2^22-1 never runs): free at once.
+  LeaseRecord dead = other;
+  dead.renewed_ms = now_ms;
+  dead.host = lease_host_name();
+  dead.boot_id = lease_boot_id();
+  dead.pid = (1u << 22) - 1;
+  CHECK(lease_live_reason(dead, now_ms).empty());
+  dead.pid = static_cast<uint64_t>(::getpid());
+  CHECK(lease_live_reason(dead, now_ms) == "its process is running");
+  // A running process that stopped renewing (or got a dead holder's pid) does not hold it.
+  dead.renewed_ms = now_ms - 11000;
+  CHECK(lease_live_reason(dead, now_ms).empty());
+  // Zeros, another format's bytes or a torn record are no lease.
+  CHECK_FALSE(decode_lease(std::string(kLeaseSize, '\0')).has_value());
+  image[100] ^= 1;
+  CHECK_FALSE(decode_lease(image).has_value());
 }
 
 TEST_CASE("nbd: a server gone for longer than the window: requests fail with EIO, then work once it is back") {

@@ -39,6 +39,8 @@ class FaultBackend final : public PvBackend {
   }
   Status check_range(uint64_t offset, uint64_t length) const override { return inner_->check_range(offset, length); }
   Status lock(bool exclusive) const override { return inner_->lock(exclusive); }
+  uint64_t write_losses() const override { return inner_->write_losses(); }
+  Status take_lease(uint64_t offset) const override { return inner_->take_lease(offset); }
 
  protected:
   Status do_read(void* buf, uint64_t length, uint64_t offset) const override;

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -61,11 +62,23 @@ class NbdBackend final : public PvBackend {
   uint64_t size() const override { return size_; }
   PvCapabilities capabilities() const override;
   // NBD block status (base:allocation) where the export offers it: a run
-  // that reads as zeros is a hole.
+  // that reads as zeros is a hole. One request asks for a window of up to
+  // kExtentWindow bytes and its answer is kept, so a copier asking region by
+  // region costs one round trip (and one walk of the server's file) per
+  // window, not per region; a write, zero or trim that completes over the
+  // window drops it.
   Result<PvExtent> extent_at(uint64_t offset, uint64_t length) const override;
+  static constexpr uint64_t kExtentWindow = 1ull << 30;
   // The export's size is fixed for a connection's life: a range check only.
   Status check_range(uint64_t offset, uint64_t length) const override;
   Status lock(bool exclusive) const override;
+  // The lease on the export itself (docs/nbd.md, "One mount per export"):
+  // for a read-write open, takes the record at `offset` or refuses with
+  // EBUSY naming the vgfs that holds it; a thread renews it every
+  // kLeasePeriod and the destructor releases it. A read-only open neither
+  // takes nor checks it.
+  Status take_lease(uint64_t offset) const override;
+  static constexpr uint32_t kLeasePeriodSeconds = 2, kLeaseExpirySeconds = 10;
   // Reads and writes complete from the I/O thread of their connection.
   void submit(PvRequest& request) const override;
 
@@ -73,6 +86,8 @@ class NbdBackend final : public PvBackend {
   size_t connection_count() const;
   // Reconnections since open, for tests and logs.
   uint64_t reconnects() const { return reconnects_.load(); }
+  // Connections lost while they held acknowledged, unflushed writes.
+  uint64_t write_losses() const override { return write_losses_.load(); }
 
   struct Op;
   struct Connection;
@@ -81,6 +96,10 @@ class NbdBackend final : public PvBackend {
   // the next request (or at once in a parent with requests in flight).
   void stop_threads() const;
   void start_threads() const;
+  // The lease renewer, stopped and started around fork() like the I/O
+  // threads; the child restarts it at once (its pid is the holder's now).
+  void stop_lease_thread() const;
+  void start_lease_thread() const;
   bool busy() const { return outstanding_.load() > 0; }
 
  protected:
@@ -107,6 +126,9 @@ class NbdBackend final : public PvBackend {
   // A connection died holding acknowledged, unflushed writes: the next
   // flush reports EIO once.
   void note_connection_lost() const;
+  // A write, zero or trim of [offset, offset+length) completed (or failed):
+  // drops the block-status window it overlaps.
+  void note_changed(uint64_t offset, uint64_t length) const;
 
   std::string uri_;
   uint64_t size_ = 0;
@@ -119,9 +141,24 @@ class NbdBackend final : public PvBackend {
   mutable std::atomic<uint64_t> next_{0};           // round robin over connections
   mutable std::atomic<bool> lost_unflushed_{false};
   mutable std::atomic<uint64_t> reconnects_{0};
+  mutable std::atomic<uint64_t> write_losses_{0};
+  // The block-status window (extent_at): [window_lo_, window_hi_) is
+  // published before its request is sent, and `window_gen_` moves when a
+  // change completes inside it, so an answer older than a completed write
+  // is never used. The runs themselves are guarded by window_m_.
+  mutable std::atomic<uint64_t> window_lo_{0}, window_hi_{0}, window_gen_{0};
+  mutable std::mutex window_m_;
+  mutable uint64_t window_start_ = 0, window_taken_gen_ = 0;  // guarded by window_m_
+  mutable bool window_valid_ = false;                         // guarded by window_m_
+  mutable std::vector<std::pair<uint64_t, bool>> window_runs_;  // (length, data), guarded by window_m_
   mutable std::atomic<int64_t> outstanding_{0};  // requests submitted and not yet completed
   mutable std::atomic<bool> threads_running_{false};
   mutable int lock_fd_ = -1;
+  // The lease, once taken: its record (as last written) and its renewer.
+  struct Lease;
+  mutable std::unique_ptr<Lease> lease_;
+  void renew_lease() const;
+  void release_lease() const;
 };
 
 }  // namespace vgfs

@@ -119,6 +119,23 @@ class PvBackend {
   // Takes the PV for this process: exclusive for writing, else shared.
   // Never waits. A backend without locks of its own succeeds.
   virtual Status lock(bool exclusive) const;
+  // How many times this backend may have lost writes it had acknowledged
+  // but not yet made durable (an NBD connection that died holding them: the
+  // server may drop them with its session). It only grows. A caller that
+  // keeps a durable checkpoint of what it wrote (a migration job) compares
+  // it across a flush: a changed count means everything written since the
+  // last flush that found it unchanged must be written again. Local files
+  // never lose acknowledged writes while the system runs: always 0.
+  virtual uint64_t write_losses() const { return 0; }
+  // Takes the exclusive lease kept on the PV itself, `offset` being the
+  // kLeaseSize bytes its format leaves for one (VgFormat::lease_offset),
+  // and keeps it while the backend lives; EBUSY naming the holder when
+  // another live vgfs has it. Only a backend that other hosts can reach
+  // (NBD) has one: the default does nothing.
+  virtual Status take_lease(uint64_t offset) const {
+    (void)offset;
+    return Status::Ok();
+  }
 
   // Starts a read, write or flush and reports through request.done. The
   // default runs it synchronously on the calling thread; a backend with a
@@ -153,7 +170,8 @@ class PvBackend {
 
 // Copies `length` bytes from `src` to `dst`: copy_file_range where both have
 // a local descriptor, read and write through a buffer otherwise (or where
-// copy_file_range stops early). Errors name the failing side.
+// copy_file_range stops early), through a buffer kept per thread. Errors
+// name the failing side.
 Status copy_between(const PvBackend& src, uint64_t src_offset, const PvBackend& dst, uint64_t dst_offset,
                     uint64_t length);
 

@@ -12,7 +12,12 @@
 //     progress pointer or a cleared bit, and only clears bits that were clear
 //     in memory before that fdatasync;
 //   - the copier and writers hold a region's lock while they touch it, and
-//     the copier holds at most one at a time.
+//     the copier holds at most one at a time;
+//   - a destination that may have lost acknowledged writes since the last
+//     durable checkpoint (its PvBackend::write_losses() moved: an NBD server
+//     restarted within the reconnect window) gets every region copied or
+//     dual-written since then marked dirty again before the checkpoint goes
+//     on, so the job recopies them instead of failing.
 // Regions are `region_size` bytes of the range; the last may be shorter.
 #pragma once
 
@@ -91,6 +96,9 @@ class Transfer {
   uint64_t rate_limit() const { return rate_limit_.load(); }
   void set_rate_limit(uint64_t r) { rate_limit_.store(r); }
   uint64_t copied_bytes() const { return copied_.load(); }
+  // Checkpoints that found the destination had lost acknowledged writes
+  // and marked the regions since the previous one for a recopy.
+  uint64_t loss_recoveries() const { return loss_recoveries_.load(); }
   // The bitmap as persisted next: dirty | dual-written, one bit per region.
   std::string bitmap_bytes() const;
   // Set when a write to the destination failed in the synchronized state.
@@ -116,6 +124,11 @@ class Transfer {
   Status copy_region(uint64_t r);
   Status flush(bool advance);
   Status write_record(bool advance);
+  // The destination's flush, with write losses turned into recopies.
+  Status sync_destination();
+  // Marks dirty what a destination that lost writes may lack: every region
+  // persisted dirty, and those between the persisted pointer and P.
+  void mark_unsure();
   std::mutex& lock_of(uint64_t r) { return locks_[r % lock_count_]; }
 
   Geometry g_;
@@ -132,6 +145,8 @@ class Transfer {
   std::atomic<bool> paused_{false};
   std::atomic<uint64_t> rate_limit_{0};
   std::atomic<uint64_t> copied_{0};
+  std::atomic<uint64_t> loss_recoveries_{0};
+  uint64_t dest_losses_ = 0;  // the destination's write_losses() when last found durable (flush leader only)
   std::shared_mutex barrier_;  // writers shared; switch and abort exclusive
   std::atomic<bool> finished_{false};
 

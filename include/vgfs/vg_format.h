@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -113,6 +114,15 @@ class VgFormat {
   // `device` is only a hint, possibly another machine's device: its PVs
   // come only from the paths the caller gives.
   virtual bool opens_recorded_paths() const { return true; }
+  // Where the format leaves kLeaseSize bytes (vgfs/pv_lease.h) for the
+  // lease that keeps a second vgfs, on any host, off a PV other hosts can
+  // reach (docs/nbd.md, "One mount per export"); none by default. LVM2's
+  // format defines no spare bytes (its label sector, metadata area headers
+  // and texts are LVM2's to place), so an LVM2 PV has no lease.
+  virtual std::optional<uint64_t> lease_offset(const PvLabel& label) const {
+    (void)label;
+    return std::nullopt;
+  }
 
   // A PV joining the VG: its label written and its metadata places
   // emptied, synced (the next commit fills them).

@@ -27,6 +27,8 @@ class WindowBackend final : public PvBackend {
   Result<PvExtent> extent_at(uint64_t offset, uint64_t length) const override;
   Status check_range(uint64_t offset, uint64_t length) const override;
   Status lock(bool exclusive) const override { return base_->lock(exclusive); }
+  uint64_t write_losses() const override { return base_->write_losses(); }
+  Status take_lease(uint64_t offset) const override { return base_->take_lease(offset_ + offset); }
 
  protected:
   Status do_read(void* buf, uint64_t length, uint64_t offset) const override;

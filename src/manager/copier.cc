@@ -2,6 +2,10 @@
 // docs/migration.md rules 3, 4 and 6).
 #include "manager/copier.h"
 
+#include <fmt/format.h>
+
+#include "vgfs/log.h"
+
 namespace vgfs {
 
 const char* copier_phase_name(Copier::Phase phase) {
@@ -55,9 +59,19 @@ Status Copier::after_region() {
   }
   if (now - last_checkpoint_ >= tuning_.checkpoint_interval) {
     last_checkpoint_ = now;
-    return t_.checkpoint();
+    return checkpoint();
   }
   return Status::Ok();
+}
+
+Status Copier::checkpoint() {
+  const uint64_t recoveries = t_.loss_recoveries();
+  Status st = t_.checkpoint();
+  if (t_.loss_recoveries() != recoveries)
+    log::warning(fmt::format("job {}: the destination lost copies it had acknowledged (its server restarted); "
+                             "recopying what was copied since the last durable checkpoint",
+                             t_.geometry().job_id));
+  return st;
 }
 
 // Control changes (pause, abort, stop, limit) wake the job through the
@@ -104,7 +118,7 @@ StepResult Copier::step() {
         // From here writes dirty no region for the copier: the count only falls.
         t_.set_sync_status(SyncStatus::kSynchronized);
         phase_ = Phase::kSynchronized;
-        st = t_.checkpoint();
+        st = checkpoint();
         continue;
       }
       before_ = pending;

@@ -96,6 +96,9 @@ class Copier {
   StepResult sleep(Clock::time_point until);
   // After each region: the rate budget, the rate figure, the periodic checkpoint.
   Status after_region();
+  // The transfer's checkpoint; says in the log when it found the destination
+  // had lost acknowledged copies (they are recopied, include/vgfs/transfer.h).
+  Status checkpoint();
 
   Transfer& t_;
   const Hooks hooks_;

@@ -410,6 +410,8 @@ Result<PvAdded> VolumeManager::pvadd(const std::string& path, std::string name, 
     return Status::Error(ENOSPC, fmt::format("{}: {} bytes is too small for one {} extent after {} bytes of label and "
                                              "metadata", dev->label(), dev->size(), format_size(md.extent_size),
                                              label.layout.pe_start));
+  if (std::optional<uint64_t> at = store_.format().lease_offset(label))  // an NBD export: docs/nbd.md
+    VGFS_RETURN_IF_ERROR(dev->backend().take_lease(*at));
   md.pvs.push_back(PvInfo{name, label.pv_uuid, path, label.layout.pe_start, label.layout.pe_count, label.record});
   VGFS_RETURN_IF_ERROR(store_.add_pv(std::move(*dev), label));
   Status st = commit(std::move(md));

@@ -572,7 +572,14 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
     t.unblock_writes();
     return false;
   }
-  *st = t.geometry().destination.dev->sync();
+  // A checkpoint, not only the destination's flush: a destination that lost
+  // acknowledged copies (an NBD server restarted) gets them marked for a
+  // recopy here, and the copier goes on instead of switching.
+  *st = t.checkpoint();
+  if (st->ok() && t.pending_count() != 0) {
+    t.unblock_writes();
+    return false;
+  }
   VgMetadata md = store_.metadata();
   const int lv = md.find_lv(job.info.lv);
   if (st->ok()) {

@@ -118,9 +118,15 @@ Status copy_between(const PvBackend& src, uint64_t src_offset, const PvBackend& 
     }
     if (done > 0) dst.note_written();
   }
-  if (done < length) {  // read and write, which name the failing side
+  // Read and write, which name the failing side, through the thread's own
+  // buffer (the copier's), kept between calls: a fresh 256 KiB allocation
+  // per region costs an mmap and its page faults. One synchronous request
+  // each way: on a small machine, pieces in flight through submit() cost
+  // more in thread hand-offs than they win (docs/nbd.md, "Measured").
+  thread_local std::vector<char> buf;
+  if (done < length) {
     const uint64_t left = length - done;
-    std::vector<char> buf(left);
+    if (buf.size() < left) buf.resize(left);
     VGFS_RETURN_IF_ERROR(src.read(buf.data(), left, src_offset + done));
     VGFS_RETURN_IF_ERROR(dst.write(buf.data(), left, dst_offset + done));
   }

@@ -70,6 +70,11 @@ Result<Candidate> open_candidate(const VgFormat& format, const std::string& name
   c.dev = std::move(*dev);
   VGFS_RETURN_IF_ERROR(c.dev.lock(mode == OpenMode::kReadWrite));
   VGFS_ASSIGN_OR_RETURN(c.found, format.read_label(c.dev));
+  // Other hosts see no lock of this one: a PV they can reach (NBD) carries
+  // a lease where its format has room (docs/nbd.md).
+  if (mode == OpenMode::kReadWrite)
+    if (std::optional<uint64_t> at = format.lease_offset(c.label()))
+      VGFS_RETURN_IF_ERROR(c.dev.backend().take_lease(*at));
   for (MetadataCopy& copy : format.read_copies(c.dev, c.label())) {
     CopyState state;
     state.problem = copy.problem;

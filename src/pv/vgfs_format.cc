@@ -3,7 +3,10 @@
 // (seqno N in slot N % 2) holding the YAML text, a migration area.
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "vgfs/job_record.h"
+#include "vgfs/pv_lease.h"
 #include "vgfs/vg_format.h"
 #include "vgfs/vg_store.h"
 
@@ -149,6 +152,16 @@ class VgfsFormat final : public VgFormat {
   }
 
   Status wipe_pv(const PvDevice& dev) const override { return wipe_label(dev); }
+  // The 4 KiB after the second label copy (docs/format.md, "Layout"), when
+  // every area the label places starts after it (the standard layout's
+  // first area is at 1 MiB).
+  std::optional<uint64_t> lease_offset(const PvLabel& label) const override {
+    const PvLayout& l = label.layout;
+    const uint64_t at = kLabelOffsets[1] + kLabelSize;
+    const uint64_t first = std::min({l.slot_offset[0], l.slot_offset[1], l.migration_offset, l.pe_start});
+    if (first < at + kLeaseSize) return std::nullopt;
+    return at;
+  }
 
   Result<PvLabel> new_pv_label(uint64_t device_size, const VgMetadata& md) const override {
     return PvLabel{new_uuid(), md.uuid, PvLayout::standard(device_size, md.extent_size)};

@@ -29,6 +29,7 @@ Transfer::Transfer(const Geometry& g, const JobRecord* resume)
       dual_(new std::atomic<uint64_t>[words_]),
       persisted_view_(new std::atomic<uint64_t>[words_]),
       persisted_bits_(words_, 0) {
+  dest_losses_ = g.destination.dev->backend().write_losses();
   for (size_t w = 0; w < words_; ++w) {
     dirty_[w].store(0);
     dual_[w].store(0);
@@ -259,7 +260,7 @@ Status Transfer::write_record(bool advance) {
       persisted_view_[w].fetch_and(keep[w] | ~old[w]);
       old[w] &= keep[w];
     }
-    VGFS_RETURN_IF_ERROR(g_.destination.dev->sync());
+    VGFS_RETURN_IF_ERROR(sync_destination());
     pointer = p;
   }
   // Everything set in memory now, plus what stays persisted.
@@ -276,14 +277,49 @@ Status Transfer::write_record(bool advance) {
   rec.region_count = regions_;
   rec.bitmap = bits;
   std::string image = encode_job_record(rec);
-  VGFS_RETURN_IF_ERROR(g_.record.dev->write_at(image.data(), image.size(), g_.record.offset + (rec.generation % 2) * image.size()));
-  VGFS_RETURN_IF_ERROR(g_.record.dev->sync());
+  // A record PV that lost the write (its NBD server restarted) says so once
+  // with EIO and a moved write_losses(): write it again.
+  for (int attempt = 0;; ++attempt) {
+    const uint64_t losses = g_.record.dev->backend().write_losses();
+    VGFS_RETURN_IF_ERROR(
+        g_.record.dev->write_at(image.data(), image.size(), g_.record.offset + (rec.generation % 2) * image.size()));
+    Status st = g_.record.dev->sync();
+    if (st.ok()) break;
+    if (attempt == 3 || g_.record.dev->backend().write_losses() == losses) return st;
+  }
   generation_ = rec.generation;
   persisted_bits_ = bits;
   for (size_t w = 0; w < words_; ++w) persisted_view_[w].store(bits[w]);
   std::lock_guard lock(flush_mutex_);
   persisted_pointer_ = pointer;
   return Status::Ok();
+}
+
+void Transfer::mark_unsure() {
+  const uint64_t first = persisted_pointer() / g_.region_size;
+  // One region past P too: the copier may be copying it right now.
+  const uint64_t end = std::min(regions_, div_ceil(progress_.load(), g_.region_size) + 1);
+  for (uint64_t r = first; r < end; ++r) dirty_[r / 64].fetch_or(bit(r));
+  for (size_t w = 0; w < words_; ++w) dirty_[w].fetch_or(persisted_bits_[w]);
+  if (uint64_t c = copying_.load(); c != kNone) dirty_[c / 64].fetch_or(bit(c));
+}
+
+// Flushes the destination. The flush that follows a loss of acknowledged
+// writes fails once (PvBackend's rule); the regions it may have cost are
+// marked dirty, and the next flush makes the rest durable. Runs only in the
+// flush leader, so persisted_bits_ is the last durable record's.
+Status Transfer::sync_destination() {
+  const PvBackend& dest = g_.destination.dev->backend();
+  for (int attempt = 0;; ++attempt) {
+    Status st = g_.destination.dev->sync();
+    const uint64_t losses = dest.write_losses();
+    if (losses == dest_losses_) return st;
+    if (attempt == 4)
+      return st.ok() ? Status::Error(EIO, fmt::format("{}: keeps losing acknowledged writes", dest.label())) : st;
+    dest_losses_ = losses;
+    mark_unsure();
+    loss_recoveries_.fetch_add(1);
+  }
 }
 
 void Transfer::block_writes() { barrier_.lock(); }
