@@ -24,20 +24,16 @@ import subprocess
 import time
 
 from common import RES, VGFS, WORK, BenchError, log, run
-from peers import QMP, dd_into, vgfs_mount_fg, vgfs_move
+from peers import dd_into, qsd_mirror_to, qsd_qmp_start, vgfs_mount_fg, vgfs_move
 from vgfstest.files import sha256_file
 from vgfstest.mounts import is_mounted
 from vgfstest.sizes import MiB
 from vgfstest.status import read_kv
+from workloads import IO_ROW_EXTRA, IO_ROWS, fio
 
-NBD_ROWS = [
-    # key, label, rw, bs, numjobs, metric
-    ("nbd_randread4k", "NBD PV: 4k random read QD1", "randread", "4k", 1, "iops"),
-    ("nbd_randwrite4k", "NBD PV: 4k random write QD1", "randwrite", "4k", 1, "iops"),
-    ("nbd_randread4k_4j", "NBD PV: 4k random read, 4 jobs", "randread", "4k", 4, "iops"),
-    ("nbd_seqread1m", "NBD PV: 1 MiB sequential read", "read", "1M", 1, "MiB/s"),
-    ("nbd_seqwrite1m", "NBD PV: 1 MiB sequential write", "write", "1M", 1, "MiB/s"),
-]
+# The psync rows of the I/O section (workloads.IO_ROWS), on the NBD PV.
+NBD_ROWS = [(f"nbd_{key}", f"NBD PV: {label}", rw, bs, nj, metric)
+            for key, label, rw, bs, nj, metric in IO_ROWS if key not in IO_ROW_EXTRA]
 VGFS_SYS, FUSE_SYS = "vgfs NBD PV", "nbdfuse"
 MOVE_VGFS, MOVE_QSD = "vgfs move", "qsd mirror"
 
@@ -93,46 +89,19 @@ def nbdfuse_uri_start(uri, d):
 
 def qsd_start(src, sock):
     """qemu-storage-daemon with `src` as node raw0 and a QMP socket. Returns (pid, QMP)."""
-    qmp_sock = os.path.join(os.path.dirname(sock), "qmp-nbd.sock")
-    pidfile = os.path.join(os.path.dirname(sock), "qsd-nbd.pid")
-    run(["qemu-storage-daemon",
-         "--blockdev", f"driver=file,node-name=file0,filename={src}",
-         "--blockdev", "driver=raw,node-name=raw0,file=file0",
-         "--chardev", f"socket,path={qmp_sock},server=on,wait=off,id=qmp0",
-         "--monitor", "chardev=qmp0",
-         "--pidfile", pidfile, "--daemonize"], start_new_session=True)
-    pid = int(open(pidfile).read().strip())
-    RES.add_pid(pid, "qsd-nbd")
-    return pid, QMP(qmp_sock)
+    d = os.path.dirname(sock)
+    return qsd_qmp_start(src, os.path.join(d, "qmp-nbd.sock"), os.path.join(d, "qsd-nbd.pid"), "qsd-nbd")
 
 
 def qsd_mirror_nbd(qmp, rep, sock, offset, size):
     """blockdev-mirror (sync=full) of raw0 to [offset, offset+size) of the NBD
     export; returns the seconds until the job was ready."""
-    nnode, rnode, job = f"nbd{rep}", f"nraw{rep}", f"nm{rep}"
+    nnode, rnode = f"nbd{rep}", f"nraw{rep}"
     qmp.cmd("blockdev-add", driver="nbd", **{"node-name": nnode,
                                              "server": {"type": "unix", "path": sock}})
     qmp.cmd("blockdev-add", driver="raw", offset=offset, size=size,
             **{"node-name": rnode, "file": nnode})
-    t0 = time.perf_counter()
-    qmp.cmd("blockdev-mirror", **{"job-id": job, "device": "raw0", "target": rnode,
-                                  "sync": "full"})
-    while True:
-        jobs = [j for j in qmp.cmd("query-block-jobs") if j["device"] == job]
-        if not jobs:
-            raise BenchError(f"mirror job {job} vanished: {qmp.events[-5:]}")
-        if jobs[0].get("ready"):
-            break
-        if time.perf_counter() - t0 > 600:
-            raise BenchError(f"mirror not ready after 600 s: {jobs[0]}")
-        time.sleep(0.01)
-    dt = time.perf_counter() - t0
-    qmp.cmd("block-job-cancel", device=job)  # complete without pivoting
-    end = time.monotonic() + 60
-    while any(j["device"] == job for j in qmp.cmd("query-block-jobs")):
-        if time.monotonic() > end:
-            raise BenchError(f"mirror job {job} did not finish after cancel")
-        time.sleep(0.01)
+    dt = qsd_mirror_to(qmp, rnode, f"nm{rep}")
     qmp.cmd("blockdev-del", **{"node-name": rnode})
     qmp.cmd("blockdev-del", **{"node-name": nnode})
     return dt
@@ -169,7 +138,6 @@ def sha256_range(path, offset, size):
 
 def nbd_section(bench):
     """Runs the section for workloads.Bench `bench` (its base image, sizes, args, report)."""
-    from workloads import fio  # workloads imports this module lazily
     a, rep_ = bench.a, bench.report
     size, ext = bench.img_size, bench.extent
     n = size // ext

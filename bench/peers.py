@@ -280,22 +280,53 @@ class QMP:
         self.sock.close()
 
 
-def qsd_mirror_start(base):
-    """qemu-storage-daemon with a copy of `base` as node raw0 and a QMP socket:
-    the peer of `vgfs move` (QEMU's blockdev-mirror). Returns (pid, QMP)."""
-    sock = os.path.join(WORK, "qmp.sock")
-    pidfile = os.path.join(WORK, "qsd-mirror.pid")
-    src = os.path.join(WORK, "mirror-src.img")
-    shutil.copyfile(base, src)
+def qsd_qmp_start(src, qmp_sock, pidfile, label):
+    """qemu-storage-daemon with `src` as node raw0, a QMP socket and no export.
+    Returns (pid, QMP)."""
     run(["qemu-storage-daemon",
          "--blockdev", f"driver=file,node-name=file0,filename={src}",
          "--blockdev", "driver=raw,node-name=raw0,file=file0",
-         "--chardev", f"socket,path={sock},server=on,wait=off,id=qmp0",
+         "--chardev", f"socket,path={qmp_sock},server=on,wait=off,id=qmp0",
          "--monitor", "chardev=qmp0",
          "--pidfile", pidfile, "--daemonize"], start_new_session=True)
     pid = int(open(pidfile).read().strip())
-    RES.add_pid(pid, "mirror-src.img")
-    return pid, QMP(sock)
+    RES.add_pid(pid, label)
+    return pid, QMP(qmp_sock)
+
+
+def qsd_mirror_start(base):
+    """qemu-storage-daemon with a copy of `base` as node raw0 and a QMP socket:
+    the peer of `vgfs move` (QEMU's blockdev-mirror). Returns (pid, QMP)."""
+    src = os.path.join(WORK, "mirror-src.img")
+    shutil.copyfile(base, src)
+    return qsd_qmp_start(src, os.path.join(WORK, "qmp.sock"), os.path.join(WORK, "qsd-mirror.pid"),
+                         "mirror-src.img")
+
+
+def qsd_mirror_to(qmp, target, job):
+    """blockdev-mirror (sync=full) of raw0 to the node `target`; returns the
+    seconds until the job was ready, then completes it without pivoting (the
+    source stays the node's image) and waits until it is gone."""
+    t0 = time.perf_counter()
+    qmp.cmd("blockdev-mirror", **{"job-id": job, "device": "raw0", "target": target,
+                                  "sync": "full"})
+    while True:
+        jobs = [j for j in qmp.cmd("query-block-jobs") if j["device"] == job]
+        if not jobs:
+            raise BenchError(f"mirror job {job} vanished: {qmp.events[-5:]}")
+        if jobs[0].get("ready"):
+            break
+        if time.perf_counter() - t0 > 600:
+            raise BenchError(f"mirror not ready after 600 s: {jobs[0]}")
+        time.sleep(0.01)
+    dt = time.perf_counter() - t0
+    qmp.cmd("block-job-cancel", device=job)
+    end = time.monotonic() + 60
+    while any(j["device"] == job for j in qmp.cmd("query-block-jobs")):
+        if time.monotonic() > end:
+            raise BenchError(f"mirror job {job} did not finish after cancel")
+        time.sleep(0.01)
+    return dt
 
 
 def qsd_mirror_once(qmp, rep, img_size):
@@ -304,30 +335,10 @@ def qsd_mirror_once(qmp, rep, img_size):
     tgt = os.path.join(WORK, f"mirror-dst-{rep}.img")
     with open(tgt, "wb") as f:
         f.truncate(img_size)
-    fnode, rnode, job = f"tfile{rep}", f"traw{rep}", f"m{rep}"
+    fnode, rnode = f"tfile{rep}", f"traw{rep}"
     qmp.cmd("blockdev-add", driver="file", **{"node-name": fnode, "filename": tgt})
     qmp.cmd("blockdev-add", driver="raw", **{"node-name": rnode, "file": fnode})
-    t0 = time.perf_counter()
-    qmp.cmd("blockdev-mirror", **{"job-id": job, "device": "raw0", "target": rnode,
-                                  "sync": "full"})
-    while True:
-        jobs = [j for j in qmp.cmd("query-block-jobs") if j["device"] == job]
-        if not jobs:
-            raise BenchError(f"mirror job {job} vanished: {qmp.events[-5:]}")
-        j = jobs[0]
-        if j.get("ready") or (j["len"] > 0 and j["offset"] == j["len"] and j.get("ready")):
-            break
-        if time.perf_counter() - t0 > 600:
-            raise BenchError(f"mirror not ready after 600 s: {j}")
-        time.sleep(0.01)
-    dt = time.perf_counter() - t0
-    # finish without pivoting (the source stays the node's image), then drop the target
-    qmp.cmd("block-job-cancel", device=job)
-    end = time.monotonic() + 60
-    while any(j["device"] == job for j in qmp.cmd("query-block-jobs")):
-        if time.monotonic() > end:
-            raise BenchError(f"mirror job {job} did not finish after cancel")
-        time.sleep(0.01)
+    dt = qsd_mirror_to(qmp, rnode, f"m{rep}")
     qmp.cmd("blockdev-del", **{"node-name": rnode})
     qmp.cmd("blockdev-del", **{"node-name": fnode})
     if rep == 0 and sha256_file(tgt) != sha256_file(os.path.join(WORK, "mirror-src.img")):
