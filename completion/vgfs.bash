@@ -58,6 +58,8 @@ _vgfs() {
         lvchange) opts="--uid --gid --mode" ;;
         pvadd) opts="--force" ;;
         scan) opts="--json" ;;
+        dump) opts="--vg --lvm2" ;;
+        check) opts="--vg" ;;
         lvextend) opts="-L --size -l --extents" ;;
         lvreduce) opts="-L --size -l --extents -y --yes -f --force" ;;
         lvremove) opts="-y --yes -f --force" ;;

@@ -818,7 +818,7 @@ int run(int argc, char** argv) {
   mount->add_flag("-f,--foreground", foreground, "stay in the foreground");
   mount->add_option("-o", mount_opts,
                     "options: ro, allow_other, debug, nonempty, threads=N, [no_]splice_read, [no_]splice_write, io_uring, "
-                    "lvm_lock_dir=DIR");
+                    "lvm_lock_dir=DIR, archive=DIR");
 
   // lvs, pvs, vgs: LVM2's report options (src/cli/report.h).
   CLI::App* lists[3];
