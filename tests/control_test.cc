@@ -172,6 +172,15 @@ TEST_CASE("parse_command: trailing newline and extra blanks are accepted") {
   cmd::Limit l = parse_as<cmd::Limit>(" limit\t7   50MiB \n");
   CHECK(l.job == 7);
   CHECK(l.rate == 50 * MiB);
+
+  // Job 0 is LVM2's own unfinished pvmove: abort and finish name it.
+  cmd::Abort a0 = parse_as<cmd::Abort>("abort 0");
+  CHECK(a0.job == 0);
+  cmd::Finish f = parse_as<cmd::Finish>("finish 0");
+  CHECK(f.job == 0);
+  CHECK(f.limit == 0);
+  cmd::Finish fl = parse_as<cmd::Finish>("finish 0 limit=20MiB");
+  CHECK(fl.limit == 20 * MiB);
 }
 
 TEST_CASE("parse_command: malformed commands are EINVAL with a sentence") {
@@ -180,8 +189,9 @@ TEST_CASE("parse_command: malformed commands are EINVAL with a sentence") {
            "move lv0:5-3 pv1", "move lv0:a-b pv1", "move lv0: pv1", "move lv0 pv1:x", "move lv0 pv1:3-5",
            "move -bad pv1", "move lv0 .pv1", "move :1-2 pv1", "move lv0 :3", "move lv/0 pv1",
            "pvmove", "pvmove -pv0", "pvmove pv0 pv/1",
-           "abort", "abort 0", "abort x", "abort 1 2", "abort -1", "abort 1x",
+           "abort", "abort x", "abort 1 2", "abort -1", "abort 1x",
            "pause", "pause 0", "resume", "resume y",
+           "finish", "finish 1", "finish x", "finish 0 limit=", "finish 0 limit=fast", "finish 0 1MiB",
            "limit 1", "limit 1 fast", "limit x 1MiB", "limit 0 1MiB", "limit 1 1MiB 2", "limit",
            "abort 1\nabort 2", "abort 1\nabort 2\n",
        }) {

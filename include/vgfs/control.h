@@ -62,6 +62,15 @@ struct Abort {  // abort JOB
   uint64_t job = 0;
   bool operator==(const Abort&) const = default;
 };
+// Job 0 is a move another tool left unfinished (LVM2's pvmove0,
+// VgMetadata::foreign_move): abort 0 puts it back, finish 0 hands it to vgfs
+// jobs, which start at `limit` like move's.
+struct Finish {  // finish 0 [limit=RATE]
+  static constexpr std::string_view kVerb = "finish";
+  uint64_t job = 0;
+  uint64_t limit = 0;  // bytes/s for the new jobs, 0 = none
+  bool operator==(const Finish&) const = default;
+};
 struct Pause {  // pause JOB
   static constexpr std::string_view kVerb = "pause";
   uint64_t job = 0;
@@ -126,7 +135,7 @@ struct Pvremove {  // pvremove PV
 
 }  // namespace cmd
 
-using Command = std::variant<cmd::Move, cmd::Pvmove, cmd::Abort, cmd::Pause, cmd::Resume, cmd::Limit, cmd::Lvcreate,
+using Command = std::variant<cmd::Move, cmd::Pvmove, cmd::Abort, cmd::Finish, cmd::Pause, cmd::Resume, cmd::Limit, cmd::Lvcreate,
                              cmd::Lvextend, cmd::Lvreduce, cmd::Lvremove, cmd::Lvrename, cmd::Pvadd, cmd::Pvremove>;
 
 // A visitor from lambdas, one per verb: std::visit(Overloaded{...}, command)
@@ -162,6 +171,7 @@ Reply execute(VolumeManager& manager, const Command& command);
 // uses them; tests check them against the manager's typed results).
 std::string ok_text(const cmd::Move& command, const JobsStarted& started);
 std::string ok_text(const cmd::Pvmove& command, const JobsStarted& started);
+std::string ok_text(const cmd::Finish& command, const JobsStarted& started);
 std::string ok_text(const cmd::Lvcreate& command, const LvSized& created);
 std::string ok_text(const cmd::Lvextend& command, const LvSized& extended);
 std::string ok_text(const cmd::Lvreduce& command, const LvSized& reduced);

@@ -22,6 +22,7 @@
 
 #include "vgfs/lvm2_config.h"
 #include "vgfs/lvm2_metadata.h"
+#include "vgfs/metadata.h"
 #include "vgfs/status.h"
 
 namespace vgfs::lvm2 {
@@ -75,6 +76,10 @@ Result<ConfigTree> finish_pvmove(const ConfigTree& tree, const Pvmove& move, con
 // Every LV stripe back on its source: the source PEs were never given up
 // (LVM2's mirror writes both legs), so nothing is copied.
 Result<ConfigTree> abort_pvmove(const ConfigTree& tree, const Pvmove& move);
+
+// lvm2_format()'s VgFormat::without_foreign_move(): abort_pvmove() on the
+// text of `md`, decoded again. ENOENT when `md` holds no pvmove LV.
+Result<VgMetadata> without_pvmove(const VgMetadata& md);
 
 // One run of extents to copy before finish_pvmove() may put a piece on its
 // destination: PEs [source.pe, source.pe + count) to

@@ -116,6 +116,32 @@ struct JobInfo {
 };
 constexpr size_t kMaxFinishedJobs = 32;
 
+// A move another tool began and left unfinished in the metadata: LVM2's
+// `pvmove0`, which LVM2 cannot finish nor abort without device-mapper
+// (docs/lvm2.md "LVM2's unfinished pvmove"). Set by the format's decode();
+// the LVs it moves are `unsupported` meanwhile. The manager shows it as job
+// kForeignMoveJob, aborts it with VgFormat::without_foreign_move() and
+// finishes it by a commit that hands every piece to a vgfs job.
+struct ForeignMove {
+  struct Piece {
+    std::string lv;          // the LV whose extents move
+    uint64_t le = 0;         // first LE of the LV's segment that names the move
+    uint64_t count = 0;      // extents that move (one leg of that segment)
+    uint32_t stripes = 1;    // that segment's stripe count; leg `stripe` moves
+    uint32_t stripe = 0;
+    uint32_t src_pv = 0;     // PV indices and first PEs
+    uint64_t src_pe = 0;
+    uint32_t dst_pv = 0;
+    uint64_t dst_pe = 0;
+    uint64_t moved = 0;      // extents the other tool reports copied
+  };
+  std::string name;          // "pvmove0"
+  std::vector<Piece> pieces;
+  std::string problem{};     // not empty: why vgfs can neither finish nor abort it
+};
+// The job id a foreign move shows as (vgfs's own ids start at 1).
+constexpr uint64_t kForeignMoveJob = 0;
+
 struct VgMetadata {
   std::string name;
   Uuid uuid{};
@@ -132,6 +158,8 @@ struct VgMetadata {
   // unsupported LVs, ...); set by the format's decode(), VgStore::commit
   // refuses with it. vgfs's own format never sets it.
   std::string change_refused{};
+  // An unfinished move of another tool, or none.
+  std::optional<ForeignMove> foreign_move{};
 
   // Index of the PV / LV with this name, or -1.
   int find_pv(std::string_view name) const;

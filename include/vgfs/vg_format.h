@@ -124,6 +124,17 @@ class VgFormat {
     return std::nullopt;
   }
 
+  // `md` without its foreign move (VgMetadata::foreign_move, LVM2's
+  // pvmove0): every LV the move named back on its source, served, the
+  // move's own LV and flags gone, the seqno unchanged (the caller commits
+  // it). Abort commits it as it is; finish adds a vgfs job per piece to it
+  // first. ENOENT when `md` has none; EINVAL with the problem when the move
+  // is one vgfs cannot undo (ForeignMove::problem).
+  virtual Result<VgMetadata> without_foreign_move(const VgMetadata& md) const {
+    (void)md;
+    return Status::Error(ENOENT, "the format has no foreign moves");
+  }
+
   // A PV joining the VG: its label written and its metadata places
   // emptied, synced (the next commit fills them).
   virtual Status write_new_pv(const PvDevice& dev, const PvLabel& label) const = 0;

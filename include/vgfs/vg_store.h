@@ -64,6 +64,12 @@ class VgStore {
   // by add_pv since the last commit are written after the others hold it.
   // The seqno of an attempt that failed everywhere is never reused.
   Status commit(VgMetadata next);
+  // commit() of metadata that ends metadata()'s foreign move (finish or
+  // abort of LVM2's pvmove0): allowed although change_refused is set, when
+  // the move is all that refuses, i.e. the metadata without it
+  // (VgFormat::without_foreign_move) refuses nothing; `next` must hold no
+  // foreign move. EPERM naming the other refusal otherwise.
+  Status commit_ending_foreign_move(VgMetadata next);
   const std::vector<std::string>& commit_problems() const { return commit_problems_; }
 
   // Makes `dev` (locked, checked by check_unused) a PV of this VG: writes its
@@ -86,6 +92,7 @@ class VgStore {
   bool read_only() const { return mode_ == OpenMode::kReadOnly; }
 
  private:
+  Status commit_unchecked(VgMetadata next);  // commit() past its change_refused check
   VgStore() = default;
   OpenMode mode_ = OpenMode::kReadOnly;
   const VgFormat* format_ = &vgfs_format();  // labels, copies, text and commit protocol of the VG's format

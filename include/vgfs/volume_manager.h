@@ -55,6 +55,10 @@ struct JobStatus {
 
 // The status of a job from the metadata alone (offline, or ended jobs).
 JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& job);
+// The status of md.foreign_move (set), job kForeignMoveJob: sync_status
+// "stopped", progress what the other tool reports copied, the reason says
+// how to finish or abort it (src/manager/foreign_move.cc).
+JobStatus foreign_move_status(const VgMetadata& md);
 
 // What a command did, for the control layer to word (src/control/): the
 // manager returns facts, never reply text.
@@ -112,7 +116,15 @@ class VolumeManager {
   // one job per run. When the PV's migration area cannot hold a record for
   // every run, the runs that fit start and the result says how many.
   Result<JobsStarted> pvmove(std::string_view pv, const std::vector<std::string>& destinations, uint64_t limit = 0);
+  // abort(kForeignMoveJob) is abort_foreign_move().
   Status abort(uint64_t id);
+  // LVM2's unfinished pvmove0 (VgMetadata::foreign_move), job
+  // kForeignMoveJob. finish: one commit drops it and starts a vgfs job per
+  // piece to the destination PEs it had reserved (its LVs served from then
+  // on, on their source until each job switches). abort: one commit puts
+  // every LV it names back on its source.
+  Result<JobsStarted> finish_foreign_move(uint64_t limit = 0);
+  Status abort_foreign_move();
   Status pause(uint64_t id);
   Status resume(uint64_t id);
   Status limit(uint64_t id, uint64_t bytes_per_second);
@@ -200,7 +212,11 @@ class VolumeManager {
   // then takes admin_ again into `change`.
   Status zero_unlocked(Change& change, const VgMetadata& md, const std::vector<MapRun>& runs);
 
-  Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs, uint64_t limit);
+  Result<JobsStarted> start_jobs(VgMetadata md, std::vector<JobInfo> jobs, uint64_t limit,
+                                 bool ends_foreign_move = false);
+  // The foreign move's pieces as vgfs jobs on `md`; its LVs served (foreign_move.cc).
+  Status add_foreign_move_jobs(VgMetadata& md, const ForeignMove& move, std::vector<JobInfo>* out);
+  void publish_without_foreign_move(const ForeignMove& move);
   // Punches an ended job's destination range on a sparse image (migration.cc).
   void release_destination(const JobInfo& info);
   // Logs a problem and adds it to this thread's CommitWarnings, if any.
@@ -220,8 +236,9 @@ class VolumeManager {
   void forget(Job& job);               // waits until no copier holds it (before destroying it)
   void copier_loop();
   void stop_copiers();
-  // Every metadata commit: store_.commit, then its problems reported.
-  Status commit(VgMetadata md);
+  // Every metadata commit: store_.commit (store_.commit_ending_foreign_move
+  // when `ends_foreign_move`), then its problems reported.
+  Status commit(VgMetadata md, bool ends_foreign_move = false);
   bool switch_over(Job& job, Status* st);
   Status finish(Job& job, JobState state, const std::string& reason);
   void publish_transfers(const std::string& lv);

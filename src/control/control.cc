@@ -15,7 +15,7 @@ namespace vgfs {
 namespace {
 
 constexpr std::string_view kUsage[] = {
-    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]", "pvmove PV [DEST_PV ...] [limit=RATE]", "abort JOB", "pause JOB", "resume JOB",
+    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]", "pvmove PV [DEST_PV ...] [limit=RATE]", "abort JOB", "finish 0 [limit=RATE]", "pause JOB", "resume JOB",
     "limit JOB RATE", "lvcreate NAME SIZE [PV ...] [uid=N] [gid=N] [mode=OCTAL]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
     "lvrename OLD NEW", "pvadd PATH [NAME] [force=yes]", "pvremove PV",
 };
@@ -65,10 +65,12 @@ Status usage(std::string_view verb, std::string_view what) {
   return Status::Error(EINVAL, std::string(what));
 }
 
-Result<uint64_t> job_id(const std::string& verb, const std::string& text) {
+// A job number; 0 (kForeignMoveJob, another tool's unfinished move) only
+// where `zero_ok`: abort and finish.
+Result<uint64_t> job_id(const std::string& verb, const std::string& text, bool zero_ok = false) {
   uint64_t id = 0;
   auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), id);
-  if (ec != std::errc() || p != text.data() + text.size() || id == 0)
+  if (ec != std::errc() || p != text.data() + text.size() || (id == 0 && !zero_ok))
     return usage(verb, fmt::format("\"{}\" is not a job number", text));
   return id;
 }
@@ -89,7 +91,7 @@ Result<Command> parse_command(std::string_view line) {
   // move and pvmove take options after their arguments: the trailing words
   // holding '=', which no LV or PV name can hold.
   uint64_t limit = 0;
-  if (verb == "move" || verb == "pvmove") {
+  if (verb == "move" || verb == "pvmove" || verb == "finish") {
     bool seen = false;
     while (w.size() > 1 && w.back().find('=') != std::string::npos) {
       const std::string word = std::move(w.back());
@@ -161,9 +163,18 @@ Result<Command> parse_command(std::string_view line) {
     c.limit = limit;
     return Command(std::move(c));
   }
+  if (verb == "finish") {
+    if (args != 1) return usage(verb, "finish takes one job number");
+    Result<uint64_t> id = job_id(verb, w[1], true);
+    if (!id.ok()) return id.status();
+    if (*id != 0)
+      return usage(verb, fmt::format("job {} is vgfs's own and finishes by itself; finish takes job 0, a move "
+                                     "another tool left unfinished", *id));
+    return Command(cmd::Finish{*id, limit});
+  }
   if (verb == "abort" || verb == "pause" || verb == "resume") {
     if (args != 1) return usage(verb, fmt::format("{} takes one job number", verb));
-    Result<uint64_t> id = job_id(verb, w[1]);
+    Result<uint64_t> id = job_id(verb, w[1], verb == "abort");
     if (!id.ok()) return id.status();
     if (verb == "abort") return Command(cmd::Abort{*id});
     if (verb == "pause") return Command(cmd::Pause{*id});
@@ -230,8 +241,8 @@ Result<Command> parse_command(std::string_view line) {
     VGFS_RETURN_IF_ERROR(check_name("PV", w[1]).prefixed(verb));
     return Command(cmd::Pvremove{w[1]});
   }
-  return Status::Error(EINVAL, fmt::format("unknown command \"{}\"; commands: move, pvmove, abort, pause, "
-                                           "resume, limit, lvcreate, lvextend, lvreduce, lvremove, lvrename, "
+  return Status::Error(EINVAL, fmt::format("unknown command \"{}\"; commands: move, pvmove, abort, finish, "
+                                           "pause, resume, limit, lvcreate, lvextend, lvreduce, lvremove, lvrename, "
                                            "pvadd, pvremove", verb));
 }
 
@@ -293,6 +304,8 @@ std::string ok_text(const cmd::Pvmove& c, const JobsStarted& started) {
                      jobs_text(started), started.runs_moving, started.runs, c.pv, c.pv);
 }
 
+std::string ok_text(const cmd::Finish&, const JobsStarted& started) { return jobs_text(started); }
+
 std::string ok_text(const cmd::Lvcreate&, const LvSized& r) {
   return fmt::format("LV {} created: {}", r.lv, size_note(r));
 }
@@ -316,6 +329,7 @@ namespace {
 // One overload per verb: the manager call it makes. Each returns a Status
 // (the reply is a bare "ok") or the manager's typed result.
 Status run(VolumeManager& m, const cmd::Abort& c) { return m.abort(c.job); }
+Result<JobsStarted> run(VolumeManager& m, const cmd::Finish& c) { (void)c.job; return m.finish_foreign_move(c.limit); }
 Status run(VolumeManager& m, const cmd::Pause& c) { return m.pause(c.job); }
 Status run(VolumeManager& m, const cmd::Resume& c) { return m.resume(c.job); }
 Status run(VolumeManager& m, const cmd::Limit& c) { return m.limit(c.job, c.rate); }

@@ -284,8 +284,18 @@ class VgFs {
     if (!cmd.ok()) return Reply::from(cmd.status());
     if (store_->read_only()) return Reply::from(Status::Error(EROFS, "the VG is mounted read-only"));
     std::vector<std::string> pvs_before = manager_.pv_names();
+    // finish 0 and abort 0 serve the LVs of another tool's move: names the
+    // kernel may hold as absent.
+    std::vector<std::string> foreign_lvs;
+    if (std::holds_alternative<cmd::Finish>(*cmd) ||
+        (std::holds_alternative<cmd::Abort>(*cmd) && std::get<cmd::Abort>(*cmd).job == kForeignMoveJob))
+      if (std::optional<ForeignMove> m = manager_.metadata().foreign_move)
+        for (const ForeignMove::Piece& p : m->pieces) foreign_lvs.push_back(p.lv);
     Reply reply = execute(manager_, *cmd);
-    if (reply.code == 0) invalidate(*cmd, pvs_before);
+    if (reply.code == 0) {
+      invalidate(*cmd, pvs_before);
+      for (const std::string& lv : foreign_lvs) invalidate_lv_name(lv);
+    }
     return reply;
   }
 
@@ -294,6 +304,11 @@ class VgFs {
   VgMetadata metadata() const { return manager_.metadata(); }
 
  private:
+  void invalidate_lv_name(const std::string& name) {
+    if (!se_ || name.empty()) return;
+    for (fuse_ino_t parent : {kRootIno, kLvsIno}) fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
+  }
+
   // Tells the kernel what a lifecycle command changed, so `ls`, `stat` and
   // open descriptors see it at once instead of after the cache timeout.
   void invalidate(const Command& c, const std::vector<std::string>& pvs_before) {
@@ -301,10 +316,7 @@ class VgFs {
     auto entry = [&](fuse_ino_t parent, const std::string& name) {
       if (!name.empty()) fuse_lowlevel_notify_inval_entry(se_, parent, name.c_str(), name.size());
     };
-    auto lv_names = [&](const std::string& name) {
-      entry(kRootIno, name);
-      entry(kLvsIno, name);
-    };
+    auto lv_names = [&](const std::string& name) { invalidate_lv_name(name); };
     auto lv_file = [&](const std::string& name) {
       if (std::optional<uint32_t> slot = volume_.slot(name))
         fuse_lowlevel_notify_inval_inode(se_, lv_file_ino(*slot), 0, 0);
@@ -328,7 +340,8 @@ class VgFs {
                    // pvmove names no LV; its jobs change the LV maps only when
                    // they complete. Job control changes no name or size.
                    [](const cmd::Pvmove&) {},
-                   [](const cmd::Abort&) {},
+                   [](const cmd::Abort&) {},  // (abort 0 and finish 0 show LVs: republished, see below)
+                   [](const cmd::Finish&) {},
                    [](const cmd::Pause&) {},
                    [](const cmd::Resume&) {},
                    [](const cmd::Limit&) {},

@@ -14,6 +14,7 @@
 #include "vgfs/lvm2_config.h"
 #include "vgfs/lvm2_label.h"
 #include "vgfs/lvm2_mda.h"
+#include "vgfs/lvm2_pvmove.h"
 #include "vgfs/lvm2_metadata.h"
 #include "vgfs/sizes.h"
 
@@ -406,6 +407,7 @@ class Lvm2Format final : public VgFormat {
 
   std::string_view archive_suffix() const override { return "vg"; }
   bool keeps_lv_ownership() const override { return false; }
+  Result<VgMetadata> without_foreign_move(const VgMetadata& md) const override { return without_pvmove(md); }
   bool opens_recorded_paths() const override { return false; }  // `device` is a hint only
 
   Status write_new_pv(const PvDevice& dev, const vgfs::PvLabel& label) const override {

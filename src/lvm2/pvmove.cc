@@ -12,6 +12,8 @@
 #include <optional>
 #include <set>
 
+#include "vgfs/lvm2_format.h"
+
 namespace vgfs::lvm2 {
 
 namespace {
@@ -347,6 +349,19 @@ Result<ConfigTree> finish_pvmove(const ConfigTree& tree, const Pvmove& move, con
 
 Result<ConfigTree> abort_pvmove(const ConfigTree& tree, const Pvmove& move) {
   return resolve(tree, move, std::vector<bool>(move.pieces.size(), false));
+}
+
+Result<VgMetadata> without_pvmove(const VgMetadata& md) {
+  // Through the text: the pvmove LV and its users are kept there verbatim
+  // (LvInfo::unsupported), and what comes out is decoded and checked as any
+  // text read from a PV.
+  Result<Lvm2Vg> vg = read_vg_text(encode_vg_text(md), "the metadata with the pvmove");
+  if (!vg.ok()) return vg.status();
+  Result<Pvmove> move = find_pvmove(*vg);
+  if (!move.ok()) return move.status();
+  Result<ConfigTree> aborted = abort_pvmove(vg->tree, *move);
+  if (!aborted.ok()) return aborted.status();
+  return decode_vg_text(emit_config(*aborted), "the metadata without the pvmove");
 }
 
 std::vector<PvmoveCopy> pvmove_copy_list(const Pvmove& move) {

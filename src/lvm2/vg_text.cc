@@ -18,6 +18,7 @@
 #include "vgfs/lvm2_label.h"
 #include "vgfs/lvm2_metadata.h"
 #include "vgfs/lvm2_move.h"
+#include "vgfs/lvm2_pvmove.h"
 
 namespace vgfs::lvm2 {
 
@@ -148,12 +149,45 @@ class Decoder {
       md.lvs.push_back(std::move(*lv));
     }
     jobs_from_lvs(&md);  // vgfs's running moves (vgfs/lvm2_move.h)
+    md.foreign_move = foreign_move();
     md.change_refused = refusals(vg_);
     if (Status st = md.validate(); !st.ok()) return st.prefixed(where);
     return md;
   }
 
  private:
+  // LVM2's unfinished pvmove (vgfs/lvm2_pvmove.h) as the model's foreign
+  // move, or nothing when the VG has no pvmove LV. One vgfs cannot finish
+  // (an atomic pvmove, several pvmove LVs, a malformed one) is described
+  // by its name and the problem only.
+  std::optional<ForeignMove> foreign_move() const {
+    Result<Pvmove> move = find_pvmove(vg_);
+    if (!move.ok() && move.status().code() == ENOENT) return std::nullopt;
+    ForeignMove out;
+    if (!move.ok()) {
+      for (const Lvm2Lv& l : vg_.lvs)
+        if (std::find(l.status.begin(), l.status.end(), "PVMOVE") != l.status.end()) out.name = l.name;
+      out.problem = move.status().message();
+      return out;
+    }
+    out.name = move->lv;
+    for (const PvmovePiece& p : move->pieces) {
+      ForeignMove::Piece piece;
+      piece.lv = p.user.lv;
+      piece.le = p.user.start_extent;
+      piece.count = p.extent_count;
+      piece.stripes = static_cast<uint32_t>(p.user.stripe_count);
+      piece.stripe = static_cast<uint32_t>(p.user.stripe);
+      piece.src_pv = pv_index_.at(p.source.pv);  // find_pvmove: both legs are PVs of the VG
+      piece.src_pe = p.source.pe;
+      piece.dst_pv = pv_index_.at(p.destination.pv);
+      piece.dst_pe = p.destination.pe;
+      piece.moved = p.extents_moved;
+      out.pieces.push_back(std::move(piece));
+    }
+    return out;
+  }
+
   Result<LvInfo> decode_lv(const Lvm2Lv& l, const ConfigNode& node, const std::string& vg_where) {
     LvInfo lv;
     lv.name = l.name;

@@ -46,8 +46,8 @@ void lower_this_threads_priority() {
 VolumeManager::CommitWarnings::CommitWarnings() : outer_(current_warnings) { current_warnings = this; }
 VolumeManager::CommitWarnings::~CommitWarnings() { current_warnings = outer_; }
 
-Status VolumeManager::commit(VgMetadata md) {
-  Status st = store_.commit(std::move(md));
+Status VolumeManager::commit(VgMetadata md, bool ends_foreign_move) {
+  Status st = ends_foreign_move ? store_.commit_ending_foreign_move(std::move(md)) : store_.commit(std::move(md));
   if (!st.ok()) return st;
   for (const std::string& p : store_.commit_problems()) {
     std::string warning = p.find("metadata archive") != std::string::npos

@@ -268,7 +268,8 @@ Status VolumeManager::add_job(VgMetadata& md, JobInfo job, std::vector<JobInfo>*
   return Status::Ok();
 }
 
-Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created, uint64_t limit) {
+Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo> created, uint64_t limit,
+                                              bool ends_foreign_move) {
   // A copier first: a job committed with nothing to run it would hold its
   // destination forever, and a daemon at its thread limit must say so, not die.
   VGFS_RETURN_IF_ERROR(ensure_copiers());
@@ -304,7 +305,7 @@ Result<JobsStarted> VolumeManager::start_jobs(VgMetadata md, std::vector<JobInfo
       if (!st.ok()) return st.prefixed(fmt::format("the record of the job moving LV {} LE {}", info.lv,
                                                    format_range(info.le, info.count)));
     }
-  VGFS_RETURN_IF_ERROR(commit(std::move(md)));
+  VGFS_RETURN_IF_ERROR(commit(std::move(md), ends_foreign_move));
   JobsStarted ids;
   std::vector<Job*> started;
   for (const JobInfo& info : created) {
@@ -619,6 +620,7 @@ Result<VolumeManager::Job*> VolumeManager::running_job(uint64_t id) const {
 }
 
 Status VolumeManager::abort(uint64_t id) {
+  if (id == kForeignMoveJob) return abort_foreign_move();
   VGFS_RETURN_IF_ERROR(ensure_copiers());  // the abort runs on a copier
   Result<Job*> found = running_job(id);
   if (!found.ok()) return found.status();
@@ -701,7 +703,8 @@ JobStatus VolumeManager::status_of(const VgMetadata& md, const JobInfo& info, co
 std::vector<JobStatus> VolumeManager::jobs() const {
   std::shared_ptr<const Snapshot> s = snapshot();
   std::vector<JobStatus> out;
-  out.reserve(s->jobs.size());
+  out.reserve(s->jobs.size() + 1);
+  if (s->metadata.foreign_move) out.push_back(foreign_move_status(s->metadata));  // job 0 comes first
   for (const Snapshot::JobEntry& e : s->jobs) out.push_back(status_of(s->metadata, e.info, *e.job));
   if (!s->removed_pv_jobs.empty()) {
     out.insert(out.end(), s->removed_pv_jobs.begin(), s->removed_pv_jobs.end());
@@ -712,6 +715,7 @@ std::vector<JobStatus> VolumeManager::jobs() const {
 
 Result<JobStatus> VolumeManager::job(uint64_t id) const {
   std::shared_ptr<const Snapshot> s = snapshot();
+  if (id == kForeignMoveJob && s->metadata.foreign_move) return foreign_move_status(s->metadata);
   for (const Snapshot::JobEntry& e : s->jobs)
     if (e.info.id == id) return status_of(s->metadata, e.info, *e.job);
   for (const JobStatus& j : s->removed_pv_jobs)
@@ -721,6 +725,7 @@ Result<JobStatus> VolumeManager::job(uint64_t id) const {
 
 Result<std::string> VolumeManager::bitmap(uint64_t id) const {
   std::shared_ptr<const Snapshot> s = snapshot();
+  if (id == kForeignMoveJob && s->metadata.foreign_move) return std::string();  // no vgfs record
   for (const Snapshot::JobEntry& e : s->jobs)
     if (e.info.id == id) return e.job->transfer ? e.job->transfer->bitmap_bytes() : std::string();
   for (const JobStatus& j : s->removed_pv_jobs)

@@ -349,6 +349,24 @@ Status VgStore::commit(VgMetadata next) {
   if (!metadata_.change_refused.empty())
     return Status::Error(EPERM, fmt::format("VG {}: metadata changes refused: {}", metadata_.name,
                                             printable(metadata_.change_refused)));
+  return commit_unchecked(std::move(next));
+}
+
+Status VgStore::commit_ending_foreign_move(VgMetadata next) {
+  if (!metadata_.foreign_move)
+    return Status::Error(ENOENT, fmt::format("VG {} holds no unfinished move of another tool", metadata_.name));
+  if (next.foreign_move)
+    return Status::Error(EINVAL, fmt::format("VG {}: the commit would keep {}", metadata_.name, next.foreign_move->name));
+  Result<VgMetadata> without = format_->without_foreign_move(metadata_);
+  if (!without.ok()) return without.status().prefixed(fmt::format("VG {}", metadata_.name));
+  if (!without->change_refused.empty())
+    return Status::Error(EPERM, fmt::format("VG {}: metadata changes refused: {}", metadata_.name,
+                                            printable(without->change_refused)));
+  return commit_unchecked(std::move(next));
+}
+
+Status VgStore::commit_unchecked(VgMetadata next) {
+  if (mode_ != OpenMode::kReadWrite) return Status::Error(EROFS, "the VG is open read-only");
   // A seqno that an attempt may have left on some PV is never used again
   // with another text: after a failed attempt the next one skips to burned+2,
   // which goes to the same slot, so the slot holding metadata_ stays intact.

@@ -1,0 +1,109 @@
+"""LVM2's unfinished pvmove finished and aborted online by a mounted vgfs
+(docs/lvm2.md, "LVM2's unfinished pvmove"; issue 12). LVM2 2.03's `pvmove`
+without device-mapper leaves pvmove0 and LOCKED LVs; vgfs mounts the VG,
+serves the LVs from the source, shows the move as job 0, and `finish 0` (or
+`vgfs pvmove --finish`) moves it with vgfs jobs while the LV is written
+through the mount, or `abort 0` puts it back. LVM2 checks the result
+(`vgck`, `lvs -a`, the LVs unlocked and usable) and every LV reads back
+exactly against a model (the random fill plus the test's writes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from test_lvm2_move import mount
+from test_lvm2_pvmove import World, check_unlocked_and_usable, pe_ranges, stuck_pvmove
+from vgfstest import assert_one_line_error, ctl, ctl_ok, job_status, reply_job_ids, wait_jobs
+
+MiB = 1 << 20
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("losetup") is None or shutil.which("pvcreate") is None,
+    reason="needs root, losetup and LVM2 (Debian's lvm2)")
+
+
+def read_all(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def write_at(path: Path, model: bytearray, off: int, size: int) -> None:
+    data = os.urandom(size)
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        assert os.pwrite(fd, data, off) == size
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    model[off:off + size] = data
+
+
+def check_job0_shown(m, lvs: str) -> None:
+    s = job_status(m, 0)
+    assert s["sync_status"] == "stopped" and s["lv"] == lvs, s
+    assert "finish 0" in s["reason"] and "abort 0" in s["reason"], s
+
+
+def check_lvs(w: World, m, models: dict[str, bytearray]) -> None:
+    for lv, model in models.items():
+        assert read_all(m.lv(lv)) == bytes(model), f"{lv} differs from the model"
+
+
+def test_finish_lvm2_pvmove_online_under_writes(env, lvm):
+    """The issue's last "done when": a pvmove0 left by LVM2 is finished."""
+    w = World(lvm)
+    a, b, c = w.dev["a"], w.dev["b"], w.dev["c"]
+    stuck_pvmove(w, "-n", "lv1", a, c)
+    m = mount(env, a, b, c)
+    models = {lv: bytearray(w.data[lv]) for lv in ("lv1", "lv2", "st")}
+    # LVM2 locked lv1: vgfs does not serve it until the move is resolved;
+    # the other LVs are served and writable.
+    assert not m.lv("lv1").exists()
+    write_at(m.lv("lv2"), models["lv2"], 1 * MiB, 1 * MiB)
+    check_lvs(w, m, {lv: models[lv] for lv in ("lv2", "st")})
+    check_job0_shown(m, "lv1")
+    jobs = reply_job_ids(ctl_ok(m, "finish 0 limit=4MiB"))
+    # lv1 is served from the commit on, written while its jobs copy.
+    write_at(m.lv("lv1"), models["lv1"], 2 * MiB + 4096, 3 * MiB)
+    assert len(jobs) == 2, jobs  # lv1's two segments, one vgfs job each
+    # Mid-job, LVM2 sees a valid VG: the vgfs jobs' hidden LVs, no pvmove0.
+    lvm.run("vgck", "vg")
+    mid = [s[0] for s in w.segments()]
+    assert "[pvmove0]" not in mid and any(s.startswith("[vgfs_move") for s in mid), mid
+    write_at(m.lv("lv1"), models["lv1"], 9 * MiB, 1 * MiB)  # during: the jobs' write rules
+    for j in jobs:
+        ctl_ok(m, f"limit {j} 0")
+    done = wait_jobs(m, jobs, timeout=120)
+    assert all(s["sync_status"] == "completed" for s in done.values()), done
+    assert ctl(m, "abort 0")[0] != 0  # job 0 is gone
+    check_lvs(w, m, models)
+    m.unmount()
+    lvm.run("vgck", "vg")
+    assert pe_ranges(w, "lv1") == [f"{c}:0-12"]
+    w.data = {lv: bytes(v) for lv, v in models.items()}
+    check_unlocked_and_usable(w, ["lv1", "lv2"])
+
+
+def test_abort_lvm2_pvmove_online(env, lvm):
+    w = World(lvm)
+    a, b, c = w.dev["a"], w.dev["b"], w.dev["c"]
+    stuck_pvmove(w, f"{a}:0-4", b)  # LVM2 split lv1's first segment at LE 5
+    m = mount(env, a, b, c)
+    models = {lv: bytearray(w.data[lv]) for lv in ("lv1", "lv2", "st")}
+    check_job0_shown(m, "lv1")
+    assert not m.lv("lv1").exists()
+    assert ctl_ok(m, "abort 0").startswith("ok")
+    assert not (m.mp / ".vgfs" / "jobs" / "0").exists()
+    write_at(m.lv("lv1"), models["lv1"], 1 * MiB, 2 * MiB)
+    write_at(m.lv("lv1"), models["lv1"], 4 * MiB, 2 * MiB)
+    check_lvs(w, m, models)
+    m.unmount()
+    lvm.run("vgck", "vg")
+    assert pe_ranges(w, "lv1") == [f"{a}:0-9", f"{a}:15-17"]
+    w.data = {lv: bytes(v) for lv, v in models.items()}
+    check_unlocked_and_usable(w, ["lv1", "lv2"])
