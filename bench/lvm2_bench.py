@@ -5,6 +5,11 @@ served by vgfs, against vgfs's own format and LVM2's own tools.
   (`-i2 -I64k`) LV of a VG that LVM2 made, mounted by vgfs from its PV
   images, against a vgfs-format LV of the same size in the same run, all
   PV images on tmpfs;
+- the migration section's rows (issue 12) on an LV of a VG that LVM2 made
+  and on one of a vgfs VG, mounted side by side: an idle move's rate (and
+  cp's), 4k randwrite QD1 IOPS and p99 latency without and during
+  back-and-forth moves, and a move's time idle and under 4k randwrite; the
+  targets are the migration section's, for each VG;
 - `vgfs lvs PV` against LVM2's `lvs VG` on a VG of 1,000 LVs on a loop
   device (LVM2 wrote the VG: `vgcfgrestore` of a text with the 1,000 LVs
   added to its own `vgcfgbackup`, since 1,000 `lvcreate` runs take minutes).
@@ -17,11 +22,13 @@ bench/run calls lvm2_section(); report.py takes RATIOS and TARGETS."""
 import os
 import random
 import shutil
+import signal
 import subprocess
+import threading
 import time
 
 from common import RES, VGFS, WORK, BenchError, log, run
-from peers import dd_into
+from peers import dd_into, vgfs_move
 from vgfstest.files import sha256_file
 from vgfstest.lvm2 import Lvm
 from vgfstest.mounts import is_mounted
@@ -36,8 +43,21 @@ N_LVS = 1000
 RATIOS = {f"lvm2_{key}": {"linear/vgfs": ("lvm2_linear", "vgfs"), "striped/vgfs": ("lvm2_striped", "vgfs")}
           for key, *_ in IO_ROWS}
 RATIOS["lvm2_lvs"] = {"lvm2/vgfs": ("LVM2 lvs", "vgfs lvs")}   # > 1: vgfs is faster
+# The migration rows: each VG's own ratios, with the migration section's targets.
+MOVE_VGS = [("vgfs", "vgfs VG"), ("lvm2", "LVM2 VG")]
+RATIOS["lvm2_move_idle"] = {"lvm2/cp": ("LVM2 VG move", "cp"), "vgfs/cp": ("vgfs VG move", "cp"),
+                            "lvm2/vgfs": ("LVM2 VG move", "vgfs VG move")}
+for q in ("iops", "p99"):
+    RATIOS[f"lvm2_move_fg_{q}"] = {f"{v} during/without": (f"{label}: during move", f"{label}: without move")
+                                   for v, label in MOVE_VGS}
+RATIOS["lvm2_move_load_time"] = {f"{v} loaded/idle": (f"{label}: under load", f"{label}: idle")
+                                 for v, label in MOVE_VGS}
 TARGETS = ([(f"lvm2_{key}", r, ">=", 0.95) for key, *_ in IO_ROWS for r in ("linear/vgfs", "striped/vgfs")] +
-           [("lvm2_lvs", "lvm2/vgfs", ">=", 2.0)])
+           [("lvm2_lvs", "lvm2/vgfs", ">=", 2.0)] +
+           [t for v, _ in MOVE_VGS for t in (("lvm2_move_idle", f"{v}/cp", ">=", 0.8),
+                                             ("lvm2_move_fg_iops", f"{v} during/without", ">=", 0.85),
+                                             ("lvm2_move_fg_p99", f"{v} during/without", "<=", 2.0),
+                                             ("lvm2_move_load_time", f"{v} loaded/idle", "<=", 1.5))])
 
 
 def mount_fg(sources, mnt, logpath, opts=None):
@@ -148,6 +168,145 @@ def io_rows(bench, lvm, d):
         os.unlink(p)
 
 
+class Mover:
+    """Moves one LV of a mounted VG back and forth between pv0 and pv1."""
+
+    def __init__(self, mnt, lv, size):
+        self.mnt, self.lv, self.size, self.where = mnt, lv, size, "pv0"
+
+    def once(self):
+        to = "pv1" if self.where == "pv0" else "pv0"
+        dt, moved = vgfs_move(self.mnt, self.lv, to)
+        if moved != self.size:
+            raise BenchError(f"{self.mnt}: move {self.lv} {to} moved {moved} bytes, expected {self.size}")
+        self.where = to
+        return dt
+
+
+def fio_during_moves(bench, mover, path):
+    """fio's 4k randwrite QD1 while `mover` moves the LV back and forth;
+    returns (fio's figures, the moves completed meanwhile)."""
+    stop, err, done = threading.Event(), [], []
+
+    def loop():
+        try:
+            while not stop.is_set():
+                done.append(mover.once())
+        except Exception as e:   # reported below
+            err.append(e)
+    t = threading.Thread(target=loop, daemon=True)
+    t.start()
+    time.sleep(0.05)
+    try:
+        during = fio(path, "randwrite", "4k", bench.a.runtime)
+    finally:
+        stop.set()
+        t.join(timeout=600)
+    if t.is_alive():
+        raise BenchError("move thread did not finish 600 s after fio ended")
+    if err:
+        raise err[0]
+    return during, len(done)
+
+
+def move_under_load(bench, mover, path):
+    """The time of one move while fio writes 4k at random, QD1, on the LV."""
+    cmd = ["fio", "--name=load", f"--filename={path}", "--direct=1", "--ioengine=psync", "--rw=randwrite",
+           "--bs=4k", "--time_based", "--runtime=3600", "--output-format=json"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    RES.add_popen(p)
+    try:
+        time.sleep(0.3 if bench.smoke else 1.0)
+        if p.poll() is not None:
+            raise BenchError(f"load fio exited early: {p.stderr.read().decode()[:500]}")
+        return mover.once()
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+
+
+def move_rows(bench, lvm, d):
+    """The migration section's rows on an LV of an LVM2-made VG and on one of
+    a vgfs VG, both of two PVs (images on tmpfs), mounted side by side."""
+    size, ext = bench.img_size, 4 * MiB
+    cfg = os.path.join(d, "mvg.yaml")
+    pv_mib = 13 + size // MiB + 16
+    with open(cfg, "w") as f:
+        f.write("vg: {name: vgbmvf, extent_size: 4MiB}\npvs:\n"
+                f"  - {{name: pv0, path: mpv0.img, size: {pv_mib}MiB}}\n"
+                f"  - {{name: pv1, path: mpv1.img, size: {pv_mib}MiB}}\n"
+                f"lvs:\n  - {{name: lv, extents: [{{le: 0-{size // ext - 1}, pv: pv0, pe: 0-{size // ext - 1}}}]}}\n")
+    run([VGFS, "create", cfg])
+    imgs = [os.path.join(d, f"lvm2-mpv{i}.img") for i in (0, 1)]
+    for p in imgs:
+        with open(p, "wb") as f:
+            f.truncate(size + 16 * MiB)
+    devs = [lvm.attach(p) for p in imgs]
+    lvm.run("pvcreate", "-q", *devs)
+    lvm.run("vgcreate", "-q", "-s", f"{ext // MiB}m", "vgbmv", *devs)
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "lv", "-L", f"{size // MiB}m", "vgbmv", devs[0])
+    lvm.detach_all()
+    lock = os.path.join(d, "mlock")
+    os.makedirs(lock)
+    mounts = {"vgfs": (os.path.join(d, "mnt-mvgfs"), [cfg], None),
+              "lvm2": (os.path.join(d, "mnt-mlvm2"), imgs, f"lvm_lock_dir={lock}")}
+    procs = {v: mount_fg(src, mnt, os.path.join(d, f"m{v}.log"), opts) for v, (mnt, src, opts) in mounts.items()}
+    movers, paths = {}, {}
+    for v, (mnt, _, _) in mounts.items():
+        paths[v] = os.path.join(mnt, "lv")
+        dd_into(bench.base, paths[v])
+        movers[v] = Mover(mnt, "lv", size)
+    rows = {"lvm2_move_idle": (f"LVM2 VG: {size // MiB} MiB move, idle: rate", "MiB/s", "higher"),
+            "lvm2_move_fg_iops": ("LVM2 VG: 4k randwrite QD1 on the LV: IOPS", "iops", "higher"),
+            "lvm2_move_fg_p99": ("LVM2 VG: 4k randwrite QD1 on the LV: p99 latency", "µs", "lower"),
+            "lvm2_move_load_time": ("LVM2 VG: move time, idle vs under 4k randwrite", "s", "lower")}
+    for k, (label, unit, better) in rows.items():
+        bench.report.new_row(k, label, "lvm2", unit, better=better)
+    during_moves = {v: [] for v in mounts}
+    for rep in range(bench.a.reps):
+        for v, label in MOVE_VGS:
+            dt = movers[v].once()
+            bench.report.record("lvm2_move_idle", f"{label} move", size / MiB / dt)
+            log(f"  lvm2_move_idle rep {rep + 1} {label}: {size / MiB / dt:.1f} MiB/s")
+        dst = os.path.join(d, "cp-dst.img")
+        t0 = time.perf_counter()
+        run(["cp", bench.base, dst])
+        bench.report.record("lvm2_move_idle", "cp", size / MiB / (time.perf_counter() - t0))
+        os.unlink(dst)
+        for v, label in MOVE_VGS:
+            alone = fio(paths[v], "randwrite", "4k", bench.a.runtime)
+            during, n = fio_during_moves(bench, movers[v], paths[v])
+            during_moves[v].append(n)
+            for what, r in (("without move", alone), ("during move", during)):
+                bench.report.record("lvm2_move_fg_iops", f"{label}: {what}", r["iops"])
+                bench.report.record("lvm2_move_fg_p99", f"{label}: {what}", r["p99"])
+            log(f"  lvm2_move_fg_iops rep {rep + 1} {label}: without {alone['iops']:.0f}, during "
+                f"{during['iops']:.0f} IOPS ({n} moves completed during the run)")
+        for v, label in MOVE_VGS:
+            idle = movers[v].once()
+            loaded = move_under_load(bench, movers[v], paths[v])
+            bench.report.record("lvm2_move_load_time", f"{label}: idle", idle)
+            bench.report.record("lvm2_move_load_time", f"{label}: under load", loaded)
+            log(f"  lvm2_move_load_time rep {rep + 1} {label}: idle {idle:.3f} s, under load {loaded:.3f} s")
+    bench.report.info["lvm2_moves_completed_during_fg_fio"] = during_moves
+    for v, (mnt, _, _) in mounts.items():
+        unmount(mnt, procs[v])
+    # LVM2's view of where the last move left the LV: vgck must pass.
+    devs = [lvm.attach(p) for p in imgs]
+    lvm.run("vgck", "vgbmv")
+    ranges = lvm.run("lvs", "-a", "--noheadings", "-o", "lv_name,seg_pe_ranges", "vgbmv")
+    bench.report.info["lvm2_move_lvs_after"] = [" ".join(l.split()) for l in ranges.splitlines() if l.strip()]
+    if len(bench.report.info["lvm2_move_lvs_after"]) != 1:
+        raise BenchError(f"LVM2 after the moves: {bench.report.info['lvm2_move_lvs_after']}")
+    lvm.detach_all()
+    for p in imgs + [os.path.join(d, "mpv0.img"), os.path.join(d, "mpv1.img")]:
+        os.unlink(p)
+
+
 def lvs_rows(bench, lvm, d):
     """`vgfs lvs` against LVM2's `lvs` on a VG of N_LVS LVs that LVM2 wrote."""
     n = 10 if bench.smoke else N_LVS
@@ -188,7 +347,7 @@ def lvs_rows(bench, lvm, d):
 
 
 def lvm2_section(bench):
-    """bench/run's `lvm2` section: the I/O rows, then the lvs rows."""
+    """bench/run's `lvm2` section: the I/O rows, the move rows, then the lvs rows."""
     if shutil.which("lvm") is None:
         raise BenchError("LVM2's tools are missing (Debian package lvm2)")
     d = os.path.join(WORK, "lvm2")
@@ -196,9 +355,11 @@ def lvm2_section(bench):
     lvm = Lvm()
     try:
         io_rows(bench, lvm, d)
+        move_rows(bench, lvm, d)
         lvs_rows(bench, lvm, d)
     finally:
-        for m in ("mnt-lvm2", "mnt-vgfs"):   # after an error: nothing of this section stays mounted
+        # after an error: nothing of this section stays mounted
+        for m in ("mnt-lvm2", "mnt-vgfs", "mnt-mlvm2", "mnt-mvgfs"):
             RES.unmount(os.path.join(d, m))
         lvm.detach_all()
         shutil.rmtree(lvm.dir, ignore_errors=True)

@@ -1,9 +1,11 @@
 """Online moves on LVM2 VGs (docs/lvm2.md, "Moves"; issue 12): `vgfs move`
 and `vgfs pvmove` on a VG LVM2 made on loop devices, checked with LVM2's own
 `vgck` and `lvs -a` before, while the job runs (its hidden LVs vgfs_move<ID>
-and vgfs_move<ID>_rec) and after (the LV on the destination, the hidden LVs
-gone); a live ext4 moved by PV device names; a SIGKILL mid-job, the remount
-resuming it with the data exact against a model; abort; refusals.
+and vgfs_move<ID>_rec, which `vgfs lvs -a` lists too) and after (the LV on
+the destination, the hidden LVs gone); a live ext4 moved by PV device names; a SIGKILL mid-job, the remount
+resuming it with the data exact against a model; SIGKILLs at seeded random
+instants under writers, around the switch too, vgck sampled meanwhile;
+abort; refusals.
 
 LVM2's tools run in a private world (vgfstest.lvm2.Lvm). The mounts use
 another lock folder than LVM2's, so LVM2 can read the VG while vgfs holds it
@@ -19,14 +21,15 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import VGFS_BIN
-from vgfstest import (LvModel, Mount, assert_one_line_error, ctl_ok, daemon_pids, is_mounted, job_int, job_status,
-                      pid_alive, wait_job)
+from vgfstest import (LvModel, Mount, RandomWriters, assert_one_line_error, ctl_ok, daemon_pids, is_mounted, job_int,
+                      job_status, pid_alive, wait_job)
 from vgfstest.lvm2 import Lvm, lvm_try
 
 MiB = 1 << 20
@@ -64,6 +67,27 @@ def lvm_lvs(lvm: Lvm, vg: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for row in lvm.report("lvs", "seg", "-a", "--segments", "-o", "lv_name,seg_pe_ranges", vg):
         out.setdefault(row["lv_name"], []).append(row["seg_pe_ranges"])
+    return out
+
+
+def vgfs_lvs_a(env, *paths) -> dict[str, list[str]]:
+    """`vgfs lvs -a --segments -o lv_name,seg_pe_ranges` (mount point or PVs): LV -> PE ranges."""
+    import json
+    r = env.vgfs("lvs", "-a", "--reportformat", "json", "-o", "lv_name,seg_pe_ranges", *paths)
+    assert r.returncode == 0, r.stderr
+    out: dict[str, list[str]] = {}
+    for row in json.loads(r.stdout)["report"][0]["lv"]:
+        out.setdefault(row["lv_name"], []).append(row["seg_pe_ranges"])
+    return out
+
+
+def by_pv_name(lvs: dict[str, list[str]], devs: list[str]) -> dict[str, list[str]]:
+    """LVM2's ranges with the device paths replaced by the PV names pv0, pv1, ..."""
+    out = {}
+    for lv, ranges in lvs.items():
+        for i, d in enumerate(devs):
+            ranges = [r.replace(f"{d}:", f"pv{i}:") for r in ranges]
+        out[lv] = ranges
     return out
 
 
@@ -145,6 +169,10 @@ def test_lvm2_sees_the_hidden_lvs_while_a_job_runs(env, lvm):
         # The record: one extent, on the source PV (it has room).
         assert lvs["[vgfs_move1_rec]"] == [f"{devs[0]}:6-6"]
         assert vg_free(lvm, "vgmv") == 30 - 6 - 4 - 1
+        # vgfs's lvs -a lists the same hidden LVs; without -a, only the user's.
+        assert vgfs_lvs_a(env, m.mp) == by_pv_name(lvs, devs)
+        r = env.vgfs("lvs", m.mp, "--noheadings", "-o", "lv_name")
+        assert r.returncode == 0 and r.stdout.split() == ["a", "b"], r.stdout + r.stderr
         st = job_status(m, 1)
         assert st["sync_status"] == "copying", st
         time.sleep(0.3)
@@ -154,6 +182,7 @@ def test_lvm2_sees_the_hidden_lvs_while_a_job_runs(env, lvm):
     assert wait_job(m, 1, timeout=60)["sync_status"] == "completed"
     lvm.run("vgck", "vgmv")
     assert lvm_lvs(lvm, "vgmv") == {"a": [f"{devs[1]}:0-3"], "b": [f"{devs[0]}:4-5"]}
+    assert vgfs_lvs_a(env, m.mp) == {"a": ["pv1:0-3"], "b": ["pv0:4-5"]}
     assert read_all(m.lv("a")) == data
     m.unmount()
     lvm.run("vgck", "vgmv")
@@ -268,3 +297,114 @@ def test_readme_lvm2_pvmove_runs_as_written(env, lvm):
             subprocess.run(["fusermount3", "-u", str(work / "mnt" / "vg")], capture_output=True)
     lvm.run("vgck", "vgmv")
     assert lvm_lvs(lvm, "vgmv") == {"root": [f"{devs[1]}:0-3"]}
+
+
+class VgckSampler:
+    """LVM2's vgck in a loop on a thread until stop(): LVM2 must accept the
+    VG at any instant of a job, its commits included."""
+
+    def __init__(self, lvm: Lvm, vg: str):
+        self.lvm, self.vg = lvm, vg
+        self.failures: list[str] = []
+        self.count = 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop_event.is_set():
+            r = lvm_try(self.lvm, "vgck", self.vg)
+            self.count += 1
+            if r.returncode != 0:
+                self.failures.append(f"vgck exit {r.returncode}: {r.stdout}{r.stderr}")
+
+    def start(self) -> "VgckSampler":
+        self.thread.start()
+        return self
+
+    def stop(self) -> int:
+        self.stop_event.set()
+        self.thread.join(timeout=60)
+        assert not self.thread.is_alive(), "vgck is stuck"
+        return self.count
+
+
+def kill_daemon(env, m) -> None:
+    for pid in m.pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in m.pids:
+        while pid_alive(pid):
+            time.sleep(0.01)
+    env.unmount(m)
+
+
+def test_sigkill_at_random_points_under_writers(env, lvm):
+    """SIGKILL of the daemon at seeded random instants of one move (printed
+    seed; VGFS_SIGKILL_SEED=N replays one) while two writers write against
+    a model: twice while it copies, once right around the switch commit.
+    LVM2's vgck is sampled while the job runs (it must accept the metadata
+    at any instant, hidden LVs included); after each kill LVM2's vgck and
+    lvs -a agree with vgfs's lvs -a, every completed write is on the LV,
+    and the remount resumes the job at or past its persisted checkpoint."""
+    seed = int(os.environ.get("VGFS_SIGKILL_SEED", str(random.SystemRandom().randrange(1 << 30))))
+    print(f"VGFS_SIGKILL_SEED={seed}")
+    rng = random.Random(seed)
+    devs = make_vg(lvm)
+    lvm.run("lvcreate", "-q", "-an", "-Zn", "-n", "a", "-L", "32M", "vgmv", devs[0])
+    m = mount(env, *devs)
+    model = LvModel(32 * MiB, data=fill(m.lv("a"), 32 * MiB, seed))
+    assert env.vgfs("move", m.mp, "a", "pv1", "--limit", "8MiB").returncode == 0
+    running = {"a": ["pv0:0-7"], "[vgfs_move1]": ["pv1:0-7"], "[vgfs_move1_rec]": ["pv0:8-8"]}
+    done = {"a": ["pv1:0-7"]}
+    persisted, samples, outcomes = 0, [], []
+    for kill in ("copy", "copy", "switch"):
+        what = f"seed {seed}, kill #{len(outcomes) + 1} ({kill})"
+        writers = RandomWriters(model, m.lv("a"), n=2, seed=rng.randrange(1 << 30), pause=0.01).start()
+        sampler = VgckSampler(lvm, "vgmv").start()
+        try:
+            if kill == "copy":   # a random instant of the rate-limited copy
+                at = time.monotonic() + rng.uniform(0.2, 1.5)
+                while time.monotonic() < at:
+                    st = job_status(m, 1)
+                    assert st["sync_status"] in ("copying", "resyncing", "synchronized"), f"{what}: {st}"
+                    persisted = max(persisted, job_int(st, "checkpoint_pointer"))
+                    time.sleep(0.01)
+            else:   # unthrottled; killed a random 0-30 ms after the copy reached the end
+                ctl_ok(m, "limit 1 0")
+                deadline = time.monotonic() + 60
+                while True:
+                    st = job_status(m, 1)
+                    if st["sync_status"] == "completed" or job_int(st, "progress_pointer") >= 32 * MiB:
+                        break
+                    assert time.monotonic() < deadline, f"{what}: {st}"
+                    time.sleep(0.002)
+                time.sleep(rng.uniform(0, 0.03))
+        finally:
+            kill_daemon(env, m)
+            writers.stop(killed=True)
+            samples.append(sampler.stop())
+        assert not sampler.failures, f"{what}: vgck failed while the job ran: {sampler.failures[0]}"
+        ck = lvm_try(lvm, "vgck", "vgmv")
+        assert ck.returncode == 0, f"{what}: vgck after the kill: {ck.stderr}"
+        lvs = by_pv_name(lvm_lvs(lvm, "vgmv"), devs)
+        assert lvs == vgfs_lvs_a(env, *devs), f"{what}: LVM2 and vgfs differ: {lvs}"
+        assert lvs in (running, done), f"{what}: {lvs}"
+        outcomes.append("running" if lvs == running else "done")
+        m = mount(env, *devs)
+        model.adopt_after_kill(m.lv("a"), what)
+        if lvs == running:   # resumed (and, when it had copied everything, maybe switched already)
+            st = job_status(m, 1)
+            assert st["sync_status"] in ("copying", "resyncing", "synchronized", "completed"), f"{what}: {st}"
+            assert job_int(st, "checkpoint_pointer") >= persisted, (what, st, persisted)
+            if st["sync_status"] != "completed":
+                ctl_ok(m, "limit 1 8MiB")
+    print(f"seed {seed}: vgck samples while the job ran {samples}; after the kills {outcomes}")
+    if outcomes[-1] == "running" and job_status(m, 1)["sync_status"] != "completed":
+        ctl_ok(m, "limit 1 0")
+        assert wait_job(m, 1, timeout=60)["sync_status"] == "completed", f"seed {seed}"
+    assert model.first_difference(m.lv("a")) is None, f"seed {seed}"
+    m.unmount()
+    lvm.run("vgck", "vgmv")
+    assert by_pv_name(lvm_lvs(lvm, "vgmv"), devs) == done

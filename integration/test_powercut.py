@@ -19,14 +19,13 @@ import os
 import random
 import signal
 import subprocess
-import threading
 import time
 import zlib
 
 import pytest
 
-from vgfstest import (KiB, MiB, LvSpec, PvSpec, assert_one_line_error, ctl, ctl_ok, job_int, job_status, lv_map,
-                      pread_full, wait_job)
+from vgfstest import (AckWriter, KiB, MiB, LvSpec, PvSpec, assert_one_line_error, ctl, ctl_ok, job_int, job_status,
+                      lv_map, pread_full, wait_job)
 from powercut.rig import MIGRATION_AREA, SLOTS
 
 PV_SIZE = 32 * MiB
@@ -264,71 +263,6 @@ def test_create_cut_at_each_flush_and_write(power_rig, env):
 
 LV_SIZE = 16 * MiB
 ACTIVE = ("copying", "resyncing", "synchronized")
-
-
-class AckWriter:
-    """One thread writing random data at random places of an LV file and
-    fsyncing every two writes. `acked` is the LV as the writes whose fsync
-    returned make it; `in_flight` are the writes since the last good fsync
-    (any of their bytes may or may not have landed). Stops at the first
-    error (the power is off)."""
-
-    def __init__(self, path, data: bytes, seed: int):
-        self.path, self.rng = path, random.Random(seed)
-        self.acked = bytearray(data)
-        self.in_flight: list[tuple[int, bytes]] = []
-        self.acks = 0
-        self.error: OSError | None = None
-        self.stop_event = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        fd = os.open(self.path, os.O_RDWR)
-        try:
-            while not self.stop_event.is_set():
-                for _ in range(2):
-                    n = self.rng.randrange(512, 64 * KiB)
-                    off = self.rng.randrange(0, LV_SIZE - n)
-                    data = self.rng.randbytes(n)
-                    self.in_flight.append((off, data))
-                    os.pwrite(fd, data, off)
-                os.fsync(fd)
-                for off, data in self.in_flight:
-                    self.acked[off:off + len(data)] = data
-                self.in_flight.clear()
-                self.acks += 1
-                time.sleep(0.002)
-        except OSError as e:
-            self.error = e
-        finally:
-            os.close(fd)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.stop_event.set()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive(), "the writer is stuck"
-
-    def check(self, got: bytes, what: str) -> None:
-        """Every acknowledged byte is there; a byte differing from the
-        acknowledged state must be what an in-flight write put there."""
-        assert len(got) == LV_SIZE, f"{what}: read {len(got)} bytes"
-        bad = []
-        for blk in range(0, LV_SIZE, 64 * KiB):
-            if got[blk:blk + 64 * KiB] == self.acked[blk:blk + 64 * KiB]:
-                continue
-            for i in range(blk, blk + 64 * KiB):
-                if got[i] != self.acked[i] and not any(
-                        off <= i < off + len(d) and d[i - off] == got[i] for off, d in self.in_flight):
-                    bad.append(i)
-                    break
-            if len(bad) > 4:
-                break
-        assert not bad, (f"{what}: acknowledged (fsync'd) data lost at LV bytes {bad}: "
-                         f"expected {bytes(self.acked[bad[0]:bad[0] + 8]).hex()} read {got[bad[0]:bad[0] + 8].hex()}")
 
 
 def read_lv(m, lv="lv0") -> bytes:

@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "cli/report.h"
 #include "lvm2_image.h"
 #include "lvm2_two_pv_vg.h"
 #include "test_util.h"
@@ -22,6 +23,7 @@
 #include "vgfs/vg_store.h"
 #include "vgfs/volume.h"
 #include "vgfs/volume_manager.h"
+#include "views/views.h"
 
 using namespace vgfs;
 using namespace vgfs::lvm2;
@@ -132,6 +134,36 @@ TEST_CASE("lvm2 move: a running job is two hidden LVs, LVM2 text that decodes ba
   CHECK(back->next_job_id == 6);
   // Every commit writes the same hidden LVs (their ids are derived).
   CHECK(vg_part(encode_vg_text(*back)) == vg_part(text));
+}
+
+TEST_CASE("lvm2 move: vg.json and lvs -a list a running job's hidden LVs in brackets, as LVM2's lvs -a") {
+  const VgMetadata md = model_with_job();
+  const nlohmann::json vg = views::vg_json(md, {});
+  REQUIRE(vg["lvs"].size() == 3);
+  CHECK(vg["lv_count"] == 1);  // the user's LVs, as LVM2 counts visible LVs
+  CHECK(vg["lvs"][1]["name"] == "vgfs_move5");
+  CHECK(vg["lvs"][1]["hidden"] == true);
+  CHECK(vg["lvs"][2]["map"][0]["pe"] == "10");  // format_range: one extent is its number
+
+  cli::ReportOptions o;
+  o.fields = {"lv_name,seg_pe_ranges,lv_size"};
+  o.units = "m";
+  Result<std::string> plain = cli::render_report(vg, o);
+  REQUIRE_MESSAGE(plain.ok(), plain.status().message());
+  CHECK(plain->find("vgfs_move") == std::string::npos);
+  o.all = true;
+  Result<std::string> all = cli::render_report(vg, o);
+  REQUIRE_MESSAGE(all.ok(), all.status().message());
+  CHECK(*all ==
+        "LV               PE_Ranges LSize\n"
+        "a                pv0:0-3   16.00m\n"
+        "[vgfs_move5]     pv1:3-4    8.00m\n"
+        "[vgfs_move5_rec] pv0:10-10  4.00m\n");
+
+  // Done, the job has no hidden LVs any more.
+  VgMetadata finished = md;
+  finished.jobs[0].state = JobState::kCompleted;
+  CHECK(views::vg_json(finished, {})["lvs"].size() == 1);
 }
 
 TEST_CASE("lvm2 move: hidden LVs that no longer describe a resumable job stay LVs") {

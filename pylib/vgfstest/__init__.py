@@ -9,7 +9,7 @@ benchmark (bench/), in one place so they cannot drift apart.
     control    the ctl client and job waiter: ctl, start_job, wait_job(s), ...
     config     PvSpec, LvSpec, render_config (VG config YAML)
     checks     assert_one_line_error
-    lv_model   LvModel, RandomWriters
+    lv_model   LvModel, RandomWriters, AckWriter
     env        Env, VG, Mount: what one test sets up and tears down
 
 Not installed: integration/conftest.py and bench/run put <repo>/pylib on
@@ -22,7 +22,7 @@ from .control import (JOB_END_STATES, ctl, ctl_ok, job_int, job_status, reply_jo
 from .env import FIG3_LVX_RUNS, VG, Env, Mount, fig3_vg
 from .files import (FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, damage, libc, pread_full,
                     punch_hole, pwrite_full, read_pv_bytes, sha256_file, snapshot, tree_sums)
-from .lv_model import LvModel, RandomWriters
+from .lv_model import AckWriter, LvModel, RandomWriters
 from .mounts import daemon_pids, is_mounted, loop_devices_for, mountinfo_points, pid_alive
 from .paths import REPO, VGFS_BIN
 from .pv_format import LABEL_OFFSETS, LABEL_SIZE, SLOT_HEADER_SIZE, SLOT_OFFSETS, crc32c

@@ -1,15 +1,17 @@
 """An in-memory model of an LV's content and threads that write random data
 through it, so a test can prove that no acknowledged write was lost across a
-move, a crash or a remount."""
+move, a crash or a remount; AckWriter for power cuts, where only what an
+fsync acknowledged must survive."""
 
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 
 from .files import pread_full, pwrite_full
-from .sizes import MiB
+from .sizes import KiB, MiB
 
 
 class LvModel:
@@ -26,6 +28,9 @@ class LvModel:
         self.locks = [threading.Lock() for _ in range((size + stripe - 1) // stripe)]
         self.writes = 0
         self._count_lock = threading.Lock()
+        # Per writer thread, the write it started and has not completed: after
+        # a SIGKILL of the daemon any of its bytes may or may not be on the LV.
+        self.pending: dict[int, tuple[int, bytes]] = {}
 
     def write(self, fd: int, offset: int, data: bytes) -> None:
         assert 0 <= offset and offset + len(data) <= self.size
@@ -34,9 +39,11 @@ class LvModel:
         for lk in held:
             lk.acquire()
         try:
+            self.pending[threading.get_ident()] = (offset, data)
             n = pwrite_full(fd, data, offset)
             assert n == len(data), f"short write at {offset}: {n} of {len(data)}"
             self.buf[offset:offset + len(data)] = data
+            del self.pending[threading.get_ident()]
         finally:
             for lk in reversed(held):
                 lk.release()
@@ -70,6 +77,29 @@ class LvModel:
             os.close(fd)
         return None
 
+    def adopt_after_kill(self, path, what: str) -> None:
+        """After the daemon was killed under the writers: every completed
+        write is on the LV, and a byte that differs from the model is one a
+        pending write put there. The model then takes the LV's content (so
+        the writers can go on) and forgets the pending writes."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            got = pread_full(fd, self.size, 0)
+        finally:
+            os.close(fd)
+        if got != self.buf:
+            for blk in range(0, self.size, 64 * KiB):
+                if got[blk:blk + 64 * KiB] == self.buf[blk:blk + 64 * KiB]:
+                    continue
+                for i in range(blk, min(blk + 64 * KiB, self.size)):
+                    if got[i] != self.buf[i] and not any(
+                            off <= i < off + len(d) and d[i - off] == got[i] for off, d in self.pending.values()):
+                        raise AssertionError(f"{what}: a completed write is lost at LV byte {i}: expected "
+                                             f"{bytes(self.buf[i:i + 8]).hex()} read {got[i:i + 8].hex()} "
+                                             f"({len(self.pending)} writes pending at the kill)")
+        self.buf = bytearray(got)
+        self.pending.clear()
+
     def assert_equals(self, path, what: str) -> None:
         d = self.first_difference(path)
         assert d is None, (f"{what}: LV content differs from the model at byte {d[0]} "
@@ -92,7 +122,6 @@ class RandomWriters:
         self._lock = threading.Lock()
 
     def _run(self, i: int) -> None:
-        import random
         rng = random.Random(self.seed * 1000 + i)
         fd = os.open(self.path, os.O_RDWR)
         try:
@@ -106,7 +135,10 @@ class RandomWriters:
         except Exception as e:  # reported by stop()
             self.errors.append(f"writer {i}: {e!r}")
         finally:
-            os.close(fd)
+            try:
+                os.close(fd)
+            except OSError as e:   # the daemon is gone (ENOTCONN): reported by stop()
+                self.errors.append(f"writer {i}: close: {e!r}")
 
     def start(self) -> "RandomWriters":
         for i in range(self.n):
@@ -115,10 +147,80 @@ class RandomWriters:
             self.threads.append(t)
         return self
 
-    def stop(self) -> dict[str, int]:
+    def stop(self, killed: bool = False) -> dict[str, int]:
+        """Stops the threads; `killed`: the daemon is gone, so their errors
+        (ENOTCONN, ...) are expected (LvModel.adopt_after_kill checks)."""
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout=60)
             assert not t.is_alive(), "a writer thread is stuck"
-        assert not self.errors, "writer errors: " + "; ".join(self.errors)
+        assert killed or not self.errors, "writer errors: " + "; ".join(self.errors)
         return dict(self.per_phase)
+
+
+class AckWriter:
+    """One thread writing random data at random places of an LV file and
+    fsyncing every two writes. `acked` is the LV as the writes whose fsync
+    returned make it; `in_flight` are the writes since the last good fsync
+    (any of their bytes may or may not have landed). Stops at the first
+    error (the power is off, the daemon killed). The LV is len(data) bytes."""
+
+    def __init__(self, path, data: bytes, seed: int):
+        self.path, self.rng, self.size = path, random.Random(seed), len(data)
+        self.acked = bytearray(data)
+        self.in_flight: list[tuple[int, bytes]] = []
+        self.acks = 0
+        self.error: OSError | None = None
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            while not self.stop_event.is_set():
+                for _ in range(2):
+                    n = self.rng.randrange(512, 64 * KiB)
+                    off = self.rng.randrange(0, self.size - n)
+                    data = self.rng.randbytes(n)
+                    self.in_flight.append((off, data))
+                    os.pwrite(fd, data, off)
+                os.fsync(fd)
+                for off, data in self.in_flight:
+                    self.acked[off:off + len(data)] = data
+                self.in_flight.clear()
+                self.acks += 1
+                time.sleep(0.002)
+        except OSError as e:
+            self.error = e
+        finally:
+            try:
+                os.close(fd)
+            except OSError as e:   # the daemon is gone (ENOTCONN)
+                self.error = self.error or e
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(timeout=30)
+        assert not self.thread.is_alive(), "the writer is stuck"
+
+    def check(self, got: bytes, what: str) -> None:
+        """Every acknowledged byte is there; a byte differing from the
+        acknowledged state must be what an in-flight write put there."""
+        assert len(got) == self.size, f"{what}: read {len(got)} bytes"
+        bad = []
+        for blk in range(0, self.size, 64 * KiB):
+            if got[blk:blk + 64 * KiB] == self.acked[blk:blk + 64 * KiB]:
+                continue
+            for i in range(blk, blk + 64 * KiB):
+                if got[i] != self.acked[i] and not any(
+                        off <= i < off + len(d) and d[i - off] == got[i] for off, d in self.in_flight):
+                    bad.append(i)
+                    break
+            if len(bad) > 4:
+                break
+        assert not bad, (f"{what}: acknowledged (fsync'd) data lost at LV bytes {bad}: "
+                         f"expected {bytes(self.acked[bad[0]:bad[0] + 8]).hex()} read {got[bad[0]:bad[0] + 8].hex()}")

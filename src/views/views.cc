@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "vgfs/escape.h"
+#include "vgfs/lvm2_move.h"
 
 namespace vgfs::views {
 
@@ -221,6 +222,18 @@ nlohmann::json vg_json(const VgMetadata& md, const std::vector<JobStatus>& job_s
       lvs.back()["size"] = extents * md.extent_size;
       lvs.back()["le_count"] = extents;
     }
+  }
+  // The two hidden LVs an LVM2 VG holds for each running job (docs/lvm2.md,
+  // "Moves"): the model keeps them as the job, never as LVs, but LVM2's
+  // `lvs -a` lists them, and so must vgfs's.
+  for (const LvInfo& l : lvm2::job_lvs(md)) {
+    const MapRun& r = l.map.runs().front();
+    lvs.push_back({{"name", e(l.name)}, {"uuid", shown_uuid(l.uuid, l.kept)}, {"mode", fmt::format("{:04o}", l.mode)},
+                   {"size", r.count * md.extent_size}, {"le_count", r.count}, {"le_size", md.extent_size},
+                   {"pvs", json::array({e(md.pvs[r.pv].name)})},
+                   {"map", json::array({{{"le", format_range(0, r.count)}, {"pv", e(md.pvs[r.pv].name)},
+                                         {"pe", format_range(r.pe, r.count)}}})},
+                   {"hidden", true}});
   }
   json jobs = json::array();
   for (const JobStatus& j : job_statuses) jobs.push_back(job_json(j));
