@@ -95,7 +95,7 @@ def test_lvm2_pvmove_moves_the_leg_under_a_writer(env, lvm):
     assert lm.lvm_lvs(lvm, "vgleg") == {"st": [f"{devs[2]}:0-3 {devs[1]}:0-3"]}
     # LVM2 reads the moved leg where vgfs wrote it: its own view of the LV
     # (the bytes of the new leg's PEs) equals the model's chunks of leg 0.
-    pe_start = int(lvm.report("pvs", "pv", "-o", "pe_start", "--units", "b", "--nosuffix", devs[2])[0]["pe_start"])
+    pe_start = int(lvm.report("pvs", "pv", "-o", "pe_start", devs[2])[0]["pe_start"])
     with open(devs[2], "rb") as f:
         f.seek(pe_start)
         leg = f.read(16 * MiB)
