@@ -451,3 +451,30 @@ TEST_CASE("leg move: pvmove of a PV holding a leg moves that leg; the data stays
   CHECK(back == model);
   CHECK(m.store->metadata().free_extents(1) == m.store->metadata().pvs[1].pe_count);
 }
+
+TEST_CASE("leg move: abort leaves the run on its source and frees the destination") {
+  LegMount m;
+  const uint32_t lv = *m.volume->slot("st");
+  std::string model(8 * kEs, '\0');
+  std::mt19937_64 rng(8);
+  for (char& c : model) c = static_cast<char>(rng());
+  REQUIRE(*m.volume->write(lv, 0, model.data(), model.size()) == model.size());
+  const MapRun before = m.run();
+  const uint64_t free_before = m.store->metadata().free_extents(2);
+  Result<JobsStarted> started = m.manager->pvmove("pv1", {"pv2"}, 4096);  // slow: abort comes first
+  REQUIRE_MESSAGE(started.ok(), started.status().message());
+  REQUIRE(started->jobs.size() == 1);
+  REQUIRE(m.manager->job(started->jobs[0])->leg == std::optional<uint32_t>(1));
+  CHECK(m.store->metadata().free_extents(2) == free_before - 4);
+  // A write while it runs goes through the transfer (both legs touched).
+  std::string bytes(64 * KiB, 'w');
+  REQUIRE(*m.volume->write(lv, 3 * kEs, bytes.data(), bytes.size()) == bytes.size());
+  std::copy(bytes.begin(), bytes.end(), model.begin() + static_cast<ptrdiff_t>(3 * kEs));
+  REQUIRE(m.manager->abort(started->jobs[0]).ok());
+  CHECK(m.manager->job(started->jobs[0])->sync_status == "aborted");
+  CHECK(m.run() == before);
+  CHECK(m.store->metadata().free_extents(2) == free_before);
+  std::string back(model.size(), '\0');
+  REQUIRE(*m.volume->read(lv, 0, back.data(), back.size()) == back.size());
+  CHECK(back == model);
+}
