@@ -146,11 +146,13 @@ def test_lvm2_sigkill_mid_leg_move_resumes(env, lvm):
     assert lm.lvm_lvs(lvm, "vgleg") == {"st": [f"{devs[0]}:0-3 {devs[2]}:0-3"]}
 
 
-def test_vgfs_vg_pvmove_moves_the_leg_under_a_writer(env):
-    """A vgfs VG whose LV st is striped (written with `vgfs restore` from an
-    edited dump: vgfs's own lvcreate makes linear LVs): pvmove of pv1 moves
-    leg 1 to pv2 under a writer; the metadata text shows the leg job while it
-    runs and the new leg after."""
+STRIPED = "0-15 striped 65536 pv0 0-7 pv1 0-7"
+
+
+def striped_vgfs_vg(env):
+    """A vgfs VG of three PVs whose LV st (16 MiB) is striped over pv0 and pv1
+    in 64 KiB chunks, written with `vgfs restore` from an edited dump (vgfs's
+    own lvcreate makes linear LVs)."""
     vg = env.make_vg("vgl", pvs=[PvSpec(f"pv{i}", f"pv{i}.img", "48MiB") for i in range(3)], extent_size="1MiB")
     vg.create()
     m = vg.mount(foreground=True)
@@ -158,13 +160,20 @@ def test_vgfs_vg_pvmove_moves_the_leg_under_a_writer(env):
     assert r.returncode == 0, r.stderr
     m.unmount()
     text = env.vgfs("dump", vg.config).stdout
-    striped = "0-15 striped 65536 pv0 0-7 pv1 0-7"
-    text, n = re.subn(r"0-15 pv0 0-15", striped, text)
+    text, n = re.subn(r"0-15 pv0 0-15", STRIPED, text)
     assert n == 1, text
     backup = vg.dir / "striped.yaml"
     backup.write_text(text)
     r = env.vgfs("restore", vg.config, backup)
     assert r.returncode == 0, r.stderr
+    return vg
+
+
+def test_vgfs_vg_pvmove_moves_the_leg_under_a_writer(env):
+    """pvmove of pv1 moves leg 1 of the striped LV to pv2 under a writer; the
+    status shows the leg while it runs, the map the new leg after."""
+    vg = striped_vgfs_vg(env)
+    striped = STRIPED
     m = vg.mount(foreground=True)
     assert (m.meta / "lvs" / "st" / "map").read_text().strip() == striped
     path = m.mp / "st"
@@ -186,4 +195,38 @@ def test_vgfs_vg_pvmove_moves_the_leg_under_a_writer(env):
     assert r.returncode == 0, r.stdout + r.stderr
     m = vg.mount(foreground=True)
     assert model.first_difference(m.mp / "st") is None
+    m.unmount()
+
+
+def test_vgfs_vg_sigkill_mid_leg_move_resumes(env):
+    vg = striped_vgfs_vg(env)
+    m = vg.mount(foreground=True)
+    model = LvModel(16 * MiB, data=lm.fill(m.mp / "st", 16 * MiB, 18))
+    assert env.vgfs("pvmove", m.mp, "pv0", "pv2", "--limit", "1MiB").returncode == 0
+    rng = random.Random(19)
+    fd = os.open(m.mp / "st", os.O_RDWR)
+    try:
+        deadline = time.monotonic() + 60
+        while job_int(job_status(m, 1), "checkpoint_pointer") < MiB:
+            assert time.monotonic() < deadline, job_status(m, 1)
+            model.random_write(fd, rng, max_len=128 * 1024)
+            os.fsync(fd)
+            time.sleep(0.05)
+        for _ in range(20):
+            model.random_write(fd, rng, max_len=128 * 1024)
+        os.fsync(fd)
+        persisted = job_int(job_status(m, 1), "checkpoint_pointer")
+        assert job_status(m, 1)["sync_status"] != "completed"
+    finally:
+        os.close(fd)
+    os.kill(m.proc.pid, signal.SIGKILL)
+    m.proc.wait(timeout=10)
+    env.unmount(m)
+    m = vg.mount(foreground=True)
+    st = job_status(m, 1)
+    assert st["leg"] == "0" and job_int(st, "checkpoint_pointer") >= persisted, (st, persisted)
+    ctl_ok(m, "limit 1 0")
+    assert wait_job(m, 1, timeout=120)["sync_status"] == "completed"
+    assert model.first_difference(m.mp / "st") is None
+    assert (m.meta / "lvs" / "st" / "map").read_text().strip() == "0-15 striped 65536 pv2 0-7 pv1 0-7"
     m.unmount()
