@@ -186,6 +186,26 @@ void metadata_lvm2_like() {
     std::exit(1);
   }
   write("metadata", "vg-striped-hidden-kept.yaml", encode_metadata(md));
+  // The same with a running job moving leg 1 of the striped run (issue 12).
+  JobInfo leg;
+  leg.id = 1;
+  leg.lv = "data";
+  leg.le = 4;
+  leg.count = 2;
+  leg.leg = 1;
+  leg.src_pv = 1;
+  leg.src_pe = 0;
+  leg.dst_pv = 1;
+  leg.dst_pe = 60;
+  leg.record_size = 16 * KiB;
+  md.jobs.push_back(leg);
+  md.next_job_id = 2;
+  st = md.validate();
+  if (!st.ok()) {
+    std::fprintf(stderr, "make_seeds: the VG with a leg job is invalid: %s\n", st.message().c_str());
+    std::exit(1);
+  }
+  write("metadata", "vg-striped-leg-job.yaml", encode_metadata(md));
 }
 
 }  // namespace

@@ -111,6 +111,7 @@ void check_same(const VgMetadata& a, const VgMetadata& b) {
     CHECK(x.reason == y.reason);
     CHECK(x.record_offset == y.record_offset);
     CHECK(x.record_size == y.record_size);
+    CHECK(x.leg == y.leg);
   }
 }
 

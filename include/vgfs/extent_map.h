@@ -73,6 +73,10 @@ class ExtentMap {
   // runs. Run boundaries inside it and kept keys are preserved: each
   // overlapped part moves with its own keys.
   void remap(uint64_t le, uint64_t count, uint32_t pv, uint64_t pe);
+  // Puts leg `leg` of the striped run starting at LE `le` at pv:pe (the
+  // switch of a leg move); the run must exist and have that leg. The run
+  // keeps its LEs, stripe size, other legs and kept keys.
+  void remap_leg(uint64_t le, uint32_t leg, uint32_t pv, uint64_t pe);
 
   uint64_t extent_count() const { return runs_.empty() ? 0 : runs_.back().le_end(); }
   const std::vector<MapRun>& runs() const { return runs_; }

@@ -21,6 +21,7 @@
 #include "vgfs/escape.h"  // printable(): every string from disk goes into messages through it
 #include "vgfs/extent_map.h"
 #include "vgfs/kept_keys.h"
+#include "vgfs/ranges.h"
 #include "vgfs/status.h"
 #include "vgfs/units.h"
 
@@ -98,6 +99,13 @@ struct JobInfo {
   uint64_t src_pe = 0;
   uint32_t dst_pv = 0;   // destination range
   uint64_t dst_pe = 0;
+  // Set: the job moves leg `*leg` of the striped run that starts at LE `le`
+  // (docs/records.md, "Moving a leg of a striped run"): `count` is then the
+  // leg's PEs (MapRun::leg_extents(), the whole leg), src_pe the leg's first
+  // PE, and the regions are over the leg's PEs in PE order. The run's LEs
+  // are le .. le + count * stripes - 1. Unset: a linear range, LEs le ..
+  // le + count - 1 at src_pe ...
+  std::optional<uint32_t> leg{};
   JobState state = JobState::kRunning;
   std::string reason;    // why it failed
   uint64_t record_offset = 0;  // of its record in the source PV's migration area
@@ -186,11 +194,19 @@ struct VgMetadata {
   // size), kept keys (unique, non-empty), and that the maps (every leg of
   // every striped run) and running jobs' destinations are a consistent,
   // in-range, non-overlapping assignment of PEs, that every running job's
-  // source is what its LV maps there on a linear run, and that the record places of the
+  // source is what its LV maps there (check_job_source), and that the record places of the
   // running jobs of one source PV are 4 KiB aligned and do not overlap. (That
   // they fit the PV's migration area is checked against its label:
   // check_against_labels in vgfs/vg_store.h.)
   Status validate() const;
+  // That running job `j`'s source is what its LV maps there: a linear job's
+  // LEs on one linear run at src_pv:src_pe.., a leg job's leg (in range) of
+  // the striped run starting at LE j.le, whole, at src_pv:src_pe. The error
+  // names the field that does not match (LV, LE, leg, source).
+  Status check_job_source(const JobInfo& j) const;
+  // The LEs job `j` touches: its range, or all of its striped run's for a
+  // leg job (j.count when the run is gone). Assumes the LV exists.
+  IndexRange job_les(const JobInfo& j) const;
 };
 
 // Paths and reasons are carried byte-exact: as double-quoted YAML when they

@@ -46,7 +46,11 @@ class Transfer {
   };
   struct Geometry {
     uint64_t job_id = 0;
-    uint64_t lv_begin = 0;     // byte offset of the range in the LV
+    uint64_t lv_begin = 0;     // byte offset of the range in the LV (linear ranges)
+    // The range is (part of) a leg of a striped run: its bytes are not one
+    // stretch of the LV, so writes find it by their PV place (source.dev,
+    // source.offset .. + size) instead of lv_begin (VolumeSet::change).
+    bool leg = false;
     uint64_t size = 0;         // bytes in the range
     uint64_t region_size = 0;
     Place source, destination;

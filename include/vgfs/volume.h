@@ -159,6 +159,10 @@ class VolumeSet {
   // `buf` null: zero the range instead of writing it.
   Result<size_t> write_pieces(uint32_t slot, uint64_t offset, const char* buf, size_t length, bool zero_keep);
   Result<size_t> change(uint32_t slot, uint64_t offset, const char* buf, size_t length, bool zero_keep);
+  // change() for an LV with a leg of a striped run moving: routes each PV
+  // piece by the transfers' source places.
+  Status change_by_place(uint32_t slot, uint64_t offset, const char* buf, size_t length, bool zero_keep,
+                         const TransferList& list);
 
   VgStore& store_;
   uint64_t extent_size_;

@@ -42,6 +42,10 @@ struct JobStatus {
   uint64_t id = 0;
   std::string lv;
   uint64_t le = 0, count = 0;
+  // A leg job (JobInfo::leg): the leg, and the LEs of its striped run
+  // (count is then the leg's PEs).
+  std::optional<uint32_t> leg{};
+  uint64_t le_count = 0;
   std::string source_pv, destination_pv;
   uint64_t source_pe = 0, destination_pe = 0;
   uint64_t region_size = 0, size = 0;

@@ -23,6 +23,7 @@ namespace {
 constexpr std::string_view kLvTag = "vgfs.lv=";
 constexpr std::string_view kLeTag = "vgfs.le=";
 constexpr std::string_view kSourceTag = "vgfs.source=";
+constexpr std::string_view kLegTag = "vgfs.leg=";  // only on leg moves: texts without it are linear moves
 constexpr std::string_view kRecordTag = "vgfs.record";
 
 // Namespace of the derived LV ids: a fixed, arbitrary UUID ("vgfs move lvs").
@@ -132,15 +133,19 @@ std::optional<JobInfo> job_from(const VgMetadata& md, uint64_t id, const LvInfo&
     return std::nullopt;
   JobInfo j;
   j.id = id;
-  std::optional<uint64_t> le;
+  std::optional<uint64_t> le, leg;
   std::string source;
+  bool bad_leg = false;
   for (const std::string& t : *tags) {
     if (t.starts_with(kLvTag)) j.lv = t.substr(kLvTag.size());
     else if (t.starts_with(kLeTag)) le = number(std::string_view(t).substr(kLeTag.size()));
     else if (t.starts_with(kSourceTag)) source = t.substr(kSourceTag.size());
+    else if (t.starts_with(kLegTag)) bad_leg = bad_leg || leg || !(leg = number(std::string_view(t).substr(kLegTag.size())));
   }
   const size_t colon = source.rfind(':');
-  if (j.lv.empty() || !le || colon == std::string::npos) return std::nullopt;
+  if (j.lv.empty() || !le || colon == std::string::npos || bad_leg || (leg && *leg >= kMaxStripes))
+    return std::nullopt;
+  if (leg) j.leg = static_cast<uint32_t>(*leg);
   const int src = md.find_pv(std::string_view(source).substr(0, colon));
   std::optional<uint64_t> src_pe = number(std::string_view(source).substr(colon + 1));
   if (src < 0 || !src_pe) return std::nullopt;
@@ -155,10 +160,7 @@ std::optional<JobInfo> job_from(const VgMetadata& md, uint64_t id, const LvInfo&
   // another source would resume a copy of the wrong data.
   const int lv = md.find_lv(j.lv);
   if (lv < 0 || job_of(j.lv, false) || job_of(j.lv, true) || j.le > UINT64_MAX - j.count) return std::nullopt;
-  const MapRun* run = md.lvs[static_cast<size_t>(lv)].map.find(j.le);
-  if (!run || run->striped() || j.count > run->le_end() - j.le || run->pv != j.src_pv ||
-      run->pe + (j.le - run->le) != j.src_pe)
-    return std::nullopt;
+  if (!md.check_job_source(j).ok()) return std::nullopt;  // as validate() will check it
   if (j.count > UINT64_MAX / md.extent_size) return std::nullopt;
   j.record_size = job_record_size(div_ceil(j.count * md.extent_size, md.region_size));
   j.record_offset = 0;
@@ -177,9 +179,10 @@ std::vector<LvInfo> job_lvs(const VgMetadata& md) {
   std::vector<LvInfo> out;
   for (const JobInfo& j : md.jobs) {
     if (!j.running() || !j.record_pv) continue;
-    out.push_back(hidden_lv(md, move_lv_name(j.id), j.dst_pv, j.dst_pe, j.count,
-                            {std::string(kLvTag) + j.lv, fmt::format("{}{}", kLeTag, j.le),
-                             fmt::format("{}{}:{}", kSourceTag, md.pvs[j.src_pv].name, j.src_pe)}));
+    std::vector<std::string> tags = {std::string(kLvTag) + j.lv, fmt::format("{}{}", kLeTag, j.le),
+                                     fmt::format("{}{}:{}", kSourceTag, md.pvs[j.src_pv].name, j.src_pe)};
+    if (j.leg) tags.push_back(fmt::format("{}{}", kLegTag, *j.leg));
+    out.push_back(hidden_lv(md, move_lv_name(j.id), j.dst_pv, j.dst_pe, j.count, tags));
     out.push_back(hidden_lv(md, record_lv_name(j.id), *j.record_pv, j.record_pe, j.record_extents(md.extent_size),
                             {std::string(kRecordTag)}));
   }

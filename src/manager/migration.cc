@@ -4,6 +4,7 @@
 #include "vgfs/volume_manager.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,8 +24,9 @@ namespace vgfs {
 // "job 3 started: LV lv0 LE 0-9 from pv0 PE 5 to pv1 PE 0" (and "completed").
 static std::string job_line(const VgMetadata& md, const JobInfo& j, std::string_view what) {
   auto pv = [&](uint32_t i) { return i < md.pvs.size() ? md.pvs[i].name : fmt::format("PV #{}", i); };
-  return fmt::format("job {} {}: LV {} LE {}-{} from {} PE {} to {} PE {}", j.id, what, j.lv, j.le, j.le + j.count - 1,
-                     pv(j.src_pv), j.src_pe, pv(j.dst_pv), j.dst_pe);
+  const IndexRange les = md.job_les(j);
+  return fmt::format("job {} {}: LV {} LE {}-{}{} from {} PE {} to {} PE {}", j.id, what, j.lv, les.first, les.last(),
+                     j.leg ? fmt::format(" leg {}", *j.leg) : "", pv(j.src_pv), j.src_pe, pv(j.dst_pv), j.dst_pe);
 }
 
 Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
@@ -32,6 +34,7 @@ Transfer::Geometry geometry_of(const VgStore& store, const JobInfo& j) {
   Transfer::Geometry g;
   g.job_id = j.id;
   g.lv_begin = j.le * md.extent_size;
+  g.leg = j.leg.has_value();
   g.size = j.count * md.extent_size;
   g.region_size = md.region_size;
   g.source = {&store.pv(j.src_pv), md.pvs[j.src_pv].pe_start + j.src_pe * md.extent_size};
@@ -356,9 +359,10 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
     return Status::Error(EINVAL, fmt::format("LE {} is outside LV {}, which has LEs 0-{}",
                                              format_range(range.first, range.count), lv_name, map.extent_count() - 1));
   for (const JobInfo& j : md.jobs)
-    if (j.running() && j.lv == lv_name && j.le < range.first + range.count && range.first < j.le + j.count)
-      return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}", format_range(j.le, j.count),
-                                              lv_name, j.id));
+    if (IndexRange busy = md.job_les(j);
+        j.running() && j.lv == lv_name && busy.first < range.first + range.count && range.first < busy.first + busy.count)
+      return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}",
+                                              format_range(busy.first, busy.count), lv_name, j.id));
   const PvInfo& dpv = md.pvs[static_cast<size_t>(dst)];
   if (pe && *pe >= dpv.pe_count)
     return Status::Error(EINVAL, fmt::format("PE {} is outside PV {}, which has PEs 0-{}", *pe, dpv.name, dpv.pe_count - 1));
@@ -368,9 +372,10 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
   for (const MapRun& r : map.runs()) {
     uint64_t first = std::max(r.le, range.first), last = std::min(r.le_end(), range.first + range.count);
     if (first >= last) continue;
-    if (r.striped())  // (moving legs of striped runs is issue 12's)
-      return Status::Error(EINVAL, fmt::format("LE {} of LV {} is striped over {} PVs; vgfs cannot move striped "
-                                               "runs yet", format_range(r.le, r.count), lv_name, r.stripe_count()));
+    if (r.striped())  // which leg would go where is pvmove's to say
+      return Status::Error(EINVAL, fmt::format("LE {} of LV {} is striped over {} PVs; move its legs with pvmove "
+                                               "of the PV that holds them", format_range(r.le, r.count), lv_name,
+                                               r.stripe_count()));
     if (r.pv == static_cast<uint32_t>(dst) && !pe) continue;  // already there
     JobInfo base;
     base.lv = std::string(lv_name);
@@ -410,6 +415,53 @@ Result<JobsStarted> VolumeManager::move(std::string_view lv_name, std::optional<
   return start_jobs(std::move(md), std::move(created), limit);
 }
 
+// The job moving the leg of striped run `r` of `lv` that PV `src` holds,
+// whole, to one free run of a candidate PV that holds no other leg of the
+// run: LVM2 keeps a run's legs on distinct PVs (its pvmove refuses such a
+// destination too), and two legs on one PV would halve what striping gives.
+// `any` says the candidates are every other PV (no destination was named).
+static Result<JobInfo> leg_job(const VgMetadata& md, const LvInfo& lv, const MapRun& r, uint32_t src,
+                        const std::vector<uint32_t>& candidates, bool any) {
+  std::optional<uint32_t> leg;
+  for (uint32_t s = 0; s < r.stripe_count(); ++s)
+    if (r.leg(s).pv == src) {
+      if (leg)
+        return Status::Error(EINVAL, fmt::format("LE {} of LV {} has legs {} and {} on PV {}; vgfs moves one leg of a "
+                                                 "striped run at a time, and only off a PV holding one",
+                                                 format_range(r.le, r.count), lv.name, *leg, s, md.pvs[src].name));
+      leg = s;
+    }
+  std::vector<uint32_t> dests;
+  std::vector<std::string> holding;  // candidates refused: they hold another leg
+  for (uint32_t c : candidates) {
+    bool holds = false;
+    for (uint32_t s = 0; s < r.stripe_count(); ++s) holds = holds || r.leg(s).pv == c;
+    if (holds) holding.push_back(md.pvs[c].name);
+    else dests.push_back(c);
+  }
+  const std::string what = fmt::format("leg {} of LV {} LE {} (striped over {} PVs)", *leg, lv.name,
+                                       format_range(r.le, r.count), r.stripe_count());
+  if (dests.empty())
+    return Status::Error(EINVAL, any ? fmt::format("{} cannot move: every other PV holds a leg of the same run",
+                                                   what)
+                                     : fmt::format("{} cannot move to PV {}: it holds another leg of the same striped "
+                                                   "run", what, fmt::join(holding, ", ")));
+  Result<std::vector<MapRun>> places = allocate_extents(md, r.leg_extents(), dests, r.le);
+  if (!places.ok() || places->size() != 1)
+    return Status::Error(ENOSPC, fmt::format("{} needs {} free extents in a row on one PV, and no candidate PV has "
+                                             "them", what, r.leg_extents()));
+  JobInfo j;
+  j.lv = lv.name;
+  j.le = r.le;
+  j.count = r.leg_extents();
+  j.leg = *leg;
+  j.src_pv = src;
+  j.src_pe = r.leg(*leg).pe;
+  j.dst_pv = (*places)[0].pv;
+  j.dst_pe = (*places)[0].pe;
+  return j;
+}
+
 Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::vector<std::string>& dest_names,
                                           uint64_t limit) {
   std::lock_guard command(commands_);
@@ -442,15 +494,24 @@ Result<JobsStarted> VolumeManager::pvmove(std::string_view pv_name, const std::v
       bool on_src = false;
       for (uint32_t leg = 0; leg < r.stripe_count(); ++leg) on_src = on_src || r.leg(leg).pv == static_cast<uint32_t>(src);
       if (!on_src) continue;
-      if (r.striped())  // (moving legs of striped runs is issue 12's)
-        return Status::Error(EINVAL, fmt::format("LE {} of LV {} is striped over {} PVs; vgfs cannot move striped "
-                                                 "runs yet", format_range(r.le, r.count), lv.name, r.stripe_count()));
       ++runs;
       if (full) continue;
       for (const JobInfo& j : md.jobs)
-        if (j.running() && j.lv == lv.name && j.le < r.le_end() && r.le < j.le + j.count)
+        if (IndexRange busy = md.job_les(j);
+            j.running() && j.lv == lv.name && busy.first < r.le_end() && r.le < busy.first + busy.count)
           return Status::Error(EBUSY, fmt::format("LE {} of LV {} is being moved by job {}",
-                                                  format_range(j.le, j.count), lv.name, j.id));
+                                                  format_range(busy.first, busy.count), lv.name, j.id));
+      if (r.striped()) {
+        Result<JobInfo> j = leg_job(md, lv, r, static_cast<uint32_t>(src), candidates, dest_names.empty());
+        if (!j.ok()) return j.status();
+        if (!created.empty() && !record_fits(md, *j)) {
+          full = true;
+          continue;
+        }
+        VGFS_RETURN_IF_ERROR(add_job(md, *j, &created));
+        ++moving;
+        continue;
+      }
       Result<std::vector<MapRun>> places = allocate_extents(md, r.count, candidates, r.le);
       if (!places.ok()) return places.status();
       for (const MapRun& p : *places) {
@@ -584,7 +645,11 @@ bool VolumeManager::switch_over(Job& job, Status* st) {
   VgMetadata md = store_.metadata();
   const int lv = md.find_lv(job.info.lv);
   if (st->ok()) {
-    md.lvs[static_cast<size_t>(lv)].map.remap(job.info.le, job.info.count, job.info.dst_pv, job.info.dst_pe);
+    ExtentMap& map = md.lvs[static_cast<size_t>(lv)].map;
+    if (job.info.leg)  // the run keeps its LEs and other legs; this leg's PEs are the destination's now
+      map.remap_leg(job.info.le, *job.info.leg, job.info.dst_pv, job.info.dst_pe);
+    else
+      map.remap(job.info.le, job.info.count, job.info.dst_pv, job.info.dst_pe);
     md.find_job(job.info.id)->state = JobState::kCompleted;
     *st = commit(std::move(md));
   }
@@ -665,6 +730,8 @@ JobStatus recorded_job_status(const VgMetadata& md, const JobInfo& i) {
   s.lv = i.lv;
   s.le = i.le;
   s.count = i.count;
+  s.leg = i.leg;
+  if (i.leg && md.find_lv(i.lv) >= 0) s.le_count = md.job_les(i).count;
   s.source_pv = md.pvs[i.src_pv].name;
   s.source_pe = i.src_pe;
   s.destination_pv = md.pvs[i.dst_pv].name;

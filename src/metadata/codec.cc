@@ -151,6 +151,7 @@ std::string encode_metadata(const VgMetadata& md) {
       out << YAML::Key << "id" << YAML::Value << j.id;
       out << YAML::Key << "lv" << YAML::Value << j.lv;
       out << YAML::Key << "le" << YAML::Value << format_range(j.le, j.count);
+      if (j.leg) out << YAML::Key << "leg" << YAML::Value << *j.leg;  // only leg jobs: older texts have none
       out << YAML::Key << "source" << YAML::Value << fmt::format("{} {}", md.pvs[j.src_pv].name, j.src_pe);
       out << YAML::Key << "destination" << YAML::Value << fmt::format("{} {}", md.pvs[j.dst_pv].name, j.dst_pe);
       out << YAML::Key << "state" << YAML::Value << std::string(job_state_name(j.state));
@@ -499,9 +500,15 @@ Result<VgMetadata> decode(const YNode& root, std::string_view origin) {
   if (jobs && jobs->kind != YNode::kSequence && jobs->kind != YNode::kNull) return top.error("\"jobs\" is not a list");
   for (size_t i = 0; jobs && i < jobs->items.size(); ++i) {
     Fields f(&jobs->items[i], fmt::format("jobs[{}]", i), origin);
-    VGFS_RETURN_IF_ERROR(f.check({"id", "lv", "le", "source", "destination", "state", "reason", "record"}));
+    VGFS_RETURN_IF_ERROR(f.check({"id", "lv", "le", "leg", "source", "destination", "state", "reason", "record"}));
     JobInfo j;
     VGFS_ASSIGN_OR_RETURN(j.id, f.u64("id"));
+    if (f.has("leg")) {  // a leg of a striped run (validate() checks it against the run)
+      uint64_t leg = 0;
+      VGFS_ASSIGN_OR_RETURN(leg, f.u64("leg"));
+      if (leg >= kMaxStripes) return f.error(fmt::format("\"leg\" {} is not below {} (the most stripes)", leg, kMaxStripes));
+      j.leg = static_cast<uint32_t>(leg);
+    }
     VGFS_ASSIGN_OR_RETURN(j.lv, f.str("lv"));
     VGFS_ASSIGN_OR_RETURN(j.reason, f.str("reason"));
     std::string le, src, dst, state, record;

@@ -63,6 +63,17 @@ void ExtentMap::remap(uint64_t le, uint64_t count, uint32_t pv, uint64_t pe) {
   }
 }
 
+void ExtentMap::remap_leg(uint64_t le, uint32_t leg, uint32_t pv, uint64_t pe) {
+  auto it = std::lower_bound(runs_.begin(), runs_.end(), le, [](const MapRun& r, uint64_t v) { return r.le < v; });
+  assert(it != runs_.end() && it->le == le && it->striped() && leg < it->stripe_count());
+  if (leg == 0) {
+    it->pv = pv;
+    it->pe = pe;
+  } else {
+    it->more_legs[leg - 1] = StripeLeg{pv, pe};
+  }
+}
+
 const MapRun* ExtentMap::find(uint64_t le) const {
   auto it = std::upper_bound(runs_.begin(), runs_.end(), le,
                              [](uint64_t value, const MapRun& r) { return value < r.le; });

@@ -50,6 +50,18 @@ PvRun record_run(const VgMetadata& md, const JobInfo& j) {
   return r;
 }
 
+// The destination PEs reserved by running job `j`; a leg job's show as
+// that leg (PvRun::stripe) of its run.
+PvRun destination_run(const VgMetadata& md, const JobInfo& j) {
+  PvRun r{j.dst_pe, j.count, md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)};
+  if (j.leg && r.lv >= 0)
+    if (const MapRun* run = md.lvs[static_cast<size_t>(r.lv)].map.find(j.le); run && run->striped()) {
+      r.stripe = *j.leg;
+      r.stripes = run->stripe_count();
+    }
+  return r;
+}
+
 // Every used run of PV `pv`, sorted by PE (free runs not included): LV
 // extents and the destinations reserved by running jobs.
 std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
@@ -60,8 +72,7 @@ std::vector<PvRun> used_runs(const VgMetadata& md, uint32_t pv) {
         if (StripeLeg leg = r.leg(s); leg.pv == pv)
           used.push_back(PvRun{leg.pe, r.leg_extents(), static_cast<int64_t>(lv), r.le, -1, s, r.stripe_count()});
   for (const JobInfo& j : md.jobs) {
-    if (j.running() && j.dst_pv == pv)
-      used.push_back(PvRun{j.dst_pe, j.count, md.find_lv(j.lv), j.le, static_cast<int64_t>(j.id)});
+    if (j.running() && j.dst_pv == pv) used.push_back(destination_run(md, j));
     if (j.running() && j.record_pv == pv) used.push_back(record_run(md, j));
   }
   for (size_t lv = 0; lv < md.lvs.size(); ++lv)
@@ -274,14 +285,7 @@ Status VgMetadata::validate() const {
     if (lv < 0) return Status::Error(EINVAL, fmt::format("job {} moves unknown LV {}", j.id, j.lv));
     if (j.count == 0 || j.dst_pe >= pvs[j.dst_pv].pe_count || j.count > pvs[j.dst_pv].pe_count - j.dst_pe)
       return Status::Error(EINVAL, fmt::format("job {} has an out-of-range source or destination", j.id));
-    const MapRun* run = lvs[static_cast<size_t>(lv)].map.find(j.le);
-    if (run && run->striped())
-      return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} lies on a striped run, which vgfs cannot move "
-                                               "yet", j.id, j.lv, format_range(j.le, j.count)));
-    if (!run || j.count > run->le_end() - j.le || run->pv != j.src_pv || run->pe + (j.le - run->le) != j.src_pe)
-      return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} is not mapped to its source PV {} PE {}", j.id,
-                                               j.lv, format_range(j.le, j.count), pvs[j.src_pv].name,
-                                               format_range(j.src_pe, j.count)));
+    VGFS_RETURN_IF_ERROR(check_job_source(j));
     if (j.record_size == 0 || j.record_offset % (4 * KiB) != 0 || j.record_size % (4 * KiB) != 0 ||
         j.record_offset > UINT64_MAX - j.record_size)
       return Status::Error(EINVAL, fmt::format("job {}: record place {} {} is not a whole number of 4KiB blocks",
@@ -319,8 +323,7 @@ Status VgMetadata::validate() const {
                                           r.stripe_count()}});
       }
   for (const JobInfo& j : jobs) {
-    if (j.running())
-      used.push_back(Used{j.dst_pv, PvRun{j.dst_pe, j.count, find_lv(j.lv), j.le, static_cast<int64_t>(j.id)}});
+    if (j.running()) used.push_back(Used{j.dst_pv, destination_run(*this, j)});
     if (j.running() && j.record_pv) used.push_back(Used{*j.record_pv, record_run(*this, j)});
   }
   for (size_t lv = 0; lv < lvs.size(); ++lv)
@@ -350,6 +353,47 @@ Status VgMetadata::validate() const {
     }
   }
   return Status::Ok();
+}
+
+Status VgMetadata::check_job_source(const JobInfo& j) const {
+  const int lv = find_lv(j.lv);
+  if (lv < 0) return Status::Error(EINVAL, fmt::format("job {} moves unknown LV {}", j.id, printable(j.lv)));
+  if (j.src_pv >= pvs.size()) return Status::Error(EINVAL, fmt::format("job {} names a PV that does not exist", j.id));
+  const MapRun* run = lvs[static_cast<size_t>(lv)].map.find(j.le);
+  if (!j.leg) {
+    if (run && run->striped())
+      return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} lies on a striped run, and the job names no leg",
+                                               j.id, j.lv, format_range(j.le, j.count)));
+    if (!run || j.count > run->le_end() - j.le || run->pv != j.src_pv || run->pe + (j.le - run->le) != j.src_pe)
+      return Status::Error(EINVAL, fmt::format("job {}: LV {} LE {} is not mapped to its source PV {} PE {}", j.id,
+                                               j.lv, format_range(j.le, j.count), pvs[j.src_pv].name,
+                                               format_range(j.src_pe, j.count)));
+    return Status::Ok();
+  }
+  // A leg job: LE `le` starts a striped run, the leg is one of its legs, and
+  // the job moves the whole leg from where the run has it.
+  if (!run || !run->striped() || run->le != j.le)
+    return Status::Error(EINVAL, fmt::format("job {}: leg {}: LV {} LE {} does not start a striped run", j.id, *j.leg,
+                                             j.lv, j.le));
+  if (*j.leg >= run->stripe_count())
+    return Status::Error(EINVAL, fmt::format("job {}: leg {} is out of range: LV {} LE {} is striped over {} PVs "
+                                             "(legs 0-{})", j.id, *j.leg, j.lv, format_range(run->le, run->count),
+                                             run->stripe_count(), run->stripe_count() - 1));
+  const StripeLeg leg = run->leg(*j.leg);
+  if (leg.pv != j.src_pv || leg.pe != j.src_pe || j.count != run->leg_extents())
+    return Status::Error(EINVAL, fmt::format("job {}: leg {} of LV {} LE {} is PV {} PE {}, not its source PV {} PE {}",
+                                             j.id, *j.leg, j.lv, format_range(run->le, run->count), pvs[leg.pv].name,
+                                             format_range(leg.pe, run->leg_extents()), pvs[j.src_pv].name,
+                                             format_range(j.src_pe, j.count)));
+  return Status::Ok();
+}
+
+IndexRange VgMetadata::job_les(const JobInfo& j) const {
+  if (j.leg)
+    if (int lv = find_lv(j.lv); lv >= 0)
+      if (const MapRun* run = lvs[static_cast<size_t>(lv)].map.find(j.le); run && run->striped())
+        return {run->le, run->count};
+  return {j.le, j.count};
 }
 
 }  // namespace vgfs

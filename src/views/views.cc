@@ -126,21 +126,24 @@ std::string pv_map(const VgMetadata& md, uint32_t pv) {
   return out;
 }
 
+// The LEs a job touches: a leg job's whole striped run.
+static std::string le_range(const JobStatus& j) { return format_range(j.le, j.leg ? j.le_count : j.count); }
+
 std::string job_status(const JobStatus& j) {
   return fmt::format(
-      "job: {}\nlv: {}\nle_range: {}\nsource: {} {}\ndestination: {} {}\nregion_size: {}\nsize: {}\n"
+      "job: {}\nlv: {}\nle_range: {}\n{}source: {} {}\ndestination: {} {}\nregion_size: {}\nsize: {}\n"
       "progress_pointer: {}\ncheckpoint_pointer: {}\nsync_status: {}\npaused: {}\nregions: {}\ndirty_regions: {}\n"
       "copied_bytes: {}\nrate: {}\nrate_limit: {}\nreason: {}\n",
-      j.id, e(j.lv), format_range(j.le, j.count), e(j.source_pv), format_range(j.source_pe, j.count), e(j.destination_pv),
+      j.id, e(j.lv), le_range(j), j.leg ? fmt::format("leg: {}\n", *j.leg) : "", e(j.source_pv), format_range(j.source_pe, j.count), e(j.destination_pv),
       format_range(j.destination_pe, j.count), j.region_size, j.size, j.progress_pointer, j.checkpoint_pointer,
       e(j.sync_status), j.paused ? "yes" : "no", j.regions, j.dirty_regions, j.copied_bytes, j.rate, j.rate_limit,
       e(j.reason));
 }
 
 nlohmann::json job_json(const JobStatus& j) {
-  return {{"job", j.id},
+  nlohmann::json out = {{"job", j.id},
           {"lv", e(j.lv)},
-          {"le_range", format_range(j.le, j.count)},
+          {"le_range", le_range(j)},
           {"source", fmt::format("{} {}", e(j.source_pv), format_range(j.source_pe, j.count))},
           {"destination", fmt::format("{} {}", e(j.destination_pv), format_range(j.destination_pe, j.count))},
           {"region_size", j.region_size},
@@ -155,6 +158,8 @@ nlohmann::json job_json(const JobStatus& j) {
           {"rate", j.rate},
           {"rate_limit", j.rate_limit},
           {"reason", e(j.reason)}};
+  if (j.leg) out["leg"] = *j.leg;  // leg jobs only
+  return out;
 }
 
 std::string jobs_table(const nlohmann::json& vg) {

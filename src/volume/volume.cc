@@ -291,6 +291,14 @@ Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, 
     length = std::min<uint64_t>(length, size - offset);
     const TransferList* list = transfers_[slot].load(std::memory_order_acquire);
     if (!list) return write_pieces(slot, offset, p, length, zero_keep);
+    // (The layout map() reads is loaded after the list: a list without a
+    // switched transfer comes with the layout that switch published.)
+    if (std::any_of(list->begin(), list->end(), [](const Transfer* t) { return t->geometry().leg; })) {
+      Status st = change_by_place(slot, offset, p, length, zero_keep, *list);
+      if (st.code() == EAGAIN) continue;  // it switched or stopped: look up the new map
+      if (!st.ok()) return st;
+      return length;
+    }
 
     // Each part inside a running transfer goes through its write rules.
     bool retry = false;
@@ -319,6 +327,52 @@ Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, 
     }
     if (!retry) return length;
   }
+}
+
+// The path of an LV with a leg of a striped run moving: that leg's bytes
+// are every stripes-th chunk of the run, not one stretch of the LV, so each
+// PV piece of the request is matched against the transfers' source places
+// (linear transfers of the LV too: their source place is their LV range).
+// A part inside a transfer goes through its write rules, the rest straight
+// to the PV. EAGAIN when a transfer ended under the request.
+Status VolumeSet::change_by_place(uint32_t slot, uint64_t offset, const char* p, size_t length, bool zero_keep,
+                                  const TransferList& list) {
+  size_t done = 0;
+  while (done < length) {
+    PvPiece pieces[kMaxPieces];
+    const size_t n = map(slot, offset + done, std::min<uint64_t>(length - done, kMaxIoSize), pieces);
+    if (n == 0) break;
+    for (size_t i = 0; i < n; ++i) {
+      PvPiece piece = pieces[i];
+      while (piece.length > 0) {
+        Transfer* inside = nullptr;
+        uint64_t next = piece.offset + piece.length;
+        for (Transfer* t : list) {
+          const Transfer::Place& src = t->geometry().source;
+          if (src.dev != piece.dev) continue;
+          if (src.offset <= piece.offset && piece.offset - src.offset < t->geometry().size) inside = t;
+          else if (src.offset > piece.offset) next = std::min(next, src.offset);
+        }
+        const char* bytes = p ? p + done : nullptr;
+        uint64_t part;
+        if (inside) {
+          const Transfer::Geometry& g = inside->geometry();
+          const uint64_t at = piece.offset - g.source.offset;
+          part = std::min(piece.length, g.size - at);
+          VGFS_RETURN_IF_ERROR(bytes ? inside->write(at, bytes, part) : inside->discard(at, part, zero_keep));
+        } else {
+          part = next - piece.offset;
+          VGFS_RETURN_IF_ERROR(piece.dev->check_range(piece.offset, part));
+          VGFS_RETURN_IF_ERROR(bytes ? piece.dev->write_at(bytes, part, piece.offset)
+                                     : piece.dev->zero(piece.offset, part, zero_keep));
+        }
+        piece.offset += part;
+        piece.length -= part;
+        done += part;
+      }
+    }
+  }
+  return Status::Ok();
 }
 
 Status VolumeSet::discard(uint32_t slot, uint64_t offset, uint64_t length, bool zero) {
