@@ -678,3 +678,34 @@ def test_fsync_reports_writes_lost_even_when_a_job_checkpoint_flushed_first(serv
         os.close(fd)
     assert read_lv(m, "lv", 0, MiB) == b"x" * MiB
     ctl_ok(m, f"abort {job}")
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="needs fio")
+@pytest.mark.parametrize("transport", ["dev_fuse", "io_uring"])
+def test_mixed_local_and_nbd_lv_under_fio_qd16_verify_over_each_transport(servers, env, transport):
+    """An LV with extents alternating between a local PV and an NBD PV:
+    requests all on NBD are replied from completions, the others (and, over
+    io_uring, every ring request, which only its queue thread may answer)
+    synchronously; fio's QD16 random write + verify reads back exactly what
+    it wrote over both transports."""
+    from test_transport import uring_switched_on
+    gen = uring_switched_on() if transport == "io_uring" else None
+    if gen is not None:
+        next(gen)
+    try:
+        img = sparse(servers.base / "x.img", 64 * MiB)
+        srv = servers("x", ["--filter=delay", "file", str(img), "rdelay=1ms", "wdelay=1ms"])
+        vg = env.make_vg("vgx", pvs=[PvSpec("pv0", "pv0.img", "64MiB"), PvSpec("pv1", srv.uri, None)],
+                         lvs=[LvSpec("lv", extents=[("0-3", "pv0", "2-5"), ("4-7", "pv1", "7-10"),
+                                                    ("8-11", "pv0", "20-23"), ("12-15", "pv1", "30-33")])])
+        vg.create()
+        m = vg.mount(opts="threads=2" + (",io_uring" if gen is not None else ""))
+        argv = ["fio", "--name=x", f"--filename={m.lv('lv')}", "--direct=1", "--ioengine=io_uring",
+                "--iodepth=16", "--rw=randwrite", "--bsrange=4k-256k", "--size=16M", "--verify=crc32c",
+                "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--output-format=json"]
+        r = env.run(argv, timeout=240, cwd=env.tmp)
+        assert r.returncode == 0, f"fio failed: {r.stderr[-2000:]}"
+        env.unmount(m)
+    finally:
+        if gen is not None:
+            gen.close()
