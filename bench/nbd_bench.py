@@ -34,6 +34,12 @@ from workloads import IO_ROW_EXTRA, IO_ROWS, fio
 # The psync rows of the I/O section (workloads.IO_ROWS), on the NBD PV.
 NBD_ROWS = [(f"nbd_{key}", f"NBD PV: {label}", rw, bs, nj, metric)
             for key, label, rw, bs, nj, metric in IO_ROWS if key not in IO_ROW_EXTRA]
+# Many requests in flight from one fio job (issue 13: FUSE replies sent from
+# the NBD completions, so a few FUSE threads keep dozens in flight).
+NBD_ROWS += [("nbd_randread4k_qd32", "NBD PV: 4k random read, fio io_uring QD32", "randread", "4k", 1, "iops"),
+             ("nbd_randwrite4k_qd32", "NBD PV: 4k random write, fio io_uring QD32", "randwrite", "4k", 1, "iops")]
+NBD_ROW_EXTRA = {"nbd_randread4k_qd32": ("--ioengine=io_uring", "--iodepth=32"),
+                 "nbd_randwrite4k_qd32": ("--ioengine=io_uring", "--iodepth=32")}
 VGFS_SYS, FUSE_SYS = "vgfs NBD PV", "nbdfuse"
 MOVE_VGFS, MOVE_QSD = "vgfs move", "qsd mirror"
 
@@ -184,8 +190,9 @@ def nbd_section(bench):
             rep_.new_row(key, label, "nbd", metric)
             for r in range(a.reps):
                 for s, path, extra, fuse_pid in (
-                        (VGFS_SYS, lvn, (), vproc.pid),
-                        (FUSE_SYS, ffile, (f"--offset={peer_off}", f"--size={size}"), fpid)):
+                        (VGFS_SYS, lvn, NBD_ROW_EXTRA.get(key, ()), vproc.pid),
+                        (FUSE_SYS, ffile, (f"--offset={peer_off}", f"--size={size}") + NBD_ROW_EXTRA.get(key, ()),
+                         fpid)):
                     # Where the CPU goes (what limits the row on a small
                     # machine): the FUSE server's and nbdkit's CPU per
                     # request, and how busy the machine was.

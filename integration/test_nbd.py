@@ -593,3 +593,119 @@ def test_tls_x509_export(servers, env):
                                           None)], lvs=[])
     r = bad.create(check=False)
     assert_one_line_error(r, "pv0", "cannot connect")
+
+
+def max_in_flight(log: Path) -> int:
+    """The most data requests nbdkit's log filter saw in flight at once (a
+    request counts from its `connection=C Read id=N` line to its `...Read
+    id=N return=` line)."""
+    open_, most = set(), 0
+    for line in log.read_text().splitlines():
+        parts = line.split()
+        conn = next((p for p in parts if p.startswith("connection=")), None)
+        ident = next((p for p in parts if p.startswith("id=")), None)
+        if conn is None or ident is None:
+            continue
+        if any(p in ("Read", "Write") for p in parts):
+            open_.add((conn, ident))
+            most = max(most, len(open_))
+        elif any(p in ("...Read", "...Write") for p in parts):
+            open_.discard((conn, ident))
+    return most
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="needs fio")
+def test_fio_qd32_on_a_delayed_nbd_pv_keeps_dozens_of_requests_in_flight(servers, env):
+    """Issue 13, "FUSE replies sent from completions": a mount with 2 FUSE
+    threads keeps many more NBD requests in flight than it has threads (the
+    reads and writes are replied from the NBD completions), and fio's
+    QD32 write + verify through it reads back exactly what it wrote."""
+    img = sparse(servers.base / "d.img", 64 * MiB)
+    log = servers.base / "d.nbdlog"
+    # log outermost: it sees each request arrive and its reply leave, the
+    # delay (5 ms per request) in between.
+    srv = servers("d", ["--filter=log", "--filter=delay", "file", str(img), "rdelay=5ms", "wdelay=5ms",
+                        f"logfile={log}"])
+    vg = env.make_vg("vgq", pvs=[PvSpec("pv0", srv.uri, None)], lvs=[LvSpec("lv", size="16MiB")])
+    vg.create()
+    m = vg.mount(opts="threads=2")
+    argv = ["fio", "--name=q", f"--filename={m.lv('lv')}", "--direct=1", "--ioengine=io_uring", "--iodepth=32",
+            "--rw=randwrite", "--bs=4k", "--size=4M", "--verify=crc32c", "--do_verify=1", "--verify_fatal=1",
+            "--verify_state_save=0", "--output-format=json"]
+    r = env.run(argv, timeout=240, cwd=env.tmp)
+    assert r.returncode == 0, f"fio failed: {r.stderr[-2000:]}"
+    assert "verify" not in r.stderr.lower(), r.stderr[-2000:]
+    # 2 FUSE threads waiting for their replies would keep at most 2 in flight.
+    assert max_in_flight(log) >= 8, f"at most {max_in_flight(log)} requests in flight"
+    # The bytes are on the export (not only in some cache of the mount).
+    env.unmount(m)
+    m = vg.mount()
+    data = read_lv(m, "lv", 0, 4 * MiB)
+    assert data != bytes(4 * MiB)
+
+
+def test_fsync_reports_writes_lost_even_when_a_job_checkpoint_flushed_first(servers, env):
+    """Issue 13: acknowledged, unflushed writes lost with a killed writeback
+    server make the next fsync of the LV fail once, even though a running
+    job's checkpoint (its record lives on that PV, the move's source)
+    flushed the PV first and took the PV's own one-time EIO."""
+    img = sparse(servers.base / "c.img", 64 * MiB)
+    srv = servers("c", ["--filter=cache", "file", str(img), "cache=writeback"])
+    vg = env.make_vg("vgc", pvs=[PvSpec("pv0", srv.uri, None), PvSpec("pv1", "pv1.img", "64MiB")],
+                     lvs=[LvSpec("lv", extents=[("0-7", "pv0", "0-7")]),
+                          LvSpec("big", extents=[("0-31", "pv0", "8-39")])])
+    vg.create()
+    m = vg.mount(foreground=True, opts="nbd_timeout=3,nbd_reconnect=20")
+    write_lv(m, "lv", b"x" * MiB)  # fsync'd: survives
+    # A slow move of another LV off the NBD PV: it checkpoints every second,
+    # flushing pv0 (its record is on the source).
+    job = start_job(m, "move big pv1", limit="1MiB")
+    fd = os.open(m.lv("lv"), os.O_RDWR | os.O_DIRECT)
+    try:
+        import mmap
+        buf = mmap.mmap(-1, MiB)
+        buf.write(b"y" * MiB)
+        assert os.pwritev(fd, [buf], MiB) == MiB  # acknowledged, not flushed
+        srv.stop()
+        srv.start()
+        time.sleep(3.0)  # a checkpoint or two flush pv0 meanwhile
+        assert job_status(m, job)["sync_status"] in ("copying", "resyncing"), job_status(m, job)
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+        assert e.value.errno == 5
+        os.fsync(fd)  # once
+    finally:
+        os.close(fd)
+    assert read_lv(m, "lv", 0, MiB) == b"x" * MiB
+    ctl_ok(m, f"abort {job}")
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="needs fio")
+@pytest.mark.parametrize("transport", ["dev_fuse", "io_uring"])
+def test_mixed_local_and_nbd_lv_under_fio_qd16_verify_over_each_transport(servers, env, transport):
+    """An LV with extents alternating between a local PV and an NBD PV:
+    requests all on NBD are replied from completions, the others (and, over
+    io_uring, every ring request, which only its queue thread may answer)
+    synchronously; fio's QD16 random write + verify reads back exactly what
+    it wrote over both transports."""
+    from test_transport import uring_switched_on
+    gen = uring_switched_on() if transport == "io_uring" else None
+    if gen is not None:
+        next(gen)
+    try:
+        img = sparse(servers.base / "x.img", 64 * MiB)
+        srv = servers("x", ["--filter=delay", "file", str(img), "rdelay=1ms", "wdelay=1ms"])
+        vg = env.make_vg("vgx", pvs=[PvSpec("pv0", "pv0.img", "64MiB"), PvSpec("pv1", srv.uri, None)],
+                         lvs=[LvSpec("lv", extents=[("0-3", "pv0", "2-5"), ("4-7", "pv1", "7-10"),
+                                                    ("8-11", "pv0", "20-23"), ("12-15", "pv1", "30-33")])])
+        vg.create()
+        m = vg.mount(opts="threads=2" + (",io_uring" if gen is not None else ""))
+        argv = ["fio", "--name=x", f"--filename={m.lv('lv')}", "--direct=1", "--ioengine=io_uring",
+                "--iodepth=16", "--rw=randwrite", "--bsrange=4k-256k", "--size=16M", "--verify=crc32c",
+                "--do_verify=1", "--verify_fatal=1", "--verify_state_save=0", "--output-format=json"]
+        r = env.run(argv, timeout=240, cwd=env.tmp)
+        assert r.returncode == 0, f"fio failed: {r.stderr[-2000:]}"
+        env.unmount(m)
+    finally:
+        if gen is not None:
+            gen.close()

@@ -45,6 +45,11 @@ struct PvCapabilities {
   bool can_punch = false;  // discard() deallocates (else it fails with EOPNOTSUPP)
   bool can_zero = false;   // a zeroing command cheaper than writing zeros exists
   bool has_extents = false;  // extent_at() knows holes (else everything is data)
+  // submit() returns before the request completes and calls `done` from a
+  // thread of the backend's own (NBD: a connection's I/O thread), so one
+  // caller can keep many requests in flight. Else submit() is the default:
+  // the synchronous call, then `done`, on the caller's thread.
+  bool async_submit = false;
 };
 
 enum class WriteFlags : unsigned { kNone = 0, kFua = 1 };

@@ -42,6 +42,9 @@ class PvDevice {
     return backend_->write(buf, length, offset);
   }
   Status sync() const { return backend_->flush(); }
+  // PvBackend::submit(): `done` may run on another thread, before or after
+  // this returns (capabilities().async_submit says which).
+  void submit(PvRequest& request) const { backend_->submit(request); }
   // Guaranteed zeros (PvBackend::zero).
   Status zero(uint64_t offset, uint64_t length, bool keep_allocated = false) const {
     return backend_->zero(offset, length, keep_allocated);

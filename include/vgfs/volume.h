@@ -68,6 +68,35 @@ class VolumeSet {
     std::atomic<int64_t>* counter_;
   };
 
+  // An LV read or write sent to the PVs without waiting for them: every
+  // piece goes out at once through PvDevice::submit(), and `done` runs
+  // once, after the last piece completed, on the thread that completed it
+  // (an NBD connection's I/O thread), with the bytes done (clipped at the
+  // LV's end) or the first error. The op holds an IoGuard from its start
+  // until just before `done`, so the PEs stay the LV's while any piece is
+  // on the wire. The caller sets `done` and `context`, keeps the object
+  // alive and untouched until `done` runs, and may reuse it from there.
+  static constexpr size_t kMaxAsyncPieces = 8;
+  class AsyncIo {
+   public:
+    AsyncIo() = default;
+    AsyncIo(const AsyncIo&) = delete;
+    AsyncIo& operator=(const AsyncIo&) = delete;
+    void (*done)(AsyncIo& io, Result<size_t> result) = nullptr;
+    void* context = nullptr;  // the caller's
+
+   private:
+    friend class VolumeSet;
+    static void piece_done(PvRequest& request, Status status);
+    void finish_one();
+    std::optional<IoGuard> guard_;
+    std::atomic<size_t> pending_{0};   // pieces not yet completed, plus one while starting
+    std::atomic<bool> failed_{false};  // error_ is set (by the first failing piece)
+    Status error_;
+    size_t length_ = 0;
+    PvRequest requests_[kMaxAsyncPieces];
+  };
+
   // ---- lookups ----
   // The slot of LV `name`, hidden or not.
   std::optional<uint32_t> slot(std::string_view name) const;
@@ -93,6 +122,18 @@ class VolumeSet {
   // the bytes done (short only at the LV's end) or EIO naming the PV.
   Result<size_t> read(uint32_t slot, uint64_t offset, void* buf, size_t length);
   Result<size_t> write(uint32_t slot, uint64_t offset, const void* buf, size_t length);
+  // Start `io` as a read of [offset, offset+length) into `buf` (length <=
+  // kMaxIoSize) or a write from it, when every piece lies on a PV whose
+  // backend completes asynchronously (PvCapabilities::async_submit) and
+  // there are at most kMaxAsyncPieces; a write also only outside every
+  // running transfer (their write rules take region locks and wait for
+  // the dirty bits, docs/migration.md: those go through write()). Else they
+  // return false having done nothing, and the caller uses read()/write().
+  bool start_read(AsyncIo& io, uint32_t slot, uint64_t offset, char* buf, size_t length);
+  bool start_write(AsyncIo& io, uint32_t slot, uint64_t offset, const char* buf, size_t length);
+  // Whether any PV completes asynchronously (start_read can apply at all).
+  bool has_async_pvs() const { return async_pvs_.load(std::memory_order_relaxed); }
+
   // Makes an LV range read as zeros (fallocate PUNCH_HOLE, or with `zero`
   // ZERO_RANGE, which keeps the PV ranges allocated), through the running
   // transfers' write rules like write() (docs/migration.md, "Discard and zero-range are writes"): a discard during a
@@ -100,7 +141,9 @@ class VolumeSet {
   // guaranteed even where the PV's own discard is advisory (PvDevice::zero).
   Status discard(uint32_t slot, uint64_t offset, uint64_t length, bool zero);
   // Makes every acknowledged write durable: fdatasync of each PV written
-  // since its last sync.
+  // since its last sync. EIO also, once, when a PV lost acknowledged writes
+  // (PvBackend::write_losses()) since the last fsync that reported it, even
+  // if another flush of that PV (a job's checkpoint) saw the loss first.
   Status flush();
 
   // Open files per LV (lvreduce and lvremove refuse open LVs).
@@ -151,7 +194,14 @@ class VolumeSet {
     std::vector<Leg> legs;  // of the striped runs
   };
   using TransferList = std::vector<Transfer*>;
-  using DeviceList = std::vector<const PvDevice*>;
+  // A PV flush() syncs, and the count of its backend's write_losses() that
+  // an fsync has already reported (shared by the lists that follow, so a
+  // loss is reported once whichever list an fsync read).
+  struct FlushedDevice {
+    const PvDevice* dev = nullptr;
+    std::shared_ptr<std::atomic<uint64_t>> losses_reported;
+  };
+  using DeviceList = std::vector<FlushedDevice>;
   void publish_devices();  // under change_mutex_
   const LvLayout* layout(uint32_t slot) const { return lvs_[slot].load(std::memory_order_acquire); }
   std::unique_ptr<LvLayout> make_layout(const VgMetadata& md, uint32_t lv) const;
@@ -171,6 +221,8 @@ class VolumeSet {
   std::unique_ptr<std::atomic<const TransferList*>[]> transfers_;
   std::unique_ptr<std::atomic<int>[]> open_count_;
   std::atomic<const DeviceList*> devices_{nullptr};  // the PVs flush() syncs
+  std::atomic<bool> async_pvs_{false};               // any of them has async_submit
+  bool start(AsyncIo& io, bool write, uint32_t slot, uint64_t offset, char* buf, size_t length);
 
   // In-flight requests, counted per epoch parity in cache-line shards.
   static constexpr size_t kShards = 32;

@@ -8,6 +8,7 @@
 #define FUSE_USE_VERSION 314
 #include "fuse/vgfs_fs.h"
 #include "fuse/pending_truncate.h"
+#include "fuse/async_slots.h"
 
 #include <fcntl.h>
 #include <malloc.h>
@@ -123,6 +124,10 @@ constexpr size_t kMaxCommand = 4096;
 // One line in the daemon log for an I/O error the caller only sees as errno.
 void log_io_error(const Status& st) { log::error(st.message()); }
 
+// FUSE background requests (asynchronous direct I/O) when a PV completes
+// asynchronously: about libnbd's suggested requests in flight per connection.
+constexpr unsigned kAsyncBackground = 64;
+
 class VgFs {
  public:
   VgFs(std::unique_ptr<VgStore> store, const MountOptions& options)
@@ -138,6 +143,7 @@ class VgFs {
   // that wait for it (src/fuse/pending_truncate.h).
   uint64_t new_lv_handle() { return next_lv_handle_.fetch_add(1, std::memory_order_relaxed); }
   PendingTruncates& pending_truncates() { return pending_truncates_; }
+  AsyncSlots& async_slots() { return async_slots_; }
   // A truncate to 0 took effect (`handle` had one pending): the LV reads as zeros.
   Status truncate_to_zero(uint32_t slot) { return volume_.discard(slot, 0, volume_.lv_size(slot), true); }
   // A pending truncate was cancelled: the kernel believes the size 0 the
@@ -359,6 +365,7 @@ class VgFs {
   fuse_session* se_ = nullptr;
   std::atomic<uint64_t> next_lv_handle_{1};
   PendingTruncates pending_truncates_;
+  AsyncSlots async_slots_;  // last: drained before the volume goes
 };
 
 // ---- FUSE operations ------------------------------------------------------
@@ -372,6 +379,14 @@ void op_init(void* userdata, struct fuse_conn_info* conn) {
   conn->max_readahead = kMaxReadSize;
   conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
   if (conn->capable & FUSE_CAP_ASYNC_DIO) conn->want |= FUSE_CAP_ASYNC_DIO;
+  // The kernel sends asynchronous direct I/O (io_uring, libaio) as
+  // background requests, 12 at once by default. Replies from NBD
+  // completions need no thread per request, so let dozens be in flight;
+  // VGs of local PVs keep the default (docs/nbd.md).
+  if (static_cast<VgFs*>(userdata)->volume().has_async_pvs()) {
+    conn->max_background = kAsyncBackground;
+    conn->congestion_threshold = kAsyncBackground * 3 / 4;
+  }
   if (o.splice_write && (conn->capable & FUSE_CAP_SPLICE_WRITE)) conn->want |= FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE;
   if (o.splice_read && (conn->capable & FUSE_CAP_SPLICE_READ)) conn->want |= FUSE_CAP_SPLICE_READ;
   else conn->want &= ~FUSE_CAP_SPLICE_READ;
@@ -614,6 +629,30 @@ void read_into_memory(fuse_req_t req, const PvPiece* pieces, size_t count) {
   fuse_reply_buf(req, buffer.data(), total);
 }
 
+// The completions of VolumeSet::AsyncIo (op_read and op_write_buf): reply,
+// then free the slot.
+void read_done(VolumeSet::AsyncIo& io, Result<size_t> r) {
+  AsyncSlot& s = *static_cast<AsyncSlot*>(io.context);
+  if (r.ok()) {
+    fuse_reply_buf(s.req, s.buf.data(), *r);
+  } else {
+    log_io_error(r.status());
+    fuse_reply_err(s.req, EIO);
+  }
+  AsyncSlots::give_back(s);
+}
+
+void write_done(VolumeSet::AsyncIo& io, Result<size_t> r) {
+  AsyncSlot& s = *static_cast<AsyncSlot*>(io.context);
+  if (r.ok()) {
+    fuse_reply_write(s.req, *r);
+  } else {
+    log_io_error(r.status());
+    fuse_reply_err(s.req, EIO);
+  }
+  AsyncSlots::give_back(s);
+}
+
 void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info* fi) {
   VgFs& fs = VgFs::of(req);
   if (!VgFs::is_lv_file(ino)) {
@@ -628,6 +667,18 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
     }
     return (void)fuse_reply_buf(req, slice.data(), slice.size());
   }
+  // Pieces on NBD PVs: sent at once and replied from their completion (on
+  // the connection's I/O thread), so this thread serves the next request
+  // meanwhile. Not for a request from an io_uring ring, which only its
+  // queue thread may answer.
+  if (fs.volume().has_async_pvs() && UringTransport::reply_buffer().empty())
+    if (AsyncSlot* s = fs.async_slots().take(size)) {
+      s->req = req;
+      s->io.done = read_done;
+      s->io.context = s;
+      if (fs.volume().start_read(s->io, VgFs::slot_of(ino), static_cast<uint64_t>(off), s->buf.data(), size)) return;
+      AsyncSlots::give_back(*s);
+    }
   VolumeSet::IoGuard guard(fs.volume());  // the PEs stay this LV's until the reply is sent
   PvPiece pieces[kMaxPieces];
   size_t count = fs.volume().map(VgFs::slot_of(ino), static_cast<uint64_t>(off), size, pieces);
@@ -753,6 +804,30 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
     }
   }
   if (static_cast<uint64_t>(off) >= volume.lv_size(lv)) return (void)fuse_reply_err(req, ENOSPC);
+  // Outside any job, pieces on NBD PVs are sent at once and the write is
+  // replied from their completion (as op_read). Inside a job's range the
+  // write rules run synchronously (docs/migration.md rules 2-5).
+  if (volume.has_async_pvs() && !volume.has_transfers(lv) && UringTransport::reply_buffer().empty())
+    if (AsyncSlot* s = fs.async_slots().take(size)) {
+      ssize_t got = to_memory(s->buf.data(), size);
+      if (got < 0) {
+        AsyncSlots::give_back(*s);
+        return (void)fuse_reply_err(req, static_cast<int>(-got));
+      }
+      s->req = req;
+      s->io.done = write_done;
+      s->io.context = s;
+      if (volume.start_write(s->io, lv, static_cast<uint64_t>(off), s->buf.data(), static_cast<size_t>(got))) return;
+      // Not all on NBD PVs (or a job started meanwhile): the bytes are in
+      // the slot's buffer already, write them from there.
+      Result<size_t> done = volume.write(lv, static_cast<uint64_t>(off), s->buf.data(), static_cast<size_t>(got));
+      AsyncSlots::give_back(*s);
+      if (!done.ok()) {
+        log_io_error(done.status());
+        return (void)fuse_reply_err(req, EIO);
+      }
+      return (void)fuse_reply_write(req, *done);
+    }
   {
     VolumeSet::IoGuard guard(volume);
     PvPiece pieces[kMaxPieces];
@@ -1023,6 +1098,7 @@ int run_mount(const MountOptions& options) {
         fuse_loop_cfg_set_idle_threads(loop, options.max_threads);
         status = fuse_session_loop_mt(se, loop) == 0 ? 0 : 1;
         fuse_loop_cfg_destroy(loop);
+        fs.async_slots().drain();  // replies still on the wire, before the session goes
       }
       fs.manager().shutdown();  // checkpoints every running job
       Status st = fs.volume().flush();

@@ -733,6 +733,7 @@ PvCapabilities NbdBackend::capabilities() const {
   c.can_punch = can_trim_;
   c.can_zero = can_zero_;
   c.has_extents = has_extents_;
+  c.async_submit = true;  // completions come from the connections' I/O threads
   return c;
 }
 

@@ -90,7 +90,21 @@ void VolumeSet::replace(uint32_t slot, std::unique_ptr<LvLayout> layout) {
 
 void VolumeSet::publish_devices() {
   auto list = std::make_unique<DeviceList>();
-  for (uint32_t i = 0; i < store_.pv_count(); ++i) list->push_back(&store_.pv(i));
+  bool async = false;
+  for (uint32_t i = 0; i < store_.pv_count(); ++i) {
+    const PvDevice* dev = &store_.pv(i);
+    FlushedDevice entry{dev, nullptr};
+    // The same backend keeps its count of reported losses; a new one starts
+    // from what it has lost so far (before the mount served anything).
+    if (live_devices_)
+      for (const FlushedDevice& old : *live_devices_)
+        if (&old.dev->backend() == &dev->backend()) entry.losses_reported = old.losses_reported;
+    if (!entry.losses_reported)
+      entry.losses_reported = std::make_shared<std::atomic<uint64_t>>(dev->backend().write_losses());
+    async = async || dev->capabilities().async_submit;
+    list->push_back(std::move(entry));
+  }
+  async_pvs_.store(async, std::memory_order_relaxed);
   devices_.store(list.get(), std::memory_order_release);
   if (live_devices_) retired_devices_.push_back(std::move(live_devices_));
   live_devices_ = std::move(list);
@@ -389,10 +403,22 @@ Status VolumeSet::discard(uint32_t slot, uint64_t offset, uint64_t length, bool 
   return Status::Ok();
 }
 
+// The backend's own "EIO once" after lost writes goes to whichever flush of
+// the PV comes first, and a job's checkpoint flushes its PVs too: so the
+// fsync compares write_losses() with what an fsync last reported.
 Status VolumeSet::flush() {
   IoGuard guard(*this);
-  for (const PvDevice* dev : *devices_.load(std::memory_order_acquire)) VGFS_RETURN_IF_ERROR(dev->sync_if_written());
-  return Status::Ok();
+  Status first;
+  for (const FlushedDevice& d : *devices_.load(std::memory_order_acquire)) {
+    Status st = d.dev->sync_if_written();
+    const uint64_t losses = d.dev->backend().write_losses();
+    const uint64_t reported = d.losses_reported->exchange(losses, std::memory_order_acq_rel);
+    if (st.ok() && losses != reported)
+      st = Status::Error(EIO, fmt::format("{}: writes it had acknowledged may be lost (its connection died before "
+                                          "they were flushed)", d.dev->label()));
+    if (!st.ok() && first.ok()) first = std::move(st);
+  }
+  return first;
 }
 
 void VolumeSet::publish_transfers(uint32_t slot, std::vector<Transfer*> transfers) {
