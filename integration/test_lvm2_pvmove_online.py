@@ -18,7 +18,7 @@ import pytest
 
 from test_lvm2_move import mount
 from test_lvm2_pvmove import World, check_unlocked_and_usable, pe_ranges, stuck_pvmove
-from vgfstest import assert_one_line_error, ctl, ctl_ok, job_status, reply_job_ids, wait_jobs
+from vgfstest import assert_one_line_error, ctl, ctl_ok, job_int, job_status, reply_job_ids, wait_jobs
 
 MiB = 1 << 20
 
@@ -107,3 +107,48 @@ def test_abort_lvm2_pvmove_online(env, lvm):
     assert pe_ranges(w, "lv1") == [f"{a}:0-9", f"{a}:15-17"]
     w.data = {lv: bytes(v) for lv, v in models.items()}
     check_unlocked_and_usable(w, ["lv1", "lv2"])
+
+
+def test_finish_whole_pv_with_a_striped_leg_by_the_cli(env, lvm):
+    """`vgfs pvmove MNT --finish --wait`: every LV of PV a, the leg of the
+    striped st included (a leg job), lands where LVM2 chose on c."""
+    w = World(lvm)
+    a, b, c = w.dev["a"], w.dev["b"], w.dev["c"]
+    stuck_pvmove(w, a, c)
+    m = mount(env, a, b, c)
+    st = job_status(m, 0)
+    assert st["lv"] == "lv1,lv2,st" and job_int(st, "size") == (13 + 5 + 4) * MiB, st
+    r = env.vgfs("pvmove", m.mp, "--finish", "--wait", timeout=120)
+    assert r.returncode == 0, r.stderr
+    models = {lv: bytearray(w.data[lv]) for lv in ("lv1", "lv2", "st")}
+    write_at(m.lv("st"), models["st"], 3 * MiB - 4096, 64 * 1024 + 8192)
+    check_lvs(w, m, models)
+    m.unmount()
+    lvm.run("vgck", "vg")
+    assert pe_ranges(w, "lv1") == [f"{c}:0-12"]
+    assert pe_ranges(w, "lv2") == [f"{c}:13-17"]
+    assert pe_ranges(w, "st") == [f"{c}:18-21 {b}:0-3"]
+    w.data = {lv: bytes(v) for lv, v in models.items()}
+    check_unlocked_and_usable(w, ["lv1", "lv2", "st"])
+
+
+def test_cli_abort_and_refusals(env, lvm):
+    w = World(lvm)
+    a, b, c = w.dev["a"], w.dev["b"], w.dev["c"]
+    m = mount(env, a, b, c)
+    # No pvmove0: finish and abort of job 0 say so and change nothing.
+    r = env.vgfs("pvmove", m.mp, "--finish")
+    assert_one_line_error(r, "holds no move left unfinished")
+    m.unmount()
+    stuck_pvmove(w, "-n", "lv2", a, b)
+    before = lvm.backup("vg")
+    m = mount(env, a, b, c)
+    r = env.vgfs("pvmove", m.mp, "--abort")
+    assert r.returncode == 0, r.stderr
+    assert m.lv("lv2").exists()
+    check_lvs(w, m, {lv: bytearray(w.data[lv]) for lv in ("lv1", "lv2", "st")})
+    m.unmount()
+    assert "pvmove0" in before and "pvmove0" not in lvm.backup("vg")
+    lvm.run("vgck", "vg")
+    assert pe_ranges(w, "lv2") == [f"{a}:10-14"]
+    check_unlocked_and_usable(w, ["lv2", "lv1"])

@@ -866,7 +866,10 @@ int run(int argc, char** argv) {
   std::vector<std::string> pvmove_args;
   auto* pvmove = app.add_subcommand("pvmove", "move every allocated extent off a PV, online");
   pvmove->add_option("MOUNTPOINT", mountpoint, "where the VG is mounted")->required();
-  pvmove->add_option("PV", pvmove_args, "PV [DEST_PV...]")->required();
+  pvmove->add_option("PV", pvmove_args, "PV [DEST_PV...]");
+  bool pvmove_finish = false, pvmove_abort = false;  // LVM2's unfinished pvmove, job 0 (docs/lvm2.md)
+  pvmove->add_flag("--finish", pvmove_finish, "finish the pvmove LVM2 left unfinished (job 0), online");
+  pvmove->add_flag("--abort", pvmove_abort, "put the LVs of the pvmove LVM2 left unfinished back on its source");
   pvmove->add_flag("--wait", wait, "follow the jobs with a progress bar until they end");
   pvmove->add_option("--limit", start_limit, "copy at most RATE per second, per job, from the start");
   auto* jobs = app.add_subcommand("jobs", "list the migration jobs of a mount");
@@ -1017,6 +1020,20 @@ int run(int argc, char** argv) {
     }
   if (*dump) return cmd_dump(sources, vg_name, dump_lvm2);
   if (*check) return cmd_check(sources, vg_name);
+  if (*pvmove && (pvmove_finish || pvmove_abort || pvmove_args.empty())) {
+    if (pvmove_finish && pvmove_abort) return fail("pvmove: --finish and --abort exclude each other");
+    if (!pvmove_finish && !pvmove_abort)
+      return fail("pvmove: needs the PV to empty (or --finish / --abort for a pvmove LVM2 left unfinished)");
+    if (!pvmove_args.empty())
+      return fail(fmt::format("pvmove: --{} takes no PV: it resolves the move LVM2 left unfinished, to the PEs LVM2 "
+                              "chose", pvmove_finish ? "finish" : "abort"));
+    std::vector<std::string> words = {pvmove_finish ? "finish" : "abort", "0"};
+    if (!start_limit.empty()) {
+      if (pvmove_abort) return fail("pvmove: --limit applies to --finish, not --abort");
+      words.push_back("limit=" + start_limit);
+    }
+    return cmd_control(mountpoint, words, wait && pvmove_finish);
+  }
   if (*move || *pvmove) {  // PVs given by the path of their image or device become their names
     const char* verb = *move ? "move" : "pvmove";
     if (Status st = cli::require_mount_point(verb, mountpoint); !st.ok()) return fail(st.message());

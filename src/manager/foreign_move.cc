@@ -70,23 +70,32 @@ Status VolumeManager::add_foreign_move_jobs(VgMetadata& md, const ForeignMove& m
   for (const ForeignMove::Piece& p : move.pieces) {
     const int lv = md.find_lv(p.lv);
     const MapRun* run = lv < 0 ? nullptr : md.lvs[static_cast<size_t>(lv)].map.find(p.le);
-    if (p.stripes > 1)  // (a job moves linear runs only for now)
-      return Status::Error(EINVAL, fmt::format("{} moves stripe {} of LV {} LE {}, a striped segment, which vgfs "
-                                               "cannot move yet; `abort {}` puts it back on its source",
-                                               move.name, p.stripe, p.lv, format_range(p.le, p.count * p.stripes),
-                                               kForeignMoveJob));
-    if (!run || run->striped() || run->pv != p.src_pv || run->pe + (p.le - run->le) != p.src_pe ||
-        run->le_end() - p.le < p.count)  // without_foreign_move() broke its promise
-      return Status::Error(EIO, fmt::format("{}: LV {} LE {} is not on {} PE {} once the move is undone", move.name,
-                                            p.lv, format_range(p.le, p.count), md.pvs[p.src_pv].name, p.src_pe));
     JobInfo j;
     j.lv = p.lv;
-    j.le = p.le;
     j.count = p.count;
     j.src_pv = p.src_pv;
     j.src_pe = p.src_pe;
     j.dst_pv = p.dst_pv;
     j.dst_pe = p.dst_pe;
+    if (p.stripes > 1) {  // one leg of a striped run, whole: a leg job
+      if (!run || !run->striped() || run->le != p.le || p.stripe >= run->stripe_count() ||
+          run->leg(p.stripe).pv != p.src_pv || run->leg(p.stripe).pe != p.src_pe)
+        return Status::Error(EIO, fmt::format("{}: LV {} LE {} stripe {} is not on {} PE {} once the move is undone",
+                                              move.name, p.lv, p.le, p.stripe, md.pvs[p.src_pv].name, p.src_pe));
+      if (run->leg_extents() != p.count)
+        return Status::Error(EINVAL, fmt::format("{} moves {} of the {} extents of stripe {} of LV {} LE {}; vgfs "
+                                                 "moves a stripe whole; `abort {}` puts it back on its source",
+                                                 move.name, p.count, run->leg_extents(), p.stripe, p.lv, run->le,
+                                                 kForeignMoveJob));
+      j.le = run->le;
+      j.leg = p.stripe;
+    } else {
+      if (!run || run->striped() || run->pv != p.src_pv || run->pe + (p.le - run->le) != p.src_pe ||
+          run->le_end() - p.le < p.count)  // without_foreign_move() broke its promise
+        return Status::Error(EIO, fmt::format("{}: LV {} LE {} is not on {} PE {} once the move is undone", move.name,
+                                              p.lv, format_range(p.le, p.count), md.pvs[p.src_pv].name, p.src_pe));
+      j.le = p.le;
+    }
     VGFS_RETURN_IF_ERROR(add_job(md, j, out));
   }
   return Status::Ok();
