@@ -52,7 +52,8 @@ _vgfs() {
         lvs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --maps --json -a --all --vg" ;;
         pvs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --maps --json --vg" ;;
         vgs) opts="-o --options --units --nosuffix --noheadings --separator --reportformat --json --vg" ;;
-        move|pvmove) opts="--wait --limit" ;;
+        move) opts="--wait --limit" ;;
+        pvmove) opts="--wait --limit --finish --abort" ;;
         jobs) opts="--json --wait" ;;
         lvcreate) opts="-n --name -L --size -l --extents --uid --gid --mode" ;;
         lvchange) opts="--uid --gid --mode" ;;

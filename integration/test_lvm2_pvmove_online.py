@@ -11,14 +11,16 @@ exactly against a model (the random fill plus the test's writes).
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from test_lvm2_move import mount
-from test_lvm2_pvmove import World, check_unlocked_and_usable, pe_ranges, stuck_pvmove
-from vgfstest import assert_one_line_error, ctl, ctl_ok, job_int, job_status, reply_job_ids, wait_jobs
+from test_lvm2_pvmove import World, check_data, check_unlocked_and_usable, pe_ranges, stuck_pvmove
+from vgfstest import assert_one_line_error, is_mounted, ctl, ctl_ok, job_int, job_status, reply_job_ids, wait_jobs
 
 MiB = 1 << 20
 
@@ -151,4 +153,33 @@ def test_cli_abort_and_refusals(env, lvm):
     assert "pvmove0" in before and "pvmove0" not in lvm.backup("vg")
     lvm.run("vgck", "vg")
     assert pe_ranges(w, "lv2") == [f"{a}:10-14"]
+    check_unlocked_and_usable(w, ["lv2", "lv1"])
+
+
+def test_readme_finish_block_runs_as_written(env, lvm):
+    """README.md's `--finish` block of "LVM2 volume groups", on an LVM2
+    stuck pvmove of two PVs standing in for /dev/sdb and /dev/sdc."""
+    from vgfstest import REPO, VGFS_BIN
+    text = (REPO / "README.md").read_text()
+    start = text.index("\n## LVM2 volume groups\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    [script] = [b for b in re.findall(r"```sh\n(.*?)```", section, flags=re.S) if "--finish" in b]
+    w = World(lvm)
+    a, b, c = w.dev["a"], w.dev["b"], w.dev["c"]
+    stuck_pvmove(w, "-n", "lv2", a, c)
+    work = env.tmp / "readme"
+    (work / "locks").mkdir(parents=True)
+    script = script.replace("/dev/sdb /dev/sdc", f"{a} {b} {c}").replace("/mnt/", f"{work}/mnt/")
+    script = re.sub(r"(vgfs mount [^\n#]*?)(\s*#|\n)", rf"\1 -o lvm_lock_dir={work / 'locks'}\2", script, count=1)
+    path = f"{VGFS_BIN.parent}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    try:
+        r = subprocess.run(["bash", "-e", "-c", f"mkdir -p {work}/mnt/vg\n{script}"], cwd=work,
+                           env=dict(os.environ, PATH=path), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        if is_mounted(work / "mnt" / "vg"):
+            subprocess.run(["fusermount3", "-u", str(work / "mnt" / "vg")], capture_output=True)
+    lvm.run("vgck", "vg")
+    assert pe_ranges(w, "lv2") == [f"{c}:0-4"]
+    check_data(w, ["lv1", "lv2", "st"])
     check_unlocked_and_usable(w, ["lv2", "lv1"])
