@@ -680,6 +680,39 @@ def test_fsync_reports_writes_lost_even_when_a_job_checkpoint_flushed_first(serv
     ctl_ok(m, f"abort {job}")
 
 
+def test_fsync_reports_lost_writes_to_the_lv_that_wrote_them(servers, env):
+    """Issue 13: the one-time EIO goes to the fsync of the LV whose
+    acknowledged writes a killed writeback server lost, not to the first
+    fsync on the mount: another LV, whose writes were all fsync'd before,
+    fsyncs first and succeeds."""
+    import mmap
+    img = sparse(servers.base / "l.img", 64 * MiB)
+    srv = servers("l", ["--filter=cache", "file", str(img), "cache=writeback"])
+    vg = env.make_vg("vgl", pvs=[PvSpec("pv0", srv.uri, None)],
+                     lvs=[LvSpec("lv", extents=[("0-7", "pv0", "0-7")]),
+                          LvSpec("other", extents=[("0-7", "pv0", "8-15")])])
+    vg.create()
+    m = vg.mount(foreground=True, opts="nbd_timeout=3,nbd_reconnect=20")
+    write_lv(m, "other", b"o" * MiB)  # fsync'd
+    fd = os.open(m.lv("lv"), os.O_RDWR | os.O_DIRECT)
+    ofd = os.open(m.lv("other"), os.O_RDWR)
+    try:
+        buf = mmap.mmap(-1, MiB)
+        buf.write(b"y" * MiB)
+        assert os.pwritev(fd, [buf], 0) == MiB  # acknowledged, not flushed
+        srv.stop()
+        srv.start()
+        os.fsync(ofd)  # nothing of other's was lost
+        with pytest.raises(OSError) as e:
+            os.fsync(fd)
+        assert e.value.errno == 5
+        os.fsync(fd)  # once
+    finally:
+        os.close(ofd)
+        os.close(fd)
+    assert read_lv(m, "other", 0, MiB) == b"o" * MiB
+
+
 @pytest.mark.skipif(shutil.which("fio") is None, reason="needs fio")
 @pytest.mark.parametrize("transport", ["dev_fuse", "io_uring"])
 def test_mixed_local_and_nbd_lv_under_fio_qd16_verify_over_each_transport(servers, env, transport):

@@ -42,6 +42,9 @@ lvs:
       - {le: 2-4, pv: pv1, pe: 0-2}
       - {le: 5, pv: pv0, pe: 20}
       - {le: 6-7, pv: pv1, pe: 10-11}
+  - name: other
+    extents:
+      - {le: 0-1, pv: pv0, pe: 30-31}
 )";
 
 // A backend that holds every submit()ted request until the test completes
@@ -275,4 +278,28 @@ TEST_CASE("fsync reports writes a PV lost once, even after another flush of that
   const_cast<HeldBackend&>(f.pv(1)).losses = 2;
   CHECK(f.volume->flush().code() == EIO);
   CHECK(f.volume->flush().ok());
+}
+
+TEST_CASE("fsync of an LV reports the loss to that LV, not to another LV's fsync first") {
+  Fixture f;
+  const uint32_t other = *f.volume->slot("other");
+  std::vector<char> data = pattern(4096, 4);
+  REQUIRE(f.volume->write(other, 0, data.data(), data.size()).ok());
+  CHECK(f.volume->flush(other).ok());  // other's writes are durable
+  REQUIRE(f.volume->write(f.lv, 0, data.data(), data.size()).ok());
+  const_cast<HeldBackend&>(f.pv(0)).losses = 1;  // lv's unflushed write went with pv0's server
+  CHECK(f.volume->flush(other).ok());            // other wrote nothing since: nothing of it was lost
+  Status st = f.volume->flush(f.lv);
+  CHECK(st.code() == EIO);
+  CHECK(st.message().find("LV lv") != std::string::npos);
+  CHECK(f.volume->flush(f.lv).ok());  // once
+  // Both written, one loss: both fsyncs report it (conservative, per LV).
+  REQUIRE(f.volume->write(f.lv, 0, data.data(), data.size()).ok());
+  REQUIRE(f.volume->write(other, 0, data.data(), data.size()).ok());
+  const_cast<HeldBackend&>(f.pv(1)).losses = 1;
+  CHECK(f.volume->flush(other).code() == EIO);
+  CHECK(f.volume->flush(f.lv).code() == EIO);
+  CHECK(f.volume->flush(f.lv).ok());
+  // The mount-wide flush() (unmount) keeps its own count: it saw neither.
+  CHECK(f.volume->flush().code() == EIO);
 }

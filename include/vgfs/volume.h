@@ -145,6 +145,12 @@ class VolumeSet {
   // (PvBackend::write_losses()) since the last fsync that reported it, even
   // if another flush of that PV (a job's checkpoint) saw the loss first.
   Status flush();
+  // fsync of LV `slot`: flush() of every PV written since its last sync,
+  // and EIO once when the LV was written since its last fsync and a PV lost
+  // acknowledged writes meanwhile (any PV: conservative, a loss is never
+  // missed, but an LV written only on other PVs may see it too). Another
+  // LV's fsync does not take this LV's report.
+  Status flush(uint32_t slot);
 
   // Open files per LV (lvreduce and lvremove refuse open LVs).
   void opened(uint32_t slot) { open_count_[slot].fetch_add(1); }
@@ -194,12 +200,18 @@ class VolumeSet {
     std::vector<Leg> legs;  // of the striped runs
   };
   using TransferList = std::vector<Transfer*>;
-  // A PV flush() syncs, and the count of its backend's write_losses() that
-  // an fsync has already reported (shared by the lists that follow, so a
-  // loss is reported once whichever list an fsync read).
+  // A PV flush() syncs, and the counts of its backend's write_losses() that
+  // an fsync of the mount has already reported and that its last sync saw
+  // (shared by the lists that follow, so a loss is reported once whichever
+  // list an fsync read).
+  struct LossCounts {
+    std::atomic<uint64_t> reported;
+    std::atomic<uint64_t> synced;
+    explicit LossCounts(uint64_t now) : reported(now), synced(now) {}
+  };
   struct FlushedDevice {
     const PvDevice* dev = nullptr;
-    std::shared_ptr<std::atomic<uint64_t>> losses_reported;
+    std::shared_ptr<LossCounts> losses;
   };
   using DeviceList = std::vector<FlushedDevice>;
   void publish_devices();  // under change_mutex_
@@ -220,6 +232,19 @@ class VolumeSet {
   std::unique_ptr<std::atomic<const LvLayout*>[]> lvs_;
   std::unique_ptr<std::atomic<const TransferList*>[]> transfers_;
   std::unique_ptr<std::atomic<int>[]> open_count_;
+  // Per slot, for flush(slot): written since its last fsync, and the sum of
+  // the PVs' write_losses() that fsync saw.
+  struct SlotLosses {
+    std::atomic<bool> written{false};
+    std::atomic<uint64_t> seen{0};
+  };
+  std::unique_ptr<SlotLosses[]> slot_losses_;
+  uint64_t total_write_losses() const;
+  Status sync_devices(bool report_losses);
+  void mark_written(uint32_t slot) {
+    if (!slot_losses_[slot].written.load(std::memory_order_relaxed))
+      slot_losses_[slot].written.store(true, std::memory_order_release);
+  }
   std::atomic<const DeviceList*> devices_{nullptr};  // the PVs flush() syncs
   std::atomic<bool> async_pvs_{false};               // any of them has async_submit
   bool start(AsyncIo& io, bool write, uint32_t slot, uint64_t offset, char* buf, size_t length);

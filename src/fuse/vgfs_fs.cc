@@ -873,7 +873,8 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
 void op_fsync(fuse_req_t req, fuse_ino_t ino, int, struct fuse_file_info*) {
   VgFs& fs = VgFs::of(req);
   if (!VgFs::is_lv_file(ino)) return (void)fuse_reply_err(req, 0);
-  Status st = fs.volume().flush();
+  Status st = fs.volume().flush(VgFs::slot_of(ino));
+  if (!st.ok()) log::error(st.message());
   fuse_reply_err(req, st.ok() ? 0 : EIO);
 }
 

@@ -52,6 +52,7 @@ bool VolumeSet::start(AsyncIo& io, bool write, uint32_t slot, uint64_t offset, c
     io.guard_.reset();
     return false;
   }
+  if (write) mark_written(slot);  // before any PV sees it: flush(slot)
   io.failed_.store(false, std::memory_order_relaxed);
   io.length_ = 0;
   for (size_t i = 0; i < n; ++i) io.length_ += pieces[i].length;

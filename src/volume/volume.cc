@@ -40,7 +40,8 @@ VolumeSet::VolumeSet(VgStore& store)
       extent_shift_(static_cast<uint32_t>(std::countr_zero(store.metadata().extent_size))),
       lvs_(new std::atomic<const LvLayout*>[kMaxLvSlots]),
       transfers_(new std::atomic<const TransferList*>[kMaxLvSlots]),
-      open_count_(new std::atomic<int>[kMaxLvSlots]) {
+      open_count_(new std::atomic<int>[kMaxLvSlots]),
+      slot_losses_(new SlotLosses[kMaxLvSlots]) {
   for (uint32_t i = 0; i < kMaxLvSlots; ++i) {
     lvs_[i].store(nullptr);
     transfers_[i].store(nullptr);
@@ -50,6 +51,8 @@ VolumeSet::VolumeSet(VgStore& store)
   for (uint32_t i = 0; i < md.lvs.size(); ++i) (void)publish_lv(md, i);
   std::lock_guard lock(change_mutex_);
   publish_devices();
+  const uint64_t losses = total_write_losses();  // before the mount served anything
+  for (uint32_t i = 0; i < next_slot_; ++i) slot_losses_[i].seen.store(losses);
 }
 
 VolumeSet::~VolumeSet() {
@@ -98,9 +101,8 @@ void VolumeSet::publish_devices() {
     // from what it has lost so far (before the mount served anything).
     if (live_devices_)
       for (const FlushedDevice& old : *live_devices_)
-        if (&old.dev->backend() == &dev->backend()) entry.losses_reported = old.losses_reported;
-    if (!entry.losses_reported)
-      entry.losses_reported = std::make_shared<std::atomic<uint64_t>>(dev->backend().write_losses());
+        if (&old.dev->backend() == &dev->backend()) entry.losses = old.losses;
+    if (!entry.losses) entry.losses = std::make_shared<LossCounts>(dev->backend().write_losses());
     async = async || dev->capabilities().async_submit;
     list->push_back(std::move(entry));
   }
@@ -127,6 +129,9 @@ Result<uint32_t> VolumeSet::publish_lv(const VgMetadata& md, uint32_t lv) {
       return Status::Error(ENOSPC, fmt::format("this mount serves {} LVs, its most", kMaxLvSlots));
     }
     slot_of_.emplace(layout->name, slot);
+    // A new LV (or a reused slot) has lost nothing yet.
+    slot_losses_[slot].written.store(false);
+    slot_losses_[slot].seen.store(devices_.load() ? total_write_losses() : 0);
   }
   replace(slot, std::move(layout));
   return slot;
@@ -141,6 +146,8 @@ void VolumeSet::republish_all(const VgMetadata& md) {
   for (uint32_t i = 0; i < md.lvs.size(); ++i) (void)publish_lv(md, i);
   std::lock_guard lock(change_mutex_);
   publish_devices();
+  const uint64_t losses = total_write_losses();  // before the mount served anything
+  for (uint32_t i = 0; i < next_slot_; ++i) slot_losses_[i].seen.store(losses);
 }
 
 void VolumeSet::rename_lv(uint32_t slot, const std::string& name) {
@@ -298,6 +305,7 @@ Result<size_t> VolumeSet::write(uint32_t slot, uint64_t offset, const void* buf,
 // through the map, inside one through its write rules (docs/migration.md rules 2-5),
 // looking the map up again when the transfer switched under the request.
 Result<size_t> VolumeSet::change(uint32_t slot, uint64_t offset, const char* p, size_t length, bool zero_keep) {
+  mark_written(slot);  // before any PV sees it: flush(slot)
   for (;;) {
     IoGuard guard(*this);
     const uint64_t size = lv_size(slot);
@@ -404,21 +412,54 @@ Status VolumeSet::discard(uint32_t slot, uint64_t offset, uint64_t length, bool 
 }
 
 // The backend's own "EIO once" after lost writes goes to whichever flush of
-// the PV comes first, and a job's checkpoint flushes its PVs too: so the
-// fsync compares write_losses() with what an fsync last reported.
-Status VolumeSet::flush() {
-  IoGuard guard(*this);
+// the PV comes first, and a job's checkpoint flushes its PVs too: so an
+// fsync compares write_losses() with what the last fsync saw (the mount's,
+// for flush(); the LV's, for flush(slot)).
+Status VolumeSet::sync_devices(bool report_losses) {
   Status first;
   for (const FlushedDevice& d : *devices_.load(std::memory_order_acquire)) {
     Status st = d.dev->sync_if_written();
     const uint64_t losses = d.dev->backend().write_losses();
-    const uint64_t reported = d.losses_reported->exchange(losses, std::memory_order_acq_rel);
-    if (st.ok() && losses != reported)
-      st = Status::Error(EIO, fmt::format("{}: writes it had acknowledged may be lost (its connection died before "
-                                          "they were flushed)", d.dev->label()));
+    const uint64_t synced = d.losses->synced.exchange(losses, std::memory_order_acq_rel);
+    if (report_losses) {
+      const uint64_t reported = d.losses->reported.exchange(losses, std::memory_order_acq_rel);
+      if (st.ok() && losses != reported)
+        st = Status::Error(EIO, fmt::format("{}: writes it had acknowledged may be lost (its connection died before "
+                                            "they were flushed)", d.dev->label()));
+    } else if (st.code() == EIO && losses != synced) {
+      // The backend's own report of the loss, after its flush went
+      // through (NbdBackend::flush): flush(slot) reports it per LV.
+      st = Status::Ok();
+    }
     if (!st.ok() && first.ok()) first = std::move(st);
   }
   return first;
+}
+
+uint64_t VolumeSet::total_write_losses() const {
+  uint64_t sum = 0;
+  for (const FlushedDevice& d : *devices_.load(std::memory_order_acquire)) sum += d.dev->backend().write_losses();
+  return sum;
+}
+
+Status VolumeSet::flush() {
+  IoGuard guard(*this);
+  return sync_devices(true);
+}
+
+Status VolumeSet::flush(uint32_t slot) {
+  IoGuard guard(*this);
+  // A write acknowledged before this fsync set `written` before its reply;
+  // the losses are read after the sync, so a loss of such a write (its
+  // connection died before the sync made it durable) has moved them.
+  const bool written = slot_losses_[slot].written.exchange(false, std::memory_order_acq_rel);
+  Status st = sync_devices(false);
+  const uint64_t losses = total_write_losses();
+  const uint64_t seen = slot_losses_[slot].seen.exchange(losses, std::memory_order_acq_rel);
+  if (st.ok() && written && losses != seen)
+    st = Status::Error(EIO, fmt::format("LV {}: writes acknowledged since its last fsync may be lost (a PV's "
+                                        "connection died before they were flushed)", lv_name(slot)));
+  return st;
 }
 
 void VolumeSet::publish_transfers(uint32_t slot, std::vector<Transfer*> transfers) {
