@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -45,11 +46,13 @@ def free_port() -> int:
 
 class NbdServer:
     """One NBD server process in the foreground, on a unix socket (`tcp`
-    False) or on 127.0.0.1:PORT; stop() kills it by PID and waits for it."""
+    False) or on HOST:PORT (127.0.0.1 unless told); stop() kills it by PID
+    and waits for it."""
 
     def __init__(self, base: Path, name: str, argv_tail: list[str], tcp: bool = False,
-                 qemu: bool = False):
+                 qemu: bool = False, host: str = "127.0.0.1"):
         self.base, self.name, self.tail, self.tcp, self.qemu = base, name, argv_tail, tcp, qemu
+        self.host = host
         self.sock = base / f"{name}.sock"
         self.port = free_port() if tcp else 0
         self.proc: subprocess.Popen | None = None
@@ -59,17 +62,17 @@ class NbdServer:
     @property
     def uri(self) -> str:
         if self.tcp:
-            return f"nbd://127.0.0.1:{self.port}/"
+            return f"nbd://{self.host}:{self.port}/"
         return f"nbd+unix:///?socket={self.sock}"
 
     def start(self) -> None:
         if self.sock.exists():
             self.sock.unlink()
         if self.qemu:
-            where = ["-b", "127.0.0.1", "-p", str(self.port)] if self.tcp else ["-k", str(self.sock)]
+            where = ["-b", self.host, "-p", str(self.port)] if self.tcp else ["-k", str(self.sock)]
             argv = ["qemu-nbd", "-t", "-e", "8", "-f", "raw", "--cache=writeback"] + where + self.tail
         else:
-            where = ["-i", "127.0.0.1", "-p", str(self.port)] if self.tcp else ["-U", str(self.sock)]
+            where = ["-i", self.host, "-p", str(self.port)] if self.tcp else ["-U", str(self.sock)]
             # nbdkit -f ends with the thread that started it (it sets
             # PR_SET_PDEATHSIG): start servers from the test's main thread.
             argv = ["nbdkit", "-f"] + where + self.tail
@@ -80,7 +83,7 @@ class NbdServer:
             assert self.proc.poll() is None, f"{argv[0]} exited: {self.log.read_text()}"
             if self.tcp:
                 try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    socket.create_connection((self.host, self.port), timeout=0.2).close()
                     return
                 except OSError:
                     pass
@@ -115,8 +118,8 @@ def servers(tmp_path_factory):
     base = tmp_path_factory.mktemp("nbd")
     made: list[NbdServer] = []
 
-    def make(name, argv_tail, tcp=False, qemu=False):
-        s = NbdServer(base, name, argv_tail, tcp=tcp, qemu=qemu)
+    def make(name, argv_tail, tcp=False, qemu=False, host="127.0.0.1"):
+        s = NbdServer(base, name, argv_tail, tcp=tcp, qemu=qemu, host=host)
         made.append(s)
         return s
 
@@ -310,6 +313,56 @@ def test_pvadd_and_live_pvmove_local_to_nbd_to_other_nbd(servers, env):
     # names only pv0; the metadata lists the URIs).
     m = vg.mount()
     model.assert_equals(m.lv("lv"), "after remount")
+
+
+def test_readme_nbd_block_moves_a_live_ext4_to_another_address(servers, env):
+    """Issue 13's "done when": README.md's NBD block (pvadd of an nbd://
+    URI, pvmove --wait, pvremove) run as written, with the server on another
+    loopback address (127.0.0.2) over TCP, moves a mounted ext4 that a
+    writer keeps adding files to; e2fsck is clean, every file exact, pv0 is
+    gone. Then the server is SIGKILLed and restarted: every byte synced
+    before reads back through the same mount (it reconnects)."""
+    from vgfstest import REPO, VGFS_BIN
+    text = (REPO / "README.md").read_text()
+    start = text.index("\n### PVs on other machines (NBD)\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    [script] = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    vg = env.make_vg("vgrd", pvs=[PvSpec("pv0", "pv0.img", "96MiB"), PvSpec("pv1", "pv1.img", "16MiB")],
+                     lvs=[LvSpec("fs", extents=[("0-63", "pv0", "0-63")])])
+    vg.create()
+    m = vg.mount(opts="nbd_reconnect=30")
+    dev = env.losetup(m.lv("fs"))
+    env.run(["mkfs.ext4", "-q", "-F", dev], check=True)
+    ext = env.tmp / "ext"
+    env.mount_ext4(dev, ext)
+    rng = random.Random(13)
+    files = {f"f{i}": rng.randbytes(rng.randint(1, 2 * MiB)) for i in range(10)}
+    for name, data in files.items():
+        (ext / name).write_bytes(data)
+    img = sparse(servers.base / "far.img", 96 * MiB)
+    far = servers("far", ["file", str(img)], tcp=True, host="127.0.0.2")
+    script = script.replace("/mnt/vg0", str(m.mp)).replace("nbd://otherhost/", far.uri)
+    writer = subprocess.Popen(["bash", "-c", f"for i in $(seq 1 30); do head -c 65536 /dev/urandom > {ext}/w$i; "
+                               f"sync {ext}/w$i; done"])
+    path = f"{VGFS_BIN.parent}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}"
+    r = subprocess.run(["bash", "-e", "-c", script], env=dict(os.environ, PATH=path), capture_output=True,
+                       text=True, timeout=300)
+    assert writer.wait(timeout=120) == 0
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {run[2] for run in lv_map(m, "fs")} == {"pv2"}, lv_map(m, "fs")
+    assert "pv0" not in env.vgfs("pvs", m.mp).stdout
+    written = {p.name: p.read_bytes() for p in ext.iterdir() if p.name.startswith("w")}
+    assert len(written) == 30
+    os.sync()
+    far.stop()  # SIGKILL: the file plugin holds nothing unflushed that was synced
+    far.start()
+    env.umount_ext4(ext)
+    env.run(["e2fsck", "-fn", dev], check=True)
+    env.mount_ext4(dev, ext, read_only=True)
+    for name, data in list(files.items()) + list(written.items()):
+        assert (ext / name).read_bytes() == data, name
+    env.umount_ext4(ext)
+    env.loop_detach(dev)
 
 
 def test_a_job_whose_nbd_destination_dies_fails_and_the_source_is_untouched(servers, env):
