@@ -38,6 +38,10 @@ std::string canonical(const Command& command) {
                    if (c.limit) add(fmt::format("limit={}", c.limit));
                  },
                  [&](const cmd::Abort& c) { add(fmt::format("{}", c.job)); },
+                 [&](const cmd::Finish& c) {
+                   add(fmt::format("{}", c.job));
+                   if (c.limit) add(fmt::format("limit={}", c.limit));
+                 },
                  [&](const cmd::Pause& c) { add(fmt::format("{}", c.job)); },
                  [&](const cmd::Resume& c) { add(fmt::format("{}", c.job)); },
                  [&](const cmd::Limit& c) { add(fmt::format("{} {}", c.job, c.rate)); },
@@ -93,7 +97,8 @@ void check_fields(const Command& command) {
                    check_pv(c.pv);
                    check_pvs(c.destinations);
                  },
-                 [](const cmd::Abort& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
+                 [](const cmd::Abort&) {},  // job 0: another tool's unfinished move
+                 [](const cmd::Finish& c) { FUZZ_CHECK(c.job == 0, "finish of a vgfs job"); },
                  [](const cmd::Pause& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
                  [](const cmd::Resume& c) { FUZZ_CHECK(c.job != 0, "job 0"); },
                  [](const cmd::Limit& c) { FUZZ_CHECK(c.job != 0, "job 0"); },

@@ -15,9 +15,20 @@ namespace vgfs {
 namespace {
 
 constexpr std::string_view kUsage[] = {
-    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]", "pvmove PV [DEST_PV ...] [limit=RATE]", "abort JOB", "finish 0 [limit=RATE]", "pause JOB", "resume JOB",
-    "limit JOB RATE", "lvcreate NAME SIZE [PV ...] [uid=N] [gid=N] [mode=OCTAL]", "lvextend NAME SIZE", "lvreduce NAME SIZE", "lvremove NAME",
-    "lvrename OLD NEW", "pvadd PATH [NAME] [force=yes]", "pvremove PV",
+    "move LV[:LE_FIRST-LE_LAST] PV[:PE_FIRST] [limit=RATE]",
+    "pvmove PV [DEST_PV ...] [limit=RATE]",
+    "abort JOB",
+    "finish 0 [limit=RATE]",
+    "pause JOB",
+    "resume JOB",
+    "limit JOB RATE",
+    "lvcreate NAME SIZE [PV ...] [uid=N] [gid=N] [mode=OCTAL]",
+    "lvextend NAME SIZE",
+    "lvreduce NAME SIZE",
+    "lvremove NAME",
+    "lvrename OLD NEW",
+    "pvadd PATH [NAME] [force=yes]",
+    "pvremove PV",
 };
 
 // Splits a command line into words (include/vgfs/control.h): blanks
