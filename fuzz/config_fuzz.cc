@@ -9,7 +9,11 @@
 // every promise of the header: valid names, distinct PV paths (absolute, or
 // NBD URIs as written),
 // power-of-two extent and region sizes in range, each LV with a size or a
-// list of runs, nothing zero-sized.
+// list of runs, nothing zero-sized. The mount's load (ConfigParts::kVgAndPvs,
+// the `lvs:` block cut out of the text) of a config that loads whole gives
+// the same VG and PVs and no LVs; the cut keeps the text's size and lines.
+#include <algorithm>
+#include <optional>
 #include <set>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -29,7 +33,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(ftruncate(fd, 0) == 0, "ftruncate");
   FUZZ_CHECK(pwrite(fd, data, size, 0) == static_cast<ssize_t>(size), "pwrite");
 
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  if (std::optional<std::string> cut = without_top_level_block(text, "lvs")) {
+    FUZZ_CHECK(cut->size() == text.size(), "the cut changed the text's size");
+    FUZZ_CHECK(std::count(cut->begin(), cut->end(), '\n') == std::count(text.begin(), text.end(), '\n'),
+               "the cut changed the number of lines");
+  }
   Result<VgConfig> cfg = load_config(path);
+  Result<VgConfig> parts = load_config(path, ConfigParts::kVgAndPvs);
+  if (cfg.ok()) {
+    FUZZ_CHECK(parts.ok(), "loads whole but not for a mount: " + parts.status().message());
+    FUZZ_CHECK(parts->name == cfg->name && parts->extent_size == cfg->extent_size &&
+                   parts->region_size == cfg->region_size && parts->lvs.empty(),
+               "the mount's load differs from the whole load");
+    FUZZ_CHECK(parts->pvs.size() == cfg->pvs.size(), "the mount's load has other PVs");
+    for (size_t i = 0; i < cfg->pvs.size(); ++i)
+      FUZZ_CHECK(parts->pvs[i].name == cfg->pvs[i].name && parts->pvs[i].path == cfg->pvs[i].path &&
+                     parts->pvs[i].size == cfg->pvs[i].size,
+                 "the mount's load has another PV " + std::to_string(i));
+  } else if (!parts.ok()) {
+    FUZZ_CHECK(parts.status().message() == cfg.status().message(), "the mount's load failed otherwise");
+  }
   if (!cfg.ok()) {
     fuzz::check_error(cfg.status());
     return 0;

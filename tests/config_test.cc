@@ -412,3 +412,121 @@ TEST_CASE("bad LV uid and gid") {
     expect_error(std::string(kHead) + "lvs:\n  - {name: lv0, size: 8MiB, " + owner + "}\n", "{name: lv0");
   }
 }
+
+// ---- ConfigParts::kVgAndPvs: the LVs skipped for a mount (include/vgfs/config.h) ----
+
+TEST_CASE("without_top_level_block blanks the lvs block and keeps every other line where it was") {
+  const std::string text =
+      "vg: {name: vg0}\n"
+      "lvs:\n"
+      "  - name: a\n"
+      "\n"
+      "# a comment at column 0\n"
+      "- name: b   # a compact sequence entry at column 0\n"
+      "-\n"
+      "pvs:\n"
+      "  - {name: pv0, path: p.img}\n"
+      "lvsx: 1\n";
+  std::optional<std::string> cut = without_top_level_block(text, "lvs");
+  REQUIRE(cut);
+  CHECK(cut->size() == text.size());
+  CHECK(line_of(*cut, "pvs:") == line_of(text, "pvs:"));
+  CHECK(cut->find("name: a") == std::string::npos);
+  CHECK(cut->find("name: b") == std::string::npos);
+  CHECK(cut->find("lvsx: 1") != std::string::npos);  // another key that starts alike stays
+  CHECK(cut->find("vg: {name: vg0}") == 0);
+
+  CHECK_FALSE(without_top_level_block("vg: {name: a}\n", "lvs"));
+  CHECK_FALSE(without_top_level_block("  lvs:\n", "lvs"));         // not at the top level
+  CHECK_FALSE(without_top_level_block("{lvs: [], vg: 1}\n", "lvs"));  // flow style: read whole
+  CHECK(without_top_level_block("lvs : []\r\n", "lvs"));
+  CHECK(without_top_level_block("lvs:", "lvs"));
+  // The block ends at the next column-0 key, even a document marker.
+  std::optional<std::string> ended = without_top_level_block("lvs:\n  - x\n---\nvg: 1\n", "lvs");
+  REQUIRE(ended);
+  CHECK(ended->find("---\nvg: 1\n") != std::string::npos);
+}
+
+TEST_CASE("kVgAndPvs gives the VG and PVs of a whole load and no LVs") {
+  TempDir dir;
+  Written w = write_config(dir, kSpecExample);
+  Result<VgConfig> whole = load_config(w.path);
+  Result<VgConfig> parts = load_config(w.path, ConfigParts::kVgAndPvs);
+  REQUIRE_MESSAGE(whole.ok(), whole.status().message());
+  REQUIRE_MESSAGE(parts.ok(), parts.status().message());
+  CHECK(parts->name == whole->name);
+  CHECK(parts->extent_size == whole->extent_size);
+  CHECK(parts->region_size == whole->region_size);
+  REQUIRE(parts->pvs.size() == whole->pvs.size());
+  for (size_t i = 0; i < parts->pvs.size(); ++i) {
+    CHECK(parts->pvs[i].name == whole->pvs[i].name);
+    CHECK(parts->pvs[i].path == whole->pvs[i].path);
+    CHECK(parts->pvs[i].size == whole->pvs[i].size);
+    CHECK(parts->pvs[i].place.str() == whole->pvs[i].place.str());
+  }
+  CHECK(whole->lvs.size() == 2);
+  CHECK(parts->lvs.empty());
+}
+
+TEST_CASE("kVgAndPvs skips a broken lvs list but reports errors elsewhere exactly as a whole load") {
+  TempDir dir;
+  // An LV error only a whole load sees: the mount does not read LVs from here.
+  Written broken_lv = write_config(dir, std::string(kHead) + "lvs:\n  - {name: lv0, colour: blue}\n");
+  CHECK_FALSE(load_config(broken_lv.path).ok());
+  CHECK(load_config(broken_lv.path, ConfigParts::kVgAndPvs).ok());
+
+  // An error in the PVs after the lvs block: the same message, line and all.
+  const std::string text = "vg:\n  name: vg0\nlvs:\n  - {name: lv0, size: 1GiB}\npvs:\n  - {name: pv0, path: a.img, "
+                           "size: 0}\n";
+  Written w = write_config(dir, text, "late.yaml");
+  Result<VgConfig> whole = load_config(w.path);
+  Result<VgConfig> parts = load_config(w.path, ConfigParts::kVgAndPvs);
+  REQUIRE_FALSE(whole.ok());
+  REQUIRE_FALSE(parts.ok());
+  CHECK(parts.status().message() == whole.status().message());
+  CHECK(whole.status().message().find(w.path + ":" + std::to_string(line_of(text, "size: 0")) + ":") !=
+        std::string::npos);
+
+  // An anchor defined in the lvs block and used by the PVs: the cut text
+  // fails, the whole file is read and loads.
+  const std::string anchored = "vg: {name: vg0}\nlvs:\n  - &lv {name: lv0, size: 1GiB}\npvs:\n  - {name: pv0, path: "
+                               "a.img}\nlvsrefs: *lv\n";
+  Written a = write_config(dir, anchored, "anchored.yaml");
+  Result<VgConfig> aw = load_config(a.path), ap = load_config(a.path, ConfigParts::kVgAndPvs);
+  CHECK(aw.ok() == ap.ok());
+  CHECK(aw.status().message() == ap.status().message());
+
+  // An unclosed flow mapping in the lvs block: not cut (its end is not
+  // sure), so the mount reports the whole file's error.
+  Written m = write_config(dir, std::string(kHead) + "lvs:\n  - {name: lv0, size: 1GiB\n", "malformed.yaml");
+  Result<VgConfig> mw = load_config(m.path), mp = load_config(m.path, ConfigParts::kVgAndPvs);
+  REQUIRE_FALSE(mw.ok());
+  REQUIRE_FALSE(mp.ok());
+  CHECK(mp.status().message() == mw.status().message());
+}
+
+TEST_CASE("without_top_level_block leaves alone what it cannot cut for sure") {
+  // A column-0 "lvs:" inside a double-quoted scalar that goes on over lines
+  // (fuzz/regressions/config/lvs-line-inside-a-quoted-path): the path is
+  // the whole load's, with "lvs:" in it.
+  CHECK_FALSE(without_top_level_block("pvs:\n  - {name: p, path: \"a\nlvs:\n- b\"}\nvg: {name: v}\n", "lvs"));
+  CHECK_FALSE(without_top_level_block("pvs:\n  - {name: p, path: 'a\nlvs:\n- b'}\n", "lvs"));
+  // Inside a flow collection that goes on over lines.
+  CHECK_FALSE(without_top_level_block("pvs: [{name: p,\nlvs: x, path: a}]\n", "lvs"));
+  // A backslash escape (a \" would fool the quote count).
+  CHECK_FALSE(without_top_level_block("vg: {name: \"v\\\"\"}\nlvs: []\n", "lvs"));
+  // An anchor in the block (a later alias, or a redefinition, would change).
+  CHECK_FALSE(without_top_level_block("lvs:\n  - {name: a, size: &s 1GiB}\npvs: []\n", "lvs"));
+  // Quotes and brackets that close on their line are fine, comments too.
+  CHECK(without_top_level_block("vg: {name: \"v\"}  # it's [\nlvs:\n  - {name: 'a''b', size: 1GiB}\n", "lvs"));
+
+  // And what the fuzzer found: the mount's load of it is the whole load's.
+  TempDir dir;
+  const std::string text = "vg: {name: vg0}\npvs:\n  - {name: pv0, path: \"a\nlvs:\n- b\"}\n";
+  Written w = write_config(dir, text);
+  Result<VgConfig> whole = load_config(w.path), parts = load_config(w.path, ConfigParts::kVgAndPvs);
+  REQUIRE_MESSAGE(whole.ok(), whole.status().message());
+  REQUIRE(parts.ok());
+  CHECK(parts->pvs.at(0).path == whole->pvs.at(0).path);
+  CHECK(whole->pvs.at(0).path.find("lvs:") != std::string::npos);
+}

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "vgfs/extent_map.h"
@@ -69,6 +70,26 @@ struct VgConfig {
   bool follow_metadata_paths = true;
 };
 
-Result<VgConfig> load_config(const std::string& path);
+// What of the file a caller needs. A mount and the offline readers take
+// the VG's LVs from the PVs' metadata, not from the file; the `lvs:` list,
+// nearly all of a big config (a million extents: a second of YAML parsing
+// per read), is then skipped where it can be cut out of the text: a block
+// under a top-level `lvs:` key (see without_top_level_block). Whatever the
+// cut text fails on is read again whole, so an error is always the whole
+// file's, and a config that loads whole gives the same VG and PVs either way
+// (fuzz/config_fuzz.cc checks it). kVgAndPvs returns no LVs either way.
+enum class ConfigParts { kAll, kVgAndPvs };
+
+Result<VgConfig> load_config(const std::string& path, ConfigParts parts = ConfigParts::kAll);
+
+// `text` with the block of the top-level key `key` (block style: the line
+// `key:` at column 0 and the lines after it that are indented, blank,
+// comments or column-0 sequence entries `- `; every such block, if the key
+// is repeated) blanked, so every other line keeps its number and column.
+// None when there is no such line, or when the text has what would make
+// the cut change another part (a quoted scalar or a flow collection going
+// on over lines, a backslash escape, an anchor in the block): the caller
+// then parses it whole.
+std::optional<std::string> without_top_level_block(const std::string& text, std::string_view key);
 
 }  // namespace vgfs

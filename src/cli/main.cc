@@ -134,6 +134,7 @@ int cmd_mount(const std::vector<std::string>& sources, const std::string& mountp
   for (const std::string& w : source->warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
   if (source->from_config) {
     o.config = absolute(sources[0]);  // the daemon changes its folder to /
+    o.found = std::move(source->config);  // parsed once, not again by run_mount
   } else {
     o.found = std::move(source->config);  // its paths are absolute already
     o.format = source->format;

@@ -30,7 +30,7 @@ namespace {
 // "a config file" when it loads as one, else "a file": the message then
 // says what was probably meant.
 std::string file_kind(const std::string& path) {
-  return load_config(path).ok() ? "a config file" : "a file, not a folder";
+  return load_config(path, ConfigParts::kVgAndPvs).ok() ? "a config file" : "a file, not a folder";
 }
 
 }  // namespace

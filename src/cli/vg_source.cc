@@ -59,7 +59,7 @@ Result<VgSource> find_vg_source(const std::vector<std::string>& sources, const s
   if (sources.size() == 1 && looks_like_config(sources[0])) {
     if (!vg_name.empty())
       return Status::Error(EINVAL, fmt::format("{} is a config file: --vg is for PV paths", sources[0]));
-    Result<VgConfig> config = load_config(sources[0]);
+    Result<VgConfig> config = load_config(sources[0], ConfigParts::kVgAndPvs);
     if (!config.ok()) return config.status();
     out.config = std::move(*config);
     out.from_config = true;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <fmt/format.h>
 #include <set>
 #include <yaml-cpp/yaml.h>
@@ -195,14 +197,103 @@ Result<VgConfig> parse(const YAML::Node& root, const std::string& path) {
 
 }  // namespace
 
-Result<VgConfig> load_config(const std::string& path_in) {
+std::optional<std::string> without_top_level_block(const std::string& text, std::string_view key) {
+  // The line that opens the block: `key`, optional blanks, `:`, then a blank
+  // or the end of the line.
+  auto opens = [&](size_t at, size_t end) {
+    if (text.compare(at, key.size(), key) != 0) return false;
+    size_t i = at + key.size();
+    while (i < end && (text[i] == ' ' || text[i] == '\t')) ++i;
+    if (i >= end || text[i] != ':') return false;
+    ++i;
+    return i >= end || text[i] == ' ' || text[i] == '\t' || text[i] == '\r';
+  };
+  // A line that belongs to the block above it.
+  auto continues = [&](size_t at, size_t end) {
+    if (at == end) return true;
+    const char c = text[at];
+    if (c == ' ' || c == '\t' || c == '\r' || c == '#') return true;
+    return c == '-' && (at + 1 == end || text[at + 1] == ' ' || text[at + 1] == '\t' || text[at + 1] == '\r');
+  };
+  // A column-0 line is a top-level key only outside a quoted scalar and a
+  // flow collection that go on over lines, and blanking a block changes
+  // nothing else only if no anchor in it is used (or redefined) outside.
+  // Without a YAML parser that is not sure in general, so the cut is made
+  // only where it is: quotes that close on their line, no backslash escape,
+  // [ ] { } balanced at every column-0 line, no `&` in the block. Anything
+  // else is parsed whole.
+  int depth = 0;  // open [ and { outside quotes and comments
+  auto scan = [&](size_t at, size_t end) {
+    bool in_single = false, in_double = false;
+    for (size_t i = at; i < end; ++i) {
+      const char c = text[i];
+      if (c == '\\') return false;
+      if (in_double) {
+        in_double = c != '"';
+      } else if (in_single) {
+        in_single = c != '\'';
+      } else if (c == '"') {
+        in_double = true;
+      } else if (c == '\'') {
+        in_single = true;
+      } else if (c == '#' && (i == at || text[i - 1] == ' ' || text[i - 1] == '\t')) {
+        break;
+      } else if (c == '[' || c == '{') {
+        ++depth;
+      } else if (c == ']' || c == '}') {
+        if (--depth < 0) return false;
+      }
+    }
+    return !in_single && !in_double;
+  };
+  std::string out = text;
+  bool cut = false, inside = false;
+  for (size_t at = 0; at < text.size();) {
+    size_t end = text.find('\n', at);
+    if (end == std::string::npos) end = text.size();
+    if (inside && !continues(at, end)) {
+      if (depth != 0) return std::nullopt;
+      inside = false;
+    }
+    if (!inside && opens(at, end)) {  // every such block: YAML readers differ on repeated keys
+      if (depth != 0) return std::nullopt;
+      inside = cut = true;
+    }
+    if (!scan(at, end)) return std::nullopt;
+    if (inside) {
+      if (std::find(text.begin() + static_cast<std::ptrdiff_t>(at), text.begin() + static_cast<std::ptrdiff_t>(end),
+                    '&') != text.begin() + static_cast<std::ptrdiff_t>(end))
+        return std::nullopt;
+      std::fill(out.begin() + static_cast<std::ptrdiff_t>(at), out.begin() + static_cast<std::ptrdiff_t>(end), ' ');
+    }
+    at = end + 1;
+  }
+  if (!cut || depth != 0) return std::nullopt;
+  return out;
+}
+
+Result<VgConfig> load_config(const std::string& path_in, ConfigParts parts) {
   std::string path = std::filesystem::absolute(path_in).lexically_normal().string();
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
     return Status::Error(ENOENT, fmt::format("{}: config file not found", path_in));
+  if (parts == ConfigParts::kVgAndPvs) {
+    std::ifstream in(path, std::ios::binary);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (std::optional<std::string> cut = in ? without_top_level_block(text, "lvs") : std::nullopt) {
+      try {
+        Result<VgConfig> cfg = parse(YAML::Load(*cut), path);
+        if (cfg.ok()) return cfg;
+      } catch (const YAML::Exception&) {
+      }
+      // Read whole below: its error, not the cut text's.
+    }
+  }
   try {
     YAML::Node root = YAML::LoadFile(path);
-    return parse(root, path);
+    Result<VgConfig> cfg = parse(root, path);
+    if (cfg.ok() && parts == ConfigParts::kVgAndPvs) cfg->lvs.clear();  // the same answer, cut or not
+    return cfg;
   } catch (const YAML::BadFile&) {
     return Status::Error(ENOENT, fmt::format("{}: cannot read the config file", path_in));
   } catch (const YAML::Exception& e) {

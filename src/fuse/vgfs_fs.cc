@@ -998,7 +998,7 @@ fuse_lowlevel_ops make_ops() {
 }  // namespace
 
 int run_mount(const MountOptions& options) {
-  Result<VgConfig> config = options.found ? Result<VgConfig>(*options.found) : load_config(options.config);
+  Result<VgConfig> config = options.found ? Result<VgConfig>(*options.found) : load_config(options.config, ConfigParts::kVgAndPvs);
   if (!config.ok()) {
     log::error(config.status().message());
     return 1;

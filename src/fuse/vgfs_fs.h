@@ -16,7 +16,9 @@ namespace vgfs {
 
 struct MountOptions {
   std::string config;      // absolute path of the config file; empty when the VG was found from PV paths
-  // The VG found from PV paths (src/cli/vg_source.h), when `config` is empty.
+  // The VG as the command line read it (src/cli/vg_source.h): found from PV
+  // paths, or `config` already loaded (a config of a million extents takes
+  // a second to parse: run_mount loads `config` itself only without this).
   std::optional<VgConfig> found;
   const VgFormat* format = &vgfs_format();
   // An LVM2 VG: LVM2's VG lock file in lvm_lock_dir is held while mounted
