@@ -669,16 +669,20 @@ void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
   }
   // Pieces on NBD PVs: sent at once and replied from their completion (on
   // the connection's I/O thread), so this thread serves the next request
-  // meanwhile. Not for a request from an io_uring ring, which only its
-  // queue thread may answer.
-  if (fs.volume().has_async_pvs() && UringTransport::reply_buffer().empty())
-    if (AsyncSlot* s = fs.async_slots().take(size)) {
+  // meanwhile; alone in flight, served here (src/fuse/async_slots.h). Not
+  // for a request from an io_uring ring, which only its queue thread may
+  // answer.
+  std::optional<AsyncSlots::SyncTurn> alone;
+  if (fs.volume().has_async_pvs() && UringTransport::reply_buffer().empty()) {
+    if (fs.async_slots().idle()) alone.emplace(fs.async_slots());
+    else if (AsyncSlot* s = fs.async_slots().take(size)) {
       s->req = req;
       s->io.done = read_done;
       s->io.context = s;
       if (fs.volume().start_read(s->io, VgFs::slot_of(ino), static_cast<uint64_t>(off), s->buf.data(), size)) return;
       AsyncSlots::give_back(*s);
     }
+  }
   VolumeSet::IoGuard guard(fs.volume());  // the PEs stay this LV's until the reply is sent
   PvPiece pieces[kMaxPieces];
   size_t count = fs.volume().map(VgFs::slot_of(ino), static_cast<uint64_t>(off), size, pieces);
@@ -805,10 +809,13 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
   }
   if (static_cast<uint64_t>(off) >= volume.lv_size(lv)) return (void)fuse_reply_err(req, ENOSPC);
   // Outside any job, pieces on NBD PVs are sent at once and the write is
-  // replied from their completion (as op_read). Inside a job's range the
-  // write rules run synchronously (docs/migration.md rules 2-5).
-  if (volume.has_async_pvs() && !volume.has_transfers(lv) && UringTransport::reply_buffer().empty())
-    if (AsyncSlot* s = fs.async_slots().take(size)) {
+  // replied from their completion (as op_read; alone in flight, served
+  // here). Inside a job's range the write rules run synchronously
+  // (docs/migration.md rules 2-5).
+  std::optional<AsyncSlots::SyncTurn> alone;
+  if (volume.has_async_pvs() && !volume.has_transfers(lv) && UringTransport::reply_buffer().empty()) {
+    if (fs.async_slots().idle()) alone.emplace(fs.async_slots());
+    else if (AsyncSlot* s = fs.async_slots().take(size)) {
       ssize_t got = to_memory(s->buf.data(), size);
       if (got < 0) {
         AsyncSlots::give_back(*s);
@@ -828,6 +835,7 @@ void op_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec* in, off_t 
       }
       return (void)fuse_reply_write(req, *done);
     }
+  }
   {
     VolumeSet::IoGuard guard(volume);
     PvPiece pieces[kMaxPieces];
