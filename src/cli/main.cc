@@ -132,11 +132,10 @@ int cmd_mount(const std::vector<std::string>& sources, const std::string& mountp
   Result<cli::VgSource> source = cli::find_vg_source(sources, vg_name);
   if (!source.ok()) return fail(source.status().message());
   for (const std::string& w : source->warnings) fmt::print(stderr, "vgfs: warning: {}\n", printable(w));
+  o.found = std::move(source->config);  // parsed once, not again by run_mount; its paths are absolute
   if (source->from_config) {
     o.config = absolute(sources[0]);  // the daemon changes its folder to /
-    o.found = std::move(source->config);  // parsed once, not again by run_mount
   } else {
-    o.found = std::move(source->config);  // its paths are absolute already
     o.format = source->format;
     o.lvm2 = source->lvm2;
     o.lvm2_vg_id = source->lvm2_vg_id;

@@ -261,10 +261,8 @@ std::optional<std::string> without_top_level_block(const std::string& text, std:
     }
     if (!scan(at, end)) return std::nullopt;
     if (inside) {
-      if (std::find(text.begin() + static_cast<std::ptrdiff_t>(at), text.begin() + static_cast<std::ptrdiff_t>(end),
-                    '&') != text.begin() + static_cast<std::ptrdiff_t>(end))
-        return std::nullopt;
-      std::fill(out.begin() + static_cast<std::ptrdiff_t>(at), out.begin() + static_cast<std::ptrdiff_t>(end), ' ');
+      if (text.find('&', at) < end) return std::nullopt;
+      out.replace(at, end - at, end - at, ' ');
     }
     at = end + 1;
   }

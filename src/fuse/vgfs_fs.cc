@@ -1006,7 +1006,8 @@ fuse_lowlevel_ops make_ops() {
 }  // namespace
 
 int run_mount(const MountOptions& options) {
-  Result<VgConfig> config = options.found ? Result<VgConfig>(*options.found) : load_config(options.config, ConfigParts::kVgAndPvs);
+  Result<VgConfig> config =
+      options.found ? Result<VgConfig>(*options.found) : load_config(options.config, ConfigParts::kVgAndPvs);
   if (!config.ok()) {
     log::error(config.status().message());
     return 1;
